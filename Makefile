@@ -1,0 +1,47 @@
+# tern — the two commands are `make run` and `make test`.
+# Everything below is CMake underneath; this file only strings steps together.
+
+JOBS    ?= 2
+BUILD   ?= build
+CMAKE   ?= cmake
+NODE_TEST = node --test --test-concurrency=1 --test-timeout=120000
+
+.PHONY: all deps build run test unit e2e test-asan test-tsan fuzz bench format clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+# Release-with-debug-info build of ternd, the core library and unit tests.
+build:
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+run: deps build
+	./$(BUILD)/ternd -v
+
+# Every test: unit and end-to-end (1 and 4 worker threads) on the normal
+# build, then the same under ASan+UBSan, then the multi-threaded end-to-end
+# suite under ThreadSanitizer.
+test: deps
+	@./scripts/test.sh
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+e2e: build
+	TERND=$(BUILD)/ternd TERN_THREADS=1 $(NODE_TEST) tests/e2e/
+	TERND=$(BUILD)/ternd TERN_THREADS=4 $(NODE_TEST) tests/e2e/
+
+fuzz: deps
+	@./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+bench: deps build
+	@./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,47 @@
+#!/bin/sh
+# `make test`: builds and runs every test in three configurations. Exits
+# non-zero on the first failing stage and prints a summary line per stage.
+set -eu
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+NODE_TEST="node --test --test-concurrency=1 --test-timeout=120000"
+
+build() { # dir, extra cmake args...
+	dir=$1; shift
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake --build "$dir" -j"$JOBS"
+}
+
+stage() { echo; echo "=== $* ==="; }
+
+stage "format check"
+if command -v clang-format >/dev/null 2>&1; then
+	clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') 
+fi
+
+stage "build (release)"
+build build
+stage "unit tests (release)"
+(cd build && ctest --output-on-failure)
+stage "end-to-end, 1 thread (release)"
+TERND=build/ternd TERN_THREADS=1 $NODE_TEST tests/e2e/
+stage "end-to-end, 4 threads (release)"
+TERND=build/ternd TERN_THREADS=4 $NODE_TEST tests/e2e/
+
+stage "build (ASan+UBSan)"
+build build-asan -DTERN_SANITIZE=address,undefined
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+stage "unit tests (ASan+UBSan)"
+(cd build-asan && ctest --output-on-failure)
+stage "end-to-end, 2 threads (ASan+UBSan)"
+TERND=build-asan/ternd TERN_THREADS=2 $NODE_TEST tests/e2e/
+
+stage "build (TSan)"
+build build-tsan -DTERN_SANITIZE=thread
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+stage "end-to-end, 4 threads (TSan)"
+TERND=build-tsan/ternd TERN_THREADS=4 $NODE_TEST tests/e2e/
+
+echo
+echo "all test stages passed"

@@ -1,0 +1,100 @@
+/*
+ * ternd's configuration: Mosquitto's syntax (`key value`, `#` comments, keys
+ * after `listener` apply to that listener) read through one declarative key
+ * table (STYLE.md #11). Unknown keys and bad values are refused with
+ * file:line and a reason. See docs/configuration.md for every key.
+ */
+#ifndef TERN_BROKER_CONFIG_H
+#define TERN_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum listener_protocol { PROTO_MQTT = 0, PROTO_WEBSOCKETS = 1 };
+
+struct listener_cfg {
+	uint16_t port;
+	char *bind;    /* address to bind, NULL = all addresses */
+	int protocol;  /* enum listener_protocol */
+	int max_connections; /* -1 = unlimited */
+};
+
+/* Log type bits for log_type. */
+enum {
+	LOGT_ERROR = 1 << 0,
+	LOGT_WARNING = 1 << 1,
+	LOGT_NOTICE = 1 << 2,
+	LOGT_INFORMATION = 1 << 3,
+	LOGT_DEBUG = 1 << 4,
+	LOGT_SUBSCRIBE = 1 << 5,
+	LOGT_UNSUBSCRIBE = 1 << 6,
+	LOGT_ALL = 0x7f,
+};
+
+/* Log destination bits for log_dest. */
+enum { LOGD_STDOUT = 1 << 0, LOGD_STDERR = 1 << 1, LOGD_FILE = 1 << 2,
+       LOGD_NONE = 1 << 3 };
+
+struct config {
+	struct listener_cfg *listeners;
+	size_t nlisteners;
+	bool local_only; /* no listener configured: 127.0.0.1 and ::1 */
+
+	int allow_anonymous; /* -1 unset, 0, 1 */
+	char *password_file;
+	char *acl_file;
+
+	int max_queued_messages; /* 1000; 0 = unlimited */
+	uint64_t max_queued_bytes; /* 0 = unlimited */
+	int max_inflight_messages; /* 20; also our Receive Maximum; 0 = 65535 */
+	int max_connections;       /* -1 = unlimited */
+	uint32_t max_packet_size;  /* 0 = protocol maximum */
+	uint32_t message_size_limit; /* 0 = none; payload bytes */
+	uint16_t max_keepalive;    /* 65535 */
+	uint32_t connect_timeout;  /* tern: seconds from accept to CONNECT, 10 */
+
+	int sys_interval;          /* 10; 0 disables $SYS */
+	bool connection_messages;  /* true */
+	unsigned log_dest;         /* LOGD_* bits; default stderr */
+	char *log_file;            /* with log_dest file */
+	unsigned log_type;         /* LOGT_* bits */
+	char *log_timestamp_format; /* strftime format, NULL = unix seconds */
+	bool log_timestamp;        /* true */
+
+	char *pid_file;
+	int threads;               /* 0 = number of cores */
+
+	bool persistence;          /* accepted; durability is issue 6 */
+	char *persistence_location;
+	int autosave_interval;
+};
+
+/* Fills *c with defaults (no listeners). */
+void config_init(struct config *c);
+
+/* Frees everything config_init/config_load allocated. */
+void config_free(struct config *c);
+
+/*
+ * Reads `path` into *c (which must be config_init'ed). Returns 0, or
+ * TERN_ECONFIG with a message "FILE:LINE: reason" written into
+ * err[0..errlen). A missing file is an error.
+ */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Same, from a string (for tests and the embedded default config). */
+int config_parse(struct config *c, const char *text, const char *name,
+		 char *err, size_t errlen);
+
+/*
+ * Applies what loading leaves implicit: with no listener, local-only mode on
+ * 1883 with anonymous allowed; with listeners and allow_anonymous unset,
+ * anonymous is refused (Mosquitto 2.0).
+ */
+void config_finish(struct config *c);
+
+/* Adds a listener on `port` (for -p). Returns 0 or TERN_ENOMEM. */
+int config_add_listener(struct config *c, uint16_t port, const char *bind);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * An application message as the broker holds it: one immutable, refcounted
+ * object per PUBLISH received (DESIGN.md §4). Subscribers' output queues,
+ * offline queues, the retained store and inflight windows all hold
+ * references; nothing copies the payload per subscriber.
+ *
+ * Thread safety: the refcount is atomic; every other field is written once in
+ * msg_new() and only read afterwards, so a message may be shared freely
+ * between workers.
+ */
+#ifndef TERN_BROKER_MSG_H
+#define TERN_BROKER_MSG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt/packet.h"
+
+struct msg {
+	atomic_uint refs;
+	uint8_t qos;    /* QoS as published */
+	bool retain;    /* RETAIN flag as published */
+	bool has_expiry;
+	uint32_t expiry;      /* message expiry interval (s) at receipt */
+	uint64_t received_ms; /* clock_ms() at receipt, for expiry */
+	const void *origin;   /* publishing session, compared for no-local */
+	const char *topic;    /* NUL-terminated, inside data[] */
+	uint16_t topic_len;
+	const uint8_t *payload; /* inside data[] */
+	uint32_t payload_len;
+	/*
+	 * The v5 properties forwarded to subscribers (payload format, content
+	 * type, response topic, correlation data, user properties); pointers
+	 * refer to data[]. Never holds topic alias or subscription ids.
+	 */
+	struct mqtt_props props;
+	uint8_t data[];
+};
+
+/*
+ * Creates a message from a decoded PUBLISH whose topic is `topic` (the alias
+ * already resolved by the caller). Copies topic, payload and forwarded
+ * properties. The result has one reference, owned by the caller. `origin`
+ * is only compared, never dereferenced. Returns NULL when out of memory.
+ */
+struct msg *msg_new(const struct mqtt_publish *pub, const char *topic,
+		    size_t topic_len, const void *origin, uint64_t now_ms);
+
+/* Creates a message from plain parts (used for $SYS and wills); no props. */
+struct msg *msg_new_simple(const char *topic, const void *payload,
+			   size_t payload_len, uint8_t qos, bool retain,
+			   uint64_t now_ms);
+
+/* Takes a reference; returns m for convenience. */
+static inline struct msg *msg_ref(struct msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+/* Drops a reference and frees the message with the last one. NULL is ok. */
+void msg_unref(struct msg *m);
+
+/*
+ * Whether the message has expired at now_ms, and if not, the remaining
+ * expiry interval in seconds to forward (MQTT 5 §3.3.2.3.3).
+ */
+bool msg_expired(const struct msg *m, uint64_t now_ms, uint32_t *remaining);
+
+#endif

@@ -1,0 +1,101 @@
+// Starts a real broker process for one test file and stops it afterwards.
+//
+// The broker is `ternd` from $TERND (default build/ternd) with
+// --threads $TERN_THREADS (default 1). With BROKER=mosquitto the same tests
+// run against Debian's mosquitto instead, which is how the suite itself is
+// checked against a reference implementation; tests of tern-only behaviour
+// look at `broker.kind`.
+//
+// stop() fails the test when the broker exits non-zero or printed a
+// sanitizer report, so ASan/UBSan/TSan findings fail the suite.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const KIND = process.env.BROKER === 'mosquitto' ? 'mosquitto' : 'tern';
+export const THREADS = Number(process.env.TERN_THREADS || 1);
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function waitForPort(port, proc, ms) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (proc.exitCode !== null) {
+        reject(new Error(`broker exited early with ${proc.exitCode}`));
+        return;
+      }
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(); });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} never opened`));
+        else setTimeout(attempt, 25);
+      });
+    };
+    attempt();
+  });
+}
+
+const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer)/;
+
+// Starts a broker listening on a free loopback port.
+//   opts.config: extra config lines (string), appended after the listener
+//   opts.args:   extra command-line arguments
+//   opts.anonymous: allow_anonymous (default true)
+// Returns { kind, port, host, url, stop(), output() }.
+export async function startBroker(opts = {}) {
+  const port = opts.port || await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tern-e2e-'));
+  const conf = path.join(dir, 'broker.conf');
+  const lines = [`listener ${port} 127.0.0.1`];
+  if (opts.anonymous !== false) lines.push('allow_anonymous true');
+  if (opts.config) lines.push(opts.config);
+  writeFileSync(conf, lines.join('\n') + '\n');
+
+  let cmd; let args;
+  if (KIND === 'mosquitto') {
+    cmd = 'mosquitto'; args = ['-c', conf, '-v'];
+  } else {
+    cmd = process.env.TERND || 'build/ternd';
+    args = ['-c', conf, '-v', '--threads', String(opts.threads || THREADS), ...(opts.args || [])];
+  }
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  await waitForPort(port, proc, 10000);
+
+  return {
+    kind: KIND,
+    port,
+    host: '127.0.0.1',
+    dir,
+    url: `mqtt://127.0.0.1:${port}`,
+    proc,
+    output: () => out,
+    // Stops the broker with SIGTERM; rejects on a non-zero exit or a
+    // sanitizer report.
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
+      const { code, signal } = await exited;
+      clearTimeout(timer);
+      if (SANITIZER.test(out)) throw new Error(`sanitizer report from broker:\n${out.slice(-8000)}`);
+      if (code !== 0) throw new Error(`broker exited with code ${code} signal ${signal}:\n${out.slice(-4000)}`);
+    },
+  };
+}
