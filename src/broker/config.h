@@ -67,19 +67,23 @@ struct config {
 
 	bool persistence;          /* accepted; durability is issue 6 */
 	char *persistence_location;
-	int autosave_interval;
+	int autosave_interval;     /* seconds, 1800 as Mosquitto */
 };
 
 /* Fills *c with defaults (no listeners). */
 void config_init(struct config *c);
 
-/* Frees everything config_init/config_load allocated. */
+/*
+ * Frees everything config_init/config_load allocated and leaves *c as
+ * config_init does, so calling it twice is safe.
+ */
 void config_free(struct config *c);
 
 /*
  * Reads `path` into *c (which must be config_init'ed). Returns 0, or
  * TERN_ECONFIG with a message "FILE:LINE: reason" written into
- * err[0..errlen). A missing file is an error.
+ * err[0..errlen) (TERN_ENOMEM with "out of memory"). A missing file is an
+ * error. On error *c may be partly filled; the caller still config_free()s.
  */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
@@ -90,9 +94,9 @@ int config_parse(struct config *c, const char *text, const char *name,
 /*
  * Applies what loading leaves implicit: with no listener, local-only mode on
  * 1883 with anonymous allowed; with listeners and allow_anonymous unset,
- * anonymous is refused (Mosquitto 2.0).
+ * anonymous is refused (Mosquitto 2.0). Returns 0 or TERN_ENOMEM.
  */
-void config_finish(struct config *c);
+int config_finish(struct config *c);
 
 /* Adds a listener on `port` (for -p). Returns 0 or TERN_ENOMEM. */
 int config_add_listener(struct config *c, uint16_t port, const char *bind);

@@ -1,0 +1,289 @@
+/*
+ * ternd: the broker's main program. Reads the command line and the
+ * configuration, starts the workers, then waits for signals on the main
+ * thread (SIGTERM/SIGINT stop, SIGHUP reloads what can be reloaded). Signals
+ * are blocked in every thread and taken synchronously here with sigwait, so
+ * no handler runs in a worker and no global flag is needed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/config.h"
+
+struct options {
+	const char *config_file;
+	uint16_t ports[16];
+	int nports;
+	bool verbose;
+	bool test_config;
+	int threads;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ternd [-c FILE] [-p PORT]... [-v] [--threads N] "
+		"[--test-config]\n"
+		"  -c, --config-file FILE  read Mosquitto-syntax configuration\n"
+		"  -p, --port PORT         listen on PORT (repeatable)\n"
+		"  -v, --verbose           log everything (log_type all)\n"
+		"      --threads N         worker threads (default: cores)\n"
+		"      --test-config       check the configuration and exit\n"
+		"  -h, --help              this help\n");
+}
+
+static int parse_port(const char *s, uint16_t *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{"config-file", required_argument, NULL, 'c'},
+		{"port", required_argument, NULL, 'p'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"daemon", no_argument, NULL, 'd'},
+		{"threads", required_argument, NULL, 'T'},
+		{"test-config", no_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->threads = -1;
+	while ((ch = getopt_long(argc, argv, "c:p:vdh", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case 'c': o->config_file = optarg; break;
+		case 'p':
+			if (o->nports == 16 ||
+			    parse_port(optarg, &o->ports[o->nports]) != 0) {
+				fprintf(stderr, "ternd: bad port '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->nports++;
+			break;
+		case 'v': o->verbose = true; break;
+		case 'd':
+			fprintf(stderr, "ternd: -d (daemonise) is not "
+					"supported; run ternd under a service "
+					"manager instead\n");
+			return -1;
+		case 'T': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 1024) {
+				fprintf(stderr, "ternd: bad --threads '%s'\n",
+					optarg);
+				return -1;
+			}
+			o->threads = (int)v;
+			break;
+		}
+		case 't': o->test_config = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ternd: unexpected argument '%s'\n",
+			argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loads the file and the command line into cfg; prints the error. */
+static int load_config(struct config *cfg, const struct options *o)
+{
+	char err[512];
+	int i;
+
+	config_init(cfg);
+	if (o->config_file &&
+	    config_load(cfg, o->config_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ternd: %s\n", err);
+		return -1;
+	}
+	for (i = 0; i < o->nports; i++)
+		if (config_add_listener(cfg, o->ports[i], NULL) != 0)
+			return -1;
+	/* Without a config file, -p ports stay local-only and anonymous,
+	 * like the default port (Mosquitto 2 behaves the same). */
+	if (!o->config_file && o->nports) {
+		cfg->local_only = true;
+		if (cfg->allow_anonymous < 0)
+			cfg->allow_anonymous = 1;
+	}
+	if (config_finish(cfg) != 0)
+		return -1;
+	if (o->threads > 0)
+		cfg->threads = o->threads;
+	if (o->verbose)
+		cfg->log_type = LOGT_ALL;
+	return 0;
+}
+
+/* Refuses settings that this build does not implement yet, rather than
+ * ignoring them and running less safely than the operator asked. */
+static int check_supported(const struct config *cfg)
+{
+	size_t i;
+
+	if (cfg->password_file || cfg->acl_file) {
+		fprintf(stderr, "ternd: password_file and acl_file are not "
+				"supported yet\n");
+		return -1;
+	}
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].protocol != PROTO_MQTT) {
+			fprintf(stderr, "ternd: listener %u: protocol "
+					"websockets is not supported yet\n",
+				cfg->listeners[i].port);
+			return -1;
+		}
+	return 0;
+}
+
+static void apply_logging(const struct config *cfg)
+{
+	if (log_configure(cfg->log_dest & ~(unsigned)LOGD_NONE, cfg->log_file,
+			  cfg->log_dest & LOGD_NONE ? 0 : cfg->log_type,
+			  cfg->log_timestamp_format, cfg->log_timestamp) != 0)
+		fprintf(stderr, "ternd: cannot open log file %s: %s\n",
+			cfg->log_file ? cfg->log_file : "?", strerror(errno));
+}
+
+static void write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		log_msg(LOG_WARNING, "Cannot write pid_file %s: %s.", path,
+			strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+static void print_urls(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct listener_cfg *l = &cfg->listeners[i];
+		const char *host = l->bind ? l->bind : "localhost";
+
+		log_msg(LOG_NOTICE, "Listening: mqtt://%s:%u", host, l->port);
+	}
+	if (cfg->local_only)
+		log_msg(LOG_NOTICE,
+			"Local-only mode: listening on 127.0.0.1 and ::1 with "
+			"anonymous access. Use a configuration file to accept "
+			"remote clients.");
+}
+
+/* SIGHUP: re-read the file; apply logging settings. */
+static void reload(const struct options *o)
+{
+	struct config fresh;
+
+	if (load_config(&fresh, o) == 0 && check_supported(&fresh) == 0) {
+		apply_logging(&fresh);
+		log_msg(LOG_NOTICE, "Reloaded configuration (logging settings "
+				    "applied; other changes need a restart).");
+	} else {
+		log_msg(LOG_ERR, "Reload failed; keeping the running "
+				 "configuration.");
+	}
+	config_free(&fresh);
+}
+
+/* Waits for signals until asked to stop. */
+static void wait_signals(const sigset_t *set, const struct options *o)
+{
+	for (;;) {
+		int sig;
+
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(o);
+			continue;
+		}
+		log_msg(LOG_NOTICE, "Received %s, shutting down.",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+		return;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct config cfg;
+	struct broker b;
+	sigset_t set;
+	int threads, rc = 1;
+
+	if (parse_args(argc, argv, &o) != 0)
+		return 2;
+	if (load_config(&cfg, &o) != 0 || check_supported(&cfg) != 0) {
+		config_free(&cfg);
+		return 1;
+	}
+	if (o.test_config) {
+		printf("ternd: configuration OK\n");
+		config_free(&cfg);
+		return 0;
+	}
+	apply_logging(&cfg);
+	threads = cfg.threads > 0 ? cfg.threads
+				  : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 1)
+		threads = 1;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_msg(LOG_NOTICE, "ternd version 0.1.0 starting with %d worker "
+			    "thread%s.",
+		threads, threads == 1 ? "" : "s");
+	if (broker_init(&b, &cfg, threads) == 0 && broker_start(&b) == 0) {
+		if (cfg.pid_file)
+			write_pid_file(cfg.pid_file);
+		print_urls(&cfg);
+		wait_signals(&set, &o);
+		rc = 0;
+	}
+	broker_stop(&b);
+	if (cfg.pid_file && rc == 0)
+		unlink(cfg.pid_file);
+	log_msg(LOG_NOTICE, "ternd stopped.");
+	log_shutdown();
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,109 @@
+/*
+ * Broker lifetime: creating the shared state and the workers (listener
+ * sockets are opened here, before any thread starts, so a port conflict is
+ * a start-up error), starting the threads, and the orderly stop.
+ */
+#include "broker/broker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "broker/retain.h"
+#include "broker/session.h"
+#include "broker/subs.h"
+#include "broker/worker.h"
+
+int broker_init(struct broker *b, const struct config *cfg, int nworkers)
+{
+	int i;
+
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	b->start_ms = clock_ms();
+	pthread_mutex_init(&b->sess_mu, NULL);
+	b->subs = subs_new();
+	b->retain = retain_new();
+	b->workers = calloc((size_t)nworkers, sizeof(*b->workers));
+	if (!b->subs || !b->retain || !b->workers)
+		return TERN_ENOMEM;
+	for (i = 0; i < nworkers; i++) {
+		b->workers[i] = worker_new(b, i);
+		if (!b->workers[i])
+			return TERN_EIO;
+		b->nworkers++;
+	}
+	return 0;
+}
+
+int broker_start(struct broker *b)
+{
+	int i;
+
+	for (i = 0; i < b->nworkers; i++) {
+		struct worker *w = b->workers[i];
+
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_msg(LOG_ERR, "Cannot start worker thread %d.", i);
+			return TERN_EIO;
+		}
+		w->started = true;
+	}
+	return 0;
+}
+
+/* Drops every session left in the table (shutdown only). */
+static void broker_free_sessions(struct broker *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->sessions.nbuckets; i++) {
+		while (b->sessions.buckets[i]) {
+			struct session *s = b->sessions.buckets[i];
+
+			pthread_mutex_lock(&s->mu);
+			session_clear_subs(b, s);
+			pthread_mutex_unlock(&s->mu);
+			session_remove(b, s);
+		}
+	}
+	free(b->sessions.buckets);
+	b->sessions.buckets = NULL;
+}
+
+void broker_stop(struct broker *b)
+{
+	int i;
+
+	atomic_store(&b->stopping, true);
+	for (i = 0; i < b->nworkers; i++)
+		if (b->workers[i]->started)
+			loop_wake(b->workers[i]->loop);
+	for (i = 0; i < b->nworkers; i++)
+		if (b->workers[i]->started)
+			pthread_join(b->workers[i]->thread, NULL);
+	for (i = 0; i < b->nworkers; i++)
+		worker_free(b->workers[i]);
+	free(b->workers);
+	b->workers = NULL;
+	pthread_mutex_lock(&b->sess_mu);
+	broker_free_sessions(b);
+	pthread_mutex_unlock(&b->sess_mu);
+	subs_free(b->subs);
+	retain_free(b->retain);
+	pthread_mutex_destroy(&b->sess_mu);
+}
+
+void broker_count_client(struct broker *b, int transport, int delta)
+{
+	int_fast64_t now, max;
+
+	STAT_ADD(b, transport_connected[transport], delta);
+	now = atomic_fetch_add(&b->st.clients_connected, delta) + delta;
+	max = atomic_load(&b->st.clients_maximum);
+	while (now > max &&
+	       !atomic_compare_exchange_weak(&b->st.clients_maximum, &max, now))
+		;
+}

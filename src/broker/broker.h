@@ -1,0 +1,98 @@
+/*
+ * The broker: state shared by all workers (DESIGN.md §3) — the subscription
+ * index, the retained store, the session table, statistics — and the
+ * start/stop of the worker threads.
+ *
+ * Lock order (outer to inner): broker.sess_mu, session.mu, then the index's
+ * or retained store's own rwlock, then a worker's inbox lock.
+ */
+#ifndef TERN_BROKER_BROKER_H
+#define TERN_BROKER_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/config.h"
+
+struct worker;
+struct session;
+struct msg;
+
+enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
+
+/* Counters for $SYS and metrics; relaxed atomics, written by any worker. */
+struct broker_stats {
+	atomic_uint_fast64_t msgs_received; /* all packets */
+	atomic_uint_fast64_t msgs_sent;
+	atomic_uint_fast64_t pub_received; /* PUBLISH packets */
+	atomic_uint_fast64_t pub_sent;
+	atomic_uint_fast64_t pub_dropped;
+	atomic_uint_fast64_t bytes_received;
+	atomic_uint_fast64_t bytes_sent;
+	atomic_int_fast64_t clients_connected;
+	atomic_int_fast64_t clients_maximum;
+	atomic_uint_fast64_t clients_total_seen; /* CONNECTs accepted */
+	atomic_int_fast64_t sessions_offline;    /* persistent, disconnected */
+	atomic_int_fast64_t connections;         /* open sockets */
+	atomic_int_fast64_t transport_connected[TR_COUNT];
+	atomic_int_fast64_t queued_messages;     /* in session queues */
+	atomic_int_fast64_t queued_bytes;
+};
+
+/* The session table: client id -> session, chained hash. */
+struct session_table {
+	struct session **buckets;
+	size_t nbuckets;
+	size_t count;
+};
+
+struct broker {
+	const struct config *cfg; /* immutable while workers run */
+	struct subs *subs;
+	struct retain *retain;
+	struct worker **workers;
+	int nworkers;
+
+	pthread_mutex_t sess_mu; /* guards `sessions` */
+	struct session_table sessions;
+
+	atomic_bool stopping;
+	uint64_t start_ms;
+	atomic_uint_fast64_t next_conn_id;
+	atomic_uint_fast64_t next_assigned_id;
+	struct broker_stats st;
+};
+
+/*
+ * Creates a broker for cfg (which must outlive it). Opens every listener
+ * socket for every worker, so port conflicts are reported here. Returns 0 or
+ * a negative TERN_E* code with a message logged.
+ */
+int broker_init(struct broker *b, const struct config *cfg, int nworkers);
+
+/* Starts the worker threads. Returns 0 or TERN_EIO. */
+int broker_start(struct broker *b);
+
+/*
+ * Asks every worker to stop, waits for them (connections are closed, wills
+ * of connected clients are not published: this is a clean shutdown), and
+ * frees everything. Safe after a failed broker_init.
+ */
+void broker_stop(struct broker *b);
+
+/*
+ * Routes a message to every matching subscriber; takes no ownership of m.
+ * `w` is the calling worker (for same-thread fast paths). Stores retained
+ * messages when m->retain. Returns the number of subscribers matched.
+ */
+int broker_publish(struct broker *b, struct worker *w, struct msg *m);
+
+/* Adds delta to a gauge and keeps clients_maximum up to date. */
+void broker_count_client(struct broker *b, int transport, int delta);
+
+#define STAT_ADD(b, field, n)                                                  \
+	atomic_fetch_add_explicit(&(b)->st.field, (n), memory_order_relaxed)
+
+#endif

@@ -1,0 +1,615 @@
+/*
+ * Connections: reading and framing packets, dispatching them to the
+ * handlers, encoding what we send into the output queue, flushing it, and
+ * closing (with will handling and session detach). See conn.h for the state
+ * machine and ownership.
+ */
+#include "broker/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+
+/* Stop pumping session queues into the socket buffer above this. */
+#define CONN_OQ_HIGH (1u << 20)
+/* Largest single read; the buffer grows only as data actually arrives. */
+#define CONN_READ_CHUNK 65536
+/* Reads per readiness event, so one busy client cannot starve others. */
+#define CONN_READS_PER_EVENT 4
+
+typedef int (*packet_handler)(struct conn *c, struct mqtt_packet *p);
+
+/* Client-to-server packets; NULL entries are never valid from a client. */
+static const packet_handler handlers[16] = {
+	[MQTT_CONNECT] = handle_connect,
+	[MQTT_PUBLISH] = handle_publish,
+	[MQTT_PUBACK] = handle_puback,
+	[MQTT_PUBREC] = handle_pubrec,
+	[MQTT_PUBREL] = handle_pubrel,
+	[MQTT_PUBCOMP] = handle_pubcomp,
+	[MQTT_SUBSCRIBE] = handle_subscribe,
+	[MQTT_UNSUBSCRIBE] = handle_unsubscribe,
+	[MQTT_PINGREQ] = handle_pingreq,
+	[MQTT_DISCONNECT] = handle_disconnect,
+	[MQTT_AUTH] = handle_auth,
+};
+
+const char *conn_transport_name(int transport)
+{
+	static const char *names[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
+
+	return transport >= 0 && transport < TR_COUNT ? names[transport] : "?";
+}
+
+static void conn_unref_msg(void *ref)
+{
+	msg_unref(ref);
+}
+
+static void conn_on_io(struct loop_io *io, uint32_t events);
+
+void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
+		 const char *peer, const char *host)
+{
+	struct broker *b = w->b;
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		log_msg(LOG_ERR, "Out of memory accepting %s; closed.", peer);
+		close(fd);
+		return;
+	}
+	c->io.fd = fd;
+	c->io.cb = conn_on_io;
+	c->w = w;
+	c->ls = ls;
+	c->transport = ls->transport;
+	c->id = atomic_fetch_add(&b->next_conn_id, 1) + 1;
+	c->accepted_at = c->last_rx = clock_ms();
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	outq_init(&c->oq, conn_unref_msg);
+	if (loop_add(w->loop, &c->io, EPOLLIN) != 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	STAT_ADD(b, connections, 1);
+	if (b->cfg->connection_messages)
+		log_msg(LOG_NOTICE, "New connection from %s on port %u (%s).",
+			peer, ls->port, conn_transport_name(c->transport));
+}
+
+struct session *conn_session_lock(struct conn *c)
+{
+	struct session *s = c->s;
+
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->conn_id != c->id) {
+		pthread_mutex_unlock(&s->mu);
+		return NULL;
+	}
+	return s;
+}
+
+int conn_send(struct conn *c, const struct mqtt_packet *p)
+{
+	size_t n = mqtt_encoded_size(p, c->version);
+	uint8_t *dst;
+	int rc;
+
+	if (c->client_max_packet && n > c->client_max_packet)
+		return TERN_ETOOBIG;
+	dst = outq_reserve(&c->oq, n);
+	if (!dst)
+		return TERN_ENOMEM;
+	rc = mqtt_encode(p, c->version, dst, n);
+	outq_commit(&c->oq, n, rc > 0 ? (size_t)rc : 0);
+	if (rc < 0)
+		return rc;
+	STAT_ADD(c->w->b, msgs_sent, 1);
+	worker_want_flush(c->w, c);
+	return 0;
+}
+
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
+{
+	struct mqtt_packet p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = type;
+	p.u.ack.packet_id = pid;
+	p.u.ack.reason = reason;
+	return conn_send(c, &p);
+}
+
+int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
+{
+	struct mqtt_packet p;
+	struct mqtt_publish *pub = &p.u.publish;
+	const struct msg *m = q->m;
+	uint32_t remaining;
+	size_t total, head;
+	uint8_t *dst;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	pub->qos = q->qos;
+	pub->dup = q->dup;
+	pub->retain = q->retain;
+	pub->topic.p = (const uint8_t *)m->topic;
+	pub->topic.len = m->topic_len;
+	pub->packet_id = q->qos ? q->pid : 0;
+	pub->payload = m->payload;
+	pub->payload_len = m->payload_len;
+	pub->props = m->props;
+	if (msg_expired(m, now, &remaining))
+		return TERN_ETIMEDOUT;
+	if (m->has_expiry) {
+		pub->props.present |= MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY);
+		pub->props.message_expiry = remaining;
+	}
+	pub->props.sub_ids = q->subids;
+	pub->props.sub_id_count = q->nsubids;
+	if (q->nsubids)
+		pub->props.present |= MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID);
+
+	total = mqtt_encoded_size(&p, c->version);
+	if (c->client_max_packet && total > c->client_max_packet)
+		return TERN_ETOOBIG;
+	head = total - m->payload_len;
+	dst = outq_reserve(&c->oq, head);
+	if (!dst)
+		return TERN_ENOMEM;
+	rc = mqtt_encode_publish_head(pub, c->version, dst, head);
+	outq_commit(&c->oq, head, rc > 0 ? (size_t)rc : 0);
+	if (rc < 0)
+		return rc;
+	/* The payload goes out by reference: no copy per subscriber. */
+	if (m->payload_len &&
+	    outq_append_ref(&c->oq, msg_ref(q->m), m->payload,
+			    m->payload_len) != 0)
+		return TERN_ENOMEM;
+	STAT_ADD(c->w->b, msgs_sent, 1);
+	STAT_ADD(c->w->b, pub_sent, 1);
+	worker_want_flush(c->w, c);
+	return 0;
+}
+
+/* The outgoing inflight window for this client. */
+static uint32_t conn_window(const struct conn *c, const struct session *s)
+{
+	uint32_t win = s->recv_max;
+	int cfg = c->w->b->cfg->max_inflight_messages;
+
+	if (cfg > 0 && (uint32_t)cfg < win)
+		win = (uint32_t)cfg;
+	return win ? win : 1;
+}
+
+void conn_pump_locked(struct conn *c, struct session *s)
+{
+	struct broker *b = c->w->b;
+	uint64_t now = clock_ms();
+	uint32_t win = conn_window(c, s);
+
+	while (s->qlen && c->oq.bytes < CONN_OQ_HIGH) {
+		struct qmsg *front = &s->q[s->qhead];
+		struct qmsg q;
+		int rc;
+
+		if (front->qos && s->ninfl >= win)
+			break;
+		if (front->qos && s->ninfl == s->infl_cap) {
+			uint32_t ncap = s->infl_cap ? s->infl_cap * 2 : 8;
+			struct qmsg *v = realloc(s->infl, ncap * sizeof(*v));
+
+			if (!v)
+				break;
+			s->infl = v;
+			s->infl_cap = ncap;
+		}
+		session_dequeue(b, s, &q);
+		if (q.qos) {
+			q.pid = session_next_pid(s);
+			q.state = q.qos == 1 ? QS_WAIT_PUBACK : QS_WAIT_PUBREC;
+		}
+		rc = conn_send_publish(c, &q, now);
+		if (rc == TERN_ETOOBIG || rc == TERN_ETIMEDOUT) {
+			/* MQTT 5 §3.1.2.11.4: discard as if delivered. */
+			STAT_ADD(b, pub_dropped, 1);
+			qmsg_release(&q);
+			continue;
+		}
+		if (rc != 0 || !q.qos) {
+			qmsg_release(&q);
+			continue;
+		}
+		s->infl[s->ninfl++] = q;
+	}
+}
+
+/* Validates the fixed header before the body is buffered. */
+static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh)
+{
+	uint32_t limit = c->w->b->cfg->max_packet_size;
+
+	if (c->state == CONN_CONNECTING && fh->type != MQTT_CONNECT) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
+			   "first packet is not CONNECT");
+		return TERN_EPROTO;
+	}
+	if (limit && fh->remaining + 5u > limit) {
+		conn_close(c, MQTT_RC_PACKET_TOO_LARGE,
+			   "packet exceeds max_packet_size");
+		return TERN_ETOOBIG;
+	}
+	return 0;
+}
+
+/* Decodes and handles one complete packet. */
+static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
+			 const uint8_t *body)
+{
+	struct mqtt_packet p;
+	struct mqtt_error err = {0};
+	int rc;
+
+	rc = mqtt_decode(fh, body, fh->remaining, c->version, &p, &err);
+	if (rc != 0) {
+		if (fh->type == MQTT_CONNECT && rc == TERN_EVERSION)
+			return handle_connect_refused(c, &err);
+		conn_close(c, err.reason ? err.reason : MQTT_RC_MALFORMED,
+			   err.what ? err.what : tern_strerror(rc));
+		return rc;
+	}
+	if (!handlers[p.type]) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
+			   "packet type not allowed from a client");
+		return TERN_EPROTO;
+	}
+	if (c->state == CONN_ACTIVE && p.type == MQTT_CONNECT) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
+		return TERN_EPROTO;
+	}
+	c->last_rx = clock_ms();
+	STAT_ADD(c->w->b, msgs_received, 1);
+	return handlers[p.type](c, &p);
+}
+
+/* Parses and handles every complete packet in rbuf; keeps the rest. */
+static int conn_parse(struct conn *c)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (c->state != CONN_CLOSED && off < c->rlen) {
+		struct mqtt_fixed fh;
+		int hl = mqtt_fixed_header(c->rbuf + off, c->rlen - off, &fh);
+
+		if (hl == TERN_EAGAIN)
+			break;
+		if (hl < 0) {
+			conn_close(c, MQTT_RC_MALFORMED,
+				   "invalid remaining length");
+			return hl;
+		}
+		if ((rc = conn_check_header(c, &fh)) != 0)
+			return rc;
+		if (c->rlen - off < (size_t)hl + fh.remaining)
+			break;
+		rc = conn_dispatch(c, &fh, c->rbuf + off + hl);
+		off += (size_t)hl + fh.remaining;
+		if (rc != 0)
+			return rc;
+	}
+	if (off) {
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+	return 0;
+}
+
+/* Ensures room to read; the buffer doubles only when full. */
+static int conn_rbuf_room(struct conn *c)
+{
+	size_t ncap;
+	uint8_t *nb;
+
+	if (c->rcap - c->rlen >= 1024)
+		return 0;
+	ncap = c->rcap ? c->rcap * 2 : 4096;
+	nb = realloc(c->rbuf, ncap);
+	if (!nb)
+		return TERN_ENOMEM;
+	c->rbuf = nb;
+	c->rcap = ncap;
+	return 0;
+}
+
+/* Shrinks a large idle read buffer so idle connections stay small. */
+static void conn_rbuf_trim(struct conn *c)
+{
+	if (c->rlen == 0 && c->rcap > 65536) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rcap = 0;
+	}
+}
+
+static void conn_on_readable(struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < CONN_READS_PER_EVENT && c->state != CONN_CLOSED; i++) {
+		size_t room;
+		ssize_t n;
+
+		if (conn_rbuf_room(c) != 0) {
+			conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+			return;
+		}
+		room = c->rcap - c->rlen;
+		if (room > CONN_READ_CHUNK)
+			room = CONN_READ_CHUNK;
+		n = read(c->io.fd, c->rbuf + c->rlen, room);
+		if (n == 0) {
+			conn_close(c, 0, "closed its connection");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			conn_close(c, 0, strerror(errno));
+			return;
+		}
+		c->rlen += (size_t)n;
+		STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+		if (conn_parse(c) != 0)
+			return;
+		if ((size_t)n < room)
+			break;
+	}
+	conn_rbuf_trim(c);
+}
+
+int conn_flush(struct conn *c)
+{
+	struct iovec iov[64];
+
+	while (c->oq.bytes) {
+		int n = outq_iov(&c->oq, iov, 64);
+		ssize_t w = writev(c->io.fd, iov, n);
+
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				loop_modify(c->w->loop, &c->io,
+					    EPOLLIN | EPOLLOUT);
+				return 0;
+			}
+			if (errno == EINTR)
+				continue;
+			conn_close(c, 0, strerror(errno));
+			return TERN_EIO;
+		}
+		STAT_ADD(c->w->b, bytes_sent, (uint64_t)w);
+		outq_consume(&c->oq, (size_t)w);
+	}
+	if (c->io.events & EPOLLOUT)
+		loop_modify(c->w->loop, &c->io, EPOLLIN);
+	/* Room again: move more of the session's queue out. */
+	if (c->state == CONN_ACTIVE && c->s && c->s->qlen) {
+		struct session *s = conn_session_lock(c);
+
+		if (s) {
+			conn_pump_locked(c, s);
+			pthread_mutex_unlock(&s->mu);
+		}
+	}
+	return 0;
+}
+
+static void conn_on_io(struct loop_io *io, uint32_t events)
+{
+	struct conn *c = (struct conn *)io;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	if (events & EPOLLIN)
+		conn_on_readable(c);
+	else if (events & (EPOLLERR | EPOLLHUP))
+		conn_close(c, 0, "connection error");
+	if (c->state != CONN_CLOSED && (events & EPOLLOUT))
+		worker_want_flush(c->w, c);
+}
+
+/*
+ * Decides the fate of the will at close. Caller holds no locks. Returns a
+ * will to publish now (reference moves to the caller) or NULL.
+ */
+static struct msg *conn_take_will(struct conn *c, struct session *s,
+				  bool still_ours, bool session_ends)
+{
+	struct msg *will = c->will;
+	uint64_t delay_ms, expiry_ms;
+
+	c->will = NULL;
+	if (!will)
+		return NULL;
+	if (c->normal_disconnect && !c->will_now) {
+		msg_unref(will);
+		return NULL;
+	}
+	if (c->will_delay == 0 || session_ends)
+		return will;
+	if (!still_ours) {
+		/* Taken over: the session goes on, so a delayed will is
+		 * cancelled (MQTT 5 §3.1.3.2.2). */
+		msg_unref(will);
+		return NULL;
+	}
+	/* MQTT 5 §3.1.3.2.2: published after the delay or when the session
+	 * ends, whichever is first, unless the client comes back. */
+	delay_ms = (uint64_t)c->will_delay * 1000u;
+	expiry_ms = (uint64_t)s->expiry * 1000u;
+	if (s->expiry != UINT32_MAX && expiry_ms < delay_ms)
+		delay_ms = expiry_ms;
+	msg_unref(s->will);
+	s->will = will;
+	s->will_at = clock_ms() + delay_ms;
+	return NULL;
+}
+
+/* Detaches the session at close; returns a will to publish now. */
+static struct msg *conn_detach(struct conn *c)
+{
+	struct broker *b = c->w->b;
+	struct session *s = c->s;
+	struct msg *will = NULL;
+	bool ours, ends;
+
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&b->sess_mu);
+	pthread_mutex_lock(&s->mu);
+	ours = s->conn_id == c->id;
+	ends = ours && s->expiry == 0;
+	if (ours) {
+		s->conn = NULL;
+		s->w = NULL;
+		s->conn_id = 0;
+		s->offline_since = clock_ms();
+		if (c->normal_disconnect)
+			s->expiry = c->session_expiry;
+		ends = s->expiry == 0;
+	}
+	will = conn_take_will(c, s, ours, ends);
+	if (ends) {
+		session_clear_subs(b, s);
+		session_clear_messages(b, s);
+		session_remove(b, s);
+	} else if (ours) {
+		STAT_ADD(b, sessions_offline, 1);
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&b->sess_mu);
+	c->s = NULL;
+	session_unref(s);
+	return will;
+}
+
+void conn_close(struct conn *c, uint8_t reason, const char *why)
+{
+	struct worker *w = c->w;
+	struct broker *b = w->b;
+	struct msg *will;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	if (c->state == CONN_ACTIVE && c->version == MQTT_V5 &&
+	    reason >= 0x80) {
+		struct mqtt_packet p;
+
+		memset(&p, 0, sizeof(p));
+		p.type = MQTT_DISCONNECT;
+		p.u.disconnect.reason = reason;
+		conn_send(c, &p);
+	}
+	/* Best effort: give the DISCONNECT/CONNACK a chance to leave. */
+	if (c->oq.bytes) {
+		struct iovec iov[64];
+		int n = outq_iov(&c->oq, iov, 64);
+		ssize_t wr = writev(c->io.fd, iov, n);
+
+		if (wr > 0)
+			STAT_ADD(b, bytes_sent, (uint64_t)wr);
+	}
+	if (c->state == CONN_ACTIVE) {
+		broker_count_client(b, c->transport, -1);
+		if (c->normal_disconnect)
+			log_msg(LOG_NOTICE, "Client %s disconnected.",
+				c->client_id);
+		else
+			log_msg(LOG_NOTICE, "Client %s %s%s.", c->client_id,
+				reason == MQTT_RC_KEEPALIVE_TIMEOUT ||
+						reason ==
+							MQTT_RC_SESSION_TAKEN_OVER ||
+						!reason
+					? ""
+					: "disconnected: ",
+				why);
+	} else {
+		log_msg(LOG_NOTICE, "Client <unknown> on %s disconnected: %s.",
+			c->peer, why);
+	}
+	c->state = CONN_CLOSED;
+	will = conn_detach(c);
+	loop_del(w->loop, &c->io);
+	shutdown(c->io.fd, SHUT_RDWR);
+	close(c->io.fd);
+	c->io.fd = -1;
+	STAT_ADD(b, connections, -1);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	c->next = w->dead;
+	w->dead = c;
+	if (will) {
+		broker_publish(b, w, will);
+		msg_unref(will);
+	}
+}
+
+void conn_free(struct conn *c)
+{
+	int i;
+
+	outq_free(&c->oq);
+	msg_unref(c->will);
+	for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
+		free(c->aliases[i]);
+	free(c->rbuf);
+	free(c->client_id);
+	free(c->username);
+	free(c);
+}
+
+void conn_check_timeouts(struct conn *c, uint64_t now)
+{
+	const struct config *cfg = c->w->b->cfg;
+
+	if (c->state == CONN_CONNECTING) {
+		if (now - c->accepted_at >= cfg->connect_timeout * 1000ull)
+			conn_close(c, 0, "no CONNECT before the deadline");
+		return;
+	}
+	/* MQTT 3.1.2.10: one and a half times the keep alive. */
+	if (c->state == CONN_ACTIVE && c->keepalive &&
+	    now - c->last_rx >= (uint64_t)c->keepalive * 1500u)
+		conn_close(c, MQTT_RC_KEEPALIVE_TIMEOUT,
+			   "has exceeded timeout, disconnecting");
+}

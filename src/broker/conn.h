@@ -1,0 +1,148 @@
+/*
+ * A client connection and its state machine:
+ *
+ *   CONNECTING --CONNECT ok--> ACTIVE --DISCONNECT/error/timeout--> CLOSED
+ *        \--------- bad first packet / deadline ----------------------^
+ *
+ * A connection belongs to one worker and is touched only by it. It owns its
+ * read buffer and output queue, holds a reference to its session while
+ * attached, and its will until the connection ends.
+ *
+ * Packet handlers live one file per packet family (handle_*.c) and are
+ * dispatched from a table in conn.c; they return 0 to go on or a negative
+ * code after having called conn_close().
+ */
+#ifndef TERN_BROKER_CONN_H
+#define TERN_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event/loop.h"
+#include "mqtt/packet.h"
+#include "net/outq.h"
+#include "net/sock.h"
+
+struct listener_sock;
+struct msg;
+struct qmsg;
+struct session;
+struct worker;
+
+enum conn_state { CONN_CONNECTING = 0, CONN_ACTIVE, CONN_CLOSED };
+
+/* Topic Alias Maximum we grant clients (v5 CONNACK). */
+#define CONN_TOPIC_ALIAS_MAX 32
+
+struct conn {
+	struct loop_io io;
+	struct worker *w;
+	struct listener_sock *ls;
+	uint64_t id;
+	enum conn_state state;
+	int transport;
+	char peer[SOCK_ADDRSTRLEN]; /* "host:port" */
+	char host[SOCK_ADDRSTRLEN];
+
+	uint8_t *rbuf; /* unparsed input in rbuf[0..rlen) */
+	size_t rlen, rcap;
+	struct outq oq;
+
+	struct conn *next, *prev; /* worker's list */
+	struct conn *flush_next;
+	bool in_flush;
+	bool closed_counted;
+
+	uint64_t accepted_at;
+	uint64_t last_rx;    /* clock_ms() of the last packet received */
+	uint16_t keepalive;  /* effective, seconds; 0 = none */
+	uint8_t version;
+	char *client_id;
+	char *username;
+	struct session *s;   /* reference while attached */
+
+	/* v5 limits the client declared in CONNECT. */
+	uint32_t client_max_packet; /* 0 = none */
+	uint16_t client_alias_max;
+	/* Inbound topic aliases (alias -> topic), index 1..ALIAS_MAX. */
+	char *aliases[CONN_TOPIC_ALIAS_MAX + 1];
+
+	struct msg *will;
+	uint32_t will_delay;
+	bool will_now;        /* DISCONNECT 0x04: publish the will */
+	bool normal_disconnect;
+	uint32_t session_expiry;
+};
+
+/* Accepts fd from listener ls on worker w (fd ownership moves here). */
+void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
+		 const char *peer, const char *host);
+
+/*
+ * Closes the connection. For a v5 client in ACTIVE state with reason >=
+ * 0x80 a DISCONNECT with that reason is sent first (best effort). `why` is
+ * logged. Publishes or schedules the will unless the client disconnected
+ * normally. The struct is freed at the end of the loop iteration.
+ */
+void conn_close(struct conn *c, uint8_t reason, const char *why);
+
+/* Frees a closed connection (worker, end of iteration). */
+void conn_free(struct conn *c);
+
+/*
+ * Encodes p for this connection's protocol version and queues it. Returns
+ * 0, TERN_ETOOBIG if it exceeds the client's Maximum Packet Size (nothing
+ * queued), or TERN_ENOMEM.
+ */
+int conn_send(struct conn *c, const struct mqtt_packet *p);
+
+/* Queues an ack-type packet (PUBACK..PUBCOMP) with a v5 reason code. */
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);
+
+/*
+ * Queues one PUBLISH for a queued message: header into the arena, payload
+ * by reference. Returns 0, TERN_ETOOBIG (message too large for the client:
+ * the caller drops it), or TERN_ENOMEM.
+ */
+int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now);
+
+/*
+ * Moves messages from the session queue to the connection while the output
+ * queue is below its high-water mark and the inflight window allows.
+ * Caller holds s->mu and s is attached to c.
+ */
+void conn_pump_locked(struct conn *c, struct session *s);
+
+/* Writes as much queued output as the socket takes. Returns 0 or <0 when
+ * the connection was closed. */
+int conn_flush(struct conn *c);
+
+/*
+ * Locks c's session and checks that it is still attached to c (a takeover
+ * on another worker may have detached it). Returns the session locked, or
+ * NULL (nothing locked).
+ */
+struct session *conn_session_lock(struct conn *c);
+
+/* Per-tick check of deadlines (CONNECT deadline, keepalive). */
+void conn_check_timeouts(struct conn *c, uint64_t now);
+
+/* Packet handlers (handle_*.c). */
+int handle_connect(struct conn *c, struct mqtt_packet *p);
+/* A CONNECT whose protocol name/level we do not speak: CONNACK and close. */
+int handle_connect_refused(struct conn *c, const struct mqtt_error *err);
+int handle_publish(struct conn *c, struct mqtt_packet *p);
+int handle_puback(struct conn *c, struct mqtt_packet *p);
+int handle_pubrec(struct conn *c, struct mqtt_packet *p);
+int handle_pubrel(struct conn *c, struct mqtt_packet *p);
+int handle_pubcomp(struct conn *c, struct mqtt_packet *p);
+int handle_subscribe(struct conn *c, struct mqtt_packet *p);
+int handle_unsubscribe(struct conn *c, struct mqtt_packet *p);
+int handle_pingreq(struct conn *c, struct mqtt_packet *p);
+int handle_disconnect(struct conn *c, struct mqtt_packet *p);
+int handle_auth(struct conn *c, struct mqtt_packet *p);
+
+/* Name of a transport for logs ("tcp", "ws", ...). */
+const char *conn_transport_name(int transport);
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * CONNECT: validation beyond the codec's (client id rules, keep alive
+ * limits, authentication), session lookup, takeover of a session attached
+ * elsewhere, clean start, CONNACK, and resending what was in flight.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+
+/* Sends a refusing CONNACK (v3 code or v5 reason) and closes. */
+static int connect_refuse(struct conn *c, uint8_t v3_code, uint8_t v5_reason,
+			  const char *why)
+{
+	struct mqtt_packet p;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	p.u.connack.reason = c->version == MQTT_V5 ? v5_reason : v3_code;
+	conn_send(c, &p);
+	conn_close(c, 0, why);
+	return TERN_EPROTO;
+}
+
+int handle_connect_refused(struct conn *c, const struct mqtt_error *err)
+{
+	/* We cannot know which version the client would understand; answer
+	 * in 3.1.1 form, which is what MQTT 5 §3.1.2.2 allows too. */
+	c->version = MQTT_V311;
+	return connect_refuse(c, err->connack_rc ? err->connack_rc
+						 : MQTT3_CONNACK_BAD_VERSION,
+			      MQTT_RC_UNSUPPORTED_VERSION,
+			      err->what ? err->what
+					: "unsupported protocol version");
+}
+
+static char *str_dup(struct mqtt_str s)
+{
+	char *d = malloc((size_t)s.len + 1);
+
+	if (d) {
+		memcpy(d, s.p, s.len);
+		d[s.len] = '\0';
+	}
+	return d;
+}
+
+/* Sets c->client_id, assigning one where the rules allow. */
+static int connect_client_id(struct conn *c, const struct mqtt_connect *cn,
+			     bool *assigned)
+{
+	struct broker *b = c->w->b;
+	char buf[48];
+
+	*assigned = false;
+	if (cn->client_id.len) {
+		/* NUL is already refused by the UTF-8 check. */
+		c->client_id = str_dup(cn->client_id);
+		return c->client_id ? 0 : TERN_ENOMEM;
+	}
+	/* MQTT 3.1.3.1: a zero-length id needs clean session; 3.1 has no
+	 * zero-length ids at all. */
+	if (c->version == MQTT_V31 ||
+	    (c->version == MQTT_V311 && !cn->clean))
+		return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
+				      MQTT_RC_CLIENT_ID_INVALID,
+				      "empty client id without clean session");
+	snprintf(buf, sizeof(buf), "tern-%llx-%llx",
+		 (unsigned long long)b->start_ms,
+		 (unsigned long long)atomic_fetch_add(&b->next_assigned_id, 1));
+	c->client_id = strdup(buf);
+	*assigned = c->version == MQTT_V5;
+	return c->client_id ? 0 : TERN_ENOMEM;
+}
+
+/* Applies max_keepalive; returns <0 after refusing a v3 client. */
+static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
+			     bool *server_ka)
+{
+	uint16_t max = c->w->b->cfg->max_keepalive;
+
+	c->keepalive = cn->keepalive;
+	*server_ka = false;
+	if (!max || max == 65535 || (cn->keepalive && cn->keepalive <= max))
+		return 0;
+	if (c->version == MQTT_V5) {
+		c->keepalive = max;
+		*server_ka = true;
+		return 0;
+	}
+	/* v3 cannot be told another keep alive; refuse as Mosquitto does. */
+	return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
+			      MQTT_RC_CLIENT_ID_INVALID,
+			      "keepalive above max_keepalive");
+}
+
+static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
+{
+	const struct config *cfg = c->w->b->cfg;
+
+	if (cn->props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))
+		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
+				      MQTT_RC_BAD_AUTH_METHOD,
+				      "unsupported authentication method");
+	if (!cn->has_username && cfg->allow_anonymous != 1)
+		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
+				      MQTT_RC_NOT_AUTHORIZED,
+				      "anonymous access not allowed");
+	/* Without a password file there is no one to authenticate against;
+	 * fail closed unless anonymous access is allowed. */
+	if (cfg->allow_anonymous != 1)
+		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
+				      MQTT_RC_BAD_USER_OR_PASSWORD,
+				      "no password_file to check credentials");
+	if (cn->has_username && !(c->username = str_dup(cn->username)))
+		return TERN_ENOMEM;
+	return 0;
+}
+
+static int connect_will(struct conn *c, const struct mqtt_connect *cn)
+{
+	struct mqtt_publish pub;
+
+	if (!cn->will)
+		return 0;
+	memset(&pub, 0, sizeof(pub));
+	pub.qos = cn->will_qos;
+	pub.retain = cn->will_retain;
+	pub.payload = cn->will_payload.p;
+	pub.payload_len = cn->will_payload.len;
+	pub.props = cn->will_props;
+	c->will = msg_new(&pub, (const char *)cn->will_topic.p,
+			  cn->will_topic.len, NULL, clock_ms());
+	if (!c->will)
+		return TERN_ENOMEM;
+	if (cn->will_props.present & MQTT_PBIT(MQTT_PROP_WILL_DELAY))
+		c->will_delay = cn->will_props.will_delay;
+	return 0;
+}
+
+/* Ends a session that a clean start replaces; caller holds both locks. */
+static struct msg *connect_end_session(struct broker *b, struct session *s)
+{
+	struct msg *will = s->will;
+
+	s->will = NULL;
+	session_clear_subs(b, s);
+	session_clear_messages(b, s);
+	session_remove(b, s);
+	return will;
+}
+
+/*
+ * Finds or creates the session and attaches it to c, taking over from a
+ * connection elsewhere. Returns the session locked (s->mu), or NULL on OOM.
+ * *stale_will is a will of an ended session to publish after unlocking.
+ */
+static struct session *connect_attach(struct conn *c,
+				      const struct mqtt_connect *cn,
+				      bool *present, struct msg **stale_will)
+{
+	struct broker *b = c->w->b;
+	struct worker *old_w = NULL;
+	uint64_t old_id = 0;
+	struct session *s;
+
+	*present = false;
+	*stale_will = NULL;
+	pthread_mutex_lock(&b->sess_mu);
+	s = session_find(b, c->client_id);
+	if (s) {
+		pthread_mutex_lock(&s->mu);
+		if (s->w) {
+			/* Takeover: the old connection learns it through its
+			 * worker's inbox and finds the session no longer its
+			 * own (conn_session_lock). */
+			old_w = s->w;
+			old_id = s->conn_id;
+			s->w = NULL;
+			s->conn = NULL;
+			s->conn_id = 0;
+		} else {
+			STAT_ADD(b, sessions_offline, -1);
+		}
+		if (cn->clean) {
+			*stale_will = connect_end_session(b, s);
+			pthread_mutex_unlock(&s->mu);
+			s = NULL;
+		} else {
+			*present = true;
+			/* Back before the will delay ran out: no will. */
+			msg_unref(s->will);
+			s->will = NULL;
+		}
+	}
+	if (!s) {
+		s = session_new(c->client_id);
+		if (!s || session_insert(b, s) != 0) {
+			session_unref(s);
+			pthread_mutex_unlock(&b->sess_mu);
+			return NULL;
+		}
+		session_unref(s); /* the table holds it */
+		pthread_mutex_lock(&s->mu);
+	}
+	s->w = c->w;
+	s->conn = c;
+	s->conn_id = c->id;
+	pthread_mutex_unlock(&b->sess_mu);
+	c->s = session_ref(s);
+	if (old_w)
+		worker_post_kick(old_w, old_id, MQTT_RC_SESSION_TAKEN_OVER);
+	return s;
+}
+
+/* Copies the client's v5 limits into the connection and session. */
+static void connect_limits(struct conn *c, struct session *s,
+			   const struct mqtt_connect *cn)
+{
+	const struct mqtt_props *pr = &cn->props;
+
+	s->version = c->version;
+	s->recv_max = 65535;
+	c->client_max_packet = 0;
+	if (pr->present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM))
+		s->recv_max = pr->receive_maximum;
+	if (pr->present & MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+		c->client_max_packet = pr->maximum_packet_size;
+	if (pr->present & MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+		c->client_alias_max = pr->topic_alias_maximum;
+	s->client_max_packet = c->client_max_packet;
+	if (c->version == MQTT_V5)
+		s->expiry = (pr->present & MQTT_PBIT(MQTT_PROP_SESSION_EXPIRY))
+				    ? pr->session_expiry
+				    : 0;
+	else
+		s->expiry = cn->clean ? 0 : UINT32_MAX;
+	c->session_expiry = s->expiry;
+}
+
+static int connect_send_connack(struct conn *c, bool present, bool assigned,
+				bool server_ka)
+{
+	const struct config *cfg = c->w->b->cfg;
+	struct mqtt_packet p;
+	struct mqtt_props *pr = &p.u.connack.props;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNACK;
+	p.u.connack.session_present = present;
+	if (c->version != MQTT_V5)
+		return conn_send(c, &p);
+	pr->present = MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
+		      MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM);
+	pr->topic_alias_maximum = CONN_TOPIC_ALIAS_MAX;
+	pr->receive_maximum = cfg->max_inflight_messages > 0 &&
+					      cfg->max_inflight_messages < 65535
+				      ? (uint16_t)cfg->max_inflight_messages
+				      : 65535;
+	if (assigned) {
+		pr->present |= MQTT_PBIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+		pr->assigned_client_id.p = (const uint8_t *)c->client_id;
+		pr->assigned_client_id.len = (uint16_t)strlen(c->client_id);
+	}
+	if (server_ka) {
+		pr->present |= MQTT_PBIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+		pr->server_keep_alive = c->keepalive;
+	}
+	if (cfg->max_packet_size) {
+		pr->present |= MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		pr->maximum_packet_size = cfg->max_packet_size;
+	}
+	return conn_send(c, &p);
+}
+
+/* Resends what was in flight when the last connection ended (MQTT 4.4). */
+static void connect_resend(struct conn *c, struct session *s)
+{
+	uint64_t now = clock_ms();
+	uint32_t i;
+
+	for (i = 0; i < s->ninfl; i++) {
+		struct qmsg *q = &s->infl[i];
+
+		if (q->state == QS_WAIT_PUBCOMP) {
+			conn_send_ack(c, MQTT_PUBREL, q->pid, 0);
+			continue;
+		}
+		q->dup = true;
+		if (conn_send_publish(c, q, now) != 0) {
+			session_infl_remove(s, (int)i);
+			i--;
+		}
+	}
+}
+
+int handle_connect(struct conn *c, struct mqtt_packet *p)
+{
+	const struct mqtt_connect *cn = &p->u.connect;
+	struct broker *b = c->w->b;
+	bool assigned, server_ka, present;
+	struct msg *stale_will;
+	struct session *s;
+	int rc;
+
+	c->version = cn->version;
+	if ((rc = connect_client_id(c, cn, &assigned)) != 0 ||
+	    (rc = connect_keepalive(c, cn, &server_ka)) != 0 ||
+	    (rc = connect_auth(c, cn)) != 0)
+		goto fail;
+	if ((rc = connect_will(c, cn)) != 0)
+		goto fail;
+	s = connect_attach(c, cn, &present, &stale_will);
+	if (!s) {
+		rc = TERN_ENOMEM;
+		goto fail;
+	}
+	connect_limits(c, s, cn);
+	c->state = CONN_ACTIVE;
+	connect_send_connack(c, present, assigned, server_ka);
+	connect_resend(c, s);
+	conn_pump_locked(c, s);
+	pthread_mutex_unlock(&s->mu);
+	broker_count_client(b, c->transport, 1);
+	STAT_ADD(b, clients_total_seen, 1);
+	if (b->cfg->connection_messages)
+		log_msg(LOG_NOTICE,
+			"New client connected from %s as %s (p%d, c%d, k%u%s%s%s) "
+			"over %s.",
+			c->peer, c->client_id, c->version == MQTT_V5 ? 5 : 2,
+			cn->clean ? 1 : 0, c->keepalive,
+			c->username ? ", u'" : "",
+			c->username ? c->username : "", c->username ? "'" : "",
+			conn_transport_name(c->transport));
+	if (stale_will) {
+		broker_publish(b, c->w, stale_will);
+		msg_unref(stale_will);
+	}
+	return 0;
+fail:
+	if (rc == TERN_ENOMEM)
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * PUBLISH from a client and the QoS acknowledgements in both directions:
+ * topic alias resolution, size limits, exactly-once state for incoming QoS 2
+ * (PUBREC each time, deliver once), and the outgoing inflight window.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+
+/*
+ * Resolves the v5 topic alias (MQTT 5 §3.3.2.3.4): a topic with an alias
+ * sets the mapping, an empty topic uses it. Returns the topic or NULL after
+ * closing the connection.
+ */
+static const char *publish_topic(struct conn *c, const struct mqtt_publish *pub,
+				 size_t *len)
+{
+	uint16_t alias;
+	char *t;
+
+	if (!(pub->props.present & MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS))) {
+		if (!pub->topic.len)
+			goto bad;
+		*len = pub->topic.len;
+		return (const char *)pub->topic.p;
+	}
+	alias = pub->props.topic_alias;
+	if (alias == 0 || alias > CONN_TOPIC_ALIAS_MAX)
+		goto bad;
+	if (!pub->topic.len) {
+		if (!c->aliases[alias])
+			goto bad;
+		*len = strlen(c->aliases[alias]);
+		return c->aliases[alias];
+	}
+	t = malloc((size_t)pub->topic.len + 1);
+	if (!t) {
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return NULL;
+	}
+	memcpy(t, pub->topic.p, pub->topic.len);
+	t[pub->topic.len] = '\0';
+	free(c->aliases[alias]);
+	c->aliases[alias] = t;
+	*len = pub->topic.len;
+	return t;
+bad:
+	conn_close(c, MQTT_RC_TOPIC_ALIAS_INVALID, "invalid topic alias");
+	return NULL;
+}
+
+/* Acknowledges an incoming QoS 1/2 PUBLISH. */
+static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
+			uint8_t reason)
+{
+	if (pub->qos == 1)
+		conn_send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
+	else if (pub->qos == 2)
+		conn_send_ack(c, MQTT_PUBREC, pub->packet_id, reason);
+}
+
+/*
+ * Records an incoming QoS 2 packet id. Returns 1 for a new id, 0 for a
+ * duplicate (acknowledge, do not deliver), <0 after closing.
+ */
+static int publish_qos2_track(struct conn *c, uint16_t pid)
+{
+	int limit = c->w->b->cfg->max_inflight_messages;
+	struct session *s = conn_session_lock(c);
+	int rc;
+
+	if (!s)
+		return 0;
+	if (session_inq2_has(s, pid)) {
+		rc = 0;
+	} else if (limit > 0 && s->nin_qos2 >= (uint32_t)limit) {
+		rc = TERN_ELIMIT;
+	} else {
+		rc = session_inq2_add(s, pid) == 0 ? 1 : TERN_ENOMEM;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rc == TERN_ELIMIT)
+		conn_close(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+			   "receive maximum exceeded");
+	else if (rc == TERN_ENOMEM)
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	return rc;
+}
+
+int handle_publish(struct conn *c, struct mqtt_packet *p)
+{
+	const struct mqtt_publish *pub = &p->u.publish;
+	struct broker *b = c->w->b;
+	uint32_t limit = b->cfg->message_size_limit;
+	const char *topic;
+	size_t tlen;
+	struct msg *m;
+	int rc;
+
+	if (c->state != CONN_ACTIVE)
+		return TERN_EPROTO;
+	STAT_ADD(b, pub_received, 1);
+	if (pub->props.present & MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID)) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
+			   "subscription identifier in PUBLISH from client");
+		return TERN_EPROTO;
+	}
+	if (!(topic = publish_topic(c, pub, &tlen)))
+		return TERN_EPROTO;
+	if (limit && pub->payload_len > limit) {
+		/* Mosquitto's message_size_limit: drop, but acknowledge so
+		 * the client does not retry forever. */
+		STAT_ADD(b, pub_dropped, 1);
+		publish_ack(c, pub, MQTT_RC_PACKET_TOO_LARGE);
+		return 0;
+	}
+	if (pub->qos == 2) {
+		rc = publish_qos2_track(c, pub->packet_id);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			publish_ack(c, pub, 0);
+			return 0;
+		}
+	}
+	m = msg_new(pub, topic, tlen, c->s, clock_ms());
+	if (!m) {
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return TERN_ENOMEM;
+	}
+	broker_publish(b, c->w, m);
+	msg_unref(m);
+	publish_ack(c, pub, 0);
+	return 0;
+}
+
+int handle_puback(struct conn *c, struct mqtt_packet *p)
+{
+	struct session *s = conn_session_lock(c);
+	int i;
+
+	if (!s)
+		return 0;
+	i = session_infl_find(s, p->u.ack.packet_id);
+	if (i >= 0 && s->infl[i].state == QS_WAIT_PUBACK) {
+		session_infl_remove(s, i);
+		conn_pump_locked(c, s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+int handle_pubrec(struct conn *c, struct mqtt_packet *p)
+{
+	uint16_t pid = p->u.ack.packet_id;
+	struct session *s = conn_session_lock(c);
+	int i;
+
+	if (!s)
+		return 0;
+	i = session_infl_find(s, pid);
+	if (i < 0) {
+		pthread_mutex_unlock(&s->mu);
+		conn_send_ack(c, MQTT_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND);
+		return 0;
+	}
+	if (p->u.ack.reason >= 0x80) {
+		/* MQTT 5 §4.3.3: a failed PUBREC ends the exchange. */
+		session_infl_remove(s, i);
+		conn_pump_locked(c, s);
+	} else if (s->infl[i].state == QS_WAIT_PUBREC) {
+		s->infl[i].state = QS_WAIT_PUBCOMP;
+		qmsg_release(&s->infl[i]);
+		conn_send_ack(c, MQTT_PUBREL, pid, 0);
+	} else if (s->infl[i].state == QS_WAIT_PUBCOMP) {
+		conn_send_ack(c, MQTT_PUBREL, pid, 0);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+int handle_pubrel(struct conn *c, struct mqtt_packet *p)
+{
+	uint16_t pid = p->u.ack.packet_id;
+	struct session *s = conn_session_lock(c);
+	bool known = false;
+
+	if (s) {
+		known = session_inq2_del(s, pid);
+		pthread_mutex_unlock(&s->mu);
+	}
+	/* Unknown ids still get a PUBCOMP so the client can finish
+	 * (MQTT 5 §4.3.3: reason 0x92). */
+	conn_send_ack(c, MQTT_PUBCOMP, pid,
+		      known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+	return 0;
+}
+
+int handle_pubcomp(struct conn *c, struct mqtt_packet *p)
+{
+	struct session *s = conn_session_lock(c);
+	int i;
+
+	if (!s)
+		return 0;
+	i = session_infl_find(s, p->u.ack.packet_id);
+	if (i >= 0 && s->infl[i].state == QS_WAIT_PUBCOMP) {
+		session_infl_remove(s, i);
+		conn_pump_locked(c, s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}

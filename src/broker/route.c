@@ -1,0 +1,161 @@
+/*
+ * Routing one PUBLISH (DESIGN.md §4, step 3-5): store it if retained, find
+ * matching subscriptions in the shared index under its read lock, merge the
+ * matches of each session (one delivery at the highest granted QoS, with the
+ * identifiers of every matching subscription), and hand the message to each
+ * session's queue. A session attached to this worker is pumped at once; one
+ * attached elsewhere is posted to that worker's inbox.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/session.h"
+#include "broker/worker.h"
+
+struct match {
+	struct session *s; /* reference taken under the index lock */
+	struct subs_opts opts;
+};
+
+struct route_ctx {
+	struct msg *m;
+	struct match *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void route_on_match(void *ctx, void *owner,
+			   const struct subs_opts *opts, bool shared)
+{
+	struct route_ctx *r = ctx;
+	struct session *s = owner;
+
+	(void)shared;
+	/* MQTT 5 §3.8.3.1: no-local means not back to the publisher. */
+	if (opts->no_local && r->m->origin == s)
+		return;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 16;
+		struct match *v = realloc(r->v, ncap * sizeof(*v));
+
+		if (!v) {
+			r->oom = true;
+			return;
+		}
+		r->v = v;
+		r->cap = ncap;
+	}
+	r->v[r->n].s = session_ref(s);
+	r->v[r->n].opts = *opts;
+	r->n++;
+}
+
+/* Prefer shared-group members that are online. Reads s->w racily on
+ * purpose: a stale answer only changes which member gets the message. */
+static bool route_accept_shared(void *ctx, void *owner)
+{
+	struct session *s = owner;
+
+	(void)ctx;
+	return __atomic_load_n(&s->w, __ATOMIC_RELAXED) != NULL;
+}
+
+static int match_cmp(const void *a, const void *b)
+{
+	const struct match *x = a, *y = b;
+
+	return (x->s > y->s) - (x->s < y->s);
+}
+
+/* Delivers m to one session with the merged options of its matches. */
+static void route_deliver(struct broker *b, struct worker *self,
+			  struct session *s, struct msg *m, uint8_t qos,
+			  bool retain, uint32_t *ids, uint16_t nids)
+{
+	struct worker *owner;
+
+	pthread_mutex_lock(&s->mu);
+	owner = s->w;
+	if (!owner && qos == 0) {
+		/* QoS 0 is not queued for offline sessions (as Mosquitto). */
+		pthread_mutex_unlock(&s->mu);
+		free(ids);
+		return;
+	}
+	if (session_enqueue(b, s, m, qos, retain, ids, nids) != 0) {
+		pthread_mutex_unlock(&s->mu);
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "Queue full for %s; message dropped.",
+				s->client_id);
+		return;
+	}
+	if (owner == self) {
+		conn_pump_locked(s->conn, s);
+		owner = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (owner && !atomic_exchange(&s->ready, true))
+		worker_post_pump(owner, s);
+}
+
+/* Merges the matches v[0..n) of one session and delivers. */
+static void route_group(struct broker *b, struct worker *self,
+			struct msg *m, struct match *v, size_t n)
+{
+	uint8_t qos = 0;
+	bool retain = false;
+	uint32_t *ids = NULL;
+	uint16_t nids = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].opts.qos > qos)
+			qos = v[i].opts.qos;
+		if (v[i].opts.retain_as_published)
+			retain = m->retain;
+		if (v[i].opts.sub_id)
+			nids++;
+	}
+	if (qos > m->qos)
+		qos = m->qos;
+	if (nids && (ids = malloc(nids * sizeof(*ids)))) {
+		nids = 0;
+		for (i = 0; i < n; i++)
+			if (v[i].opts.sub_id)
+				ids[nids++] = v[i].opts.sub_id;
+	} else {
+		nids = 0;
+	}
+	route_deliver(b, self, v[0].s, m, qos, retain, ids, nids);
+}
+
+int broker_publish(struct broker *b, struct worker *self, struct msg *m)
+{
+	static const struct subs_visitor visitor = {route_on_match,
+						    route_accept_shared};
+	struct route_ctx r = {.m = m};
+	size_t i, j;
+
+	if (m->retain && retain_set(b->retain, m) != 0)
+		log_msg(LOG_ERR, "Out of memory storing retained message.");
+	subs_match(b->subs, m->topic, m->topic_len, &visitor, &r);
+	if (r.oom)
+		log_msg(LOG_ERR, "Out of memory routing a message on %s.",
+			m->topic);
+	if (r.n > 1)
+		qsort(r.v, r.n, sizeof(*r.v), match_cmp);
+	for (i = 0; i < r.n; i = j) {
+		for (j = i + 1; j < r.n && r.v[j].s == r.v[i].s; j++)
+			;
+		route_group(b, self, m, &r.v[i], j - i);
+	}
+	for (i = 0; i < r.n; i++)
+		session_unref(r.v[i].s);
+	free(r.v);
+	return (int)r.n;
+}

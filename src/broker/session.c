@@ -1,0 +1,355 @@
+/*
+ * Session records, the session table, and the per-session message queues.
+ * Everything here runs with the relevant lock held by the caller (see
+ * session.h); this file takes no locks itself except in session_unref's
+ * final free, where nobody else can hold a reference.
+ */
+#include "broker/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "broker/broker.h"
+#include "broker/msg.h"
+
+struct session *session_new(const char *client_id)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->client_id = strdup(client_id);
+	if (!s->client_id) {
+		free(s);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->ready, false);
+	pthread_mutex_init(&s->mu, NULL);
+	s->next_pid = 1;
+	s->recv_max = 65535;
+	return s;
+}
+
+void qmsg_release(struct qmsg *q)
+{
+	msg_unref(q->m);
+	free(q->subids);
+	q->m = NULL;
+	q->subids = NULL;
+	q->nsubids = 0;
+}
+
+static void session_free(struct session *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->qlen; i++)
+		qmsg_release(&s->q[(s->qhead + i) % s->qcap]);
+	for (i = 0; i < s->ninfl; i++)
+		qmsg_release(&s->infl[i]);
+	for (i = 0; i < s->nsubs; i++)
+		free(s->subsv[i].filter);
+	msg_unref(s->will);
+	free(s->q);
+	free(s->infl);
+	free(s->subsv);
+	free(s->in_qos2);
+	pthread_mutex_destroy(&s->mu);
+	free(s->client_id);
+	free(s);
+}
+
+void session_unref(struct session *s)
+{
+	if (s && atomic_fetch_sub_explicit(&s->refs, 1,
+					   memory_order_acq_rel) == 1)
+		session_free(s);
+}
+
+/* FNV-1a: client ids are short and attacker-chosen only up to 65535 bytes;
+ * the table is private to the process, so a simple hash is enough here. */
+static size_t session_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*id)
+		h = (h ^ (uint8_t)*id++) * 1099511628211ull;
+	return (size_t)h;
+}
+
+struct session *session_find(struct broker *b, const char *client_id)
+{
+	struct session_table *t = &b->sessions;
+	struct session *s;
+
+	if (!t->nbuckets)
+		return NULL;
+	s = t->buckets[session_hash(client_id) % t->nbuckets];
+	for (; s; s = s->hnext)
+		if (strcmp(s->client_id, client_id) == 0)
+			return s;
+	return NULL;
+}
+
+static int session_table_grow(struct session_table *t)
+{
+	size_t n = t->nbuckets ? t->nbuckets * 2 : 256, i;
+	struct session **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return TERN_ENOMEM;
+	for (i = 0; i < t->nbuckets; i++) {
+		struct session *s = t->buckets[i], *next;
+
+		for (; s; s = next) {
+			size_t h = session_hash(s->client_id) % n;
+
+			next = s->hnext;
+			s->hnext = nb[h];
+			nb[h] = s;
+		}
+	}
+	free(t->buckets);
+	t->buckets = nb;
+	t->nbuckets = n;
+	return 0;
+}
+
+int session_insert(struct broker *b, struct session *s)
+{
+	struct session_table *t = &b->sessions;
+	size_t h;
+
+	if (t->count >= t->nbuckets && session_table_grow(t) != 0)
+		return TERN_ENOMEM;
+	h = session_hash(s->client_id) % t->nbuckets;
+	s->hnext = t->buckets[h];
+	t->buckets[h] = session_ref(s);
+	s->in_table = true;
+	t->count++;
+	return 0;
+}
+
+void session_remove(struct broker *b, struct session *s)
+{
+	struct session_table *t = &b->sessions;
+	struct session **pp;
+
+	if (!s->in_table)
+		return;
+	pp = &t->buckets[session_hash(s->client_id) % t->nbuckets];
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			s->hnext = NULL;
+			s->in_table = false;
+			t->count--;
+			session_unref(s);
+			return;
+		}
+	}
+}
+
+void session_clear_subs(struct broker *b, struct session *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nsubs; i++) {
+		subs_remove(b->subs, s->subsv[i].filter, s->subsv[i].len, s);
+		free(s->subsv[i].filter);
+	}
+	s->nsubs = 0;
+}
+
+void session_clear_messages(struct broker *b, struct session *s)
+{
+	struct qmsg q;
+	uint32_t i;
+
+	while (session_dequeue(b, s, &q))
+		qmsg_release(&q);
+	for (i = 0; i < s->ninfl; i++)
+		qmsg_release(&s->infl[i]);
+	s->ninfl = 0;
+	s->nin_qos2 = 0;
+}
+
+struct sub_rec *session_sub_put(struct session *s, const char *filter,
+				uint16_t len, bool *added)
+{
+	struct sub_rec *r;
+	uint32_t i;
+
+	for (i = 0; i < s->nsubs; i++) {
+		r = &s->subsv[i];
+		if (r->len == len && memcmp(r->filter, filter, len) == 0) {
+			*added = false;
+			return r;
+		}
+	}
+	if (s->nsubs == s->subs_cap) {
+		uint32_t ncap = s->subs_cap ? s->subs_cap * 2 : 4;
+		struct sub_rec *v = realloc(s->subsv, ncap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		s->subsv = v;
+		s->subs_cap = ncap;
+	}
+	r = &s->subsv[s->nsubs];
+	r->filter = malloc((size_t)len + 1);
+	if (!r->filter)
+		return NULL;
+	memcpy(r->filter, filter, len);
+	r->filter[len] = '\0';
+	r->len = len;
+	memset(&r->opts, 0, sizeof(r->opts));
+	s->nsubs++;
+	*added = true;
+	return r;
+}
+
+int session_sub_del(struct session *s, const char *filter, uint16_t len)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nsubs; i++) {
+		struct sub_rec *r = &s->subsv[i];
+
+		if (r->len == len && memcmp(r->filter, filter, len) == 0) {
+			free(r->filter);
+			s->subsv[i] = s->subsv[--s->nsubs];
+			return 0;
+		}
+	}
+	return TERN_ENOENT;
+}
+
+static int session_queue_grow(struct session *s)
+{
+	uint32_t ncap = s->qcap ? s->qcap * 2 : 16, i;
+	struct qmsg *nq = malloc(ncap * sizeof(*nq));
+
+	if (!nq)
+		return TERN_ENOMEM;
+	for (i = 0; i < s->qlen; i++)
+		nq[i] = s->q[(s->qhead + i) % s->qcap];
+	free(s->q);
+	s->q = nq;
+	s->qcap = ncap;
+	s->qhead = 0;
+	return 0;
+}
+
+int session_enqueue(struct broker *b, struct session *s, struct msg *m,
+		    uint8_t qos, bool retain, uint32_t *subids,
+		    uint16_t nsubids)
+{
+	const struct config *c = b->cfg;
+	struct qmsg *e;
+
+	if ((c->max_queued_messages > 0 &&
+	     s->qlen >= (uint32_t)c->max_queued_messages) ||
+	    (c->max_queued_bytes > 0 &&
+	     s->qbytes + m->payload_len > c->max_queued_bytes) ||
+	    (s->qlen == s->qcap && session_queue_grow(s) != 0)) {
+		free(subids);
+		STAT_ADD(b, pub_dropped, 1);
+		return TERN_ELIMIT;
+	}
+	e = &s->q[(s->qhead + s->qlen) % s->qcap];
+	memset(e, 0, sizeof(*e));
+	e->m = msg_ref(m);
+	e->qos = qos;
+	e->retain = retain;
+	e->subids = subids;
+	e->nsubids = nsubids;
+	s->qlen++;
+	s->qbytes += m->payload_len;
+	STAT_ADD(b, queued_messages, 1);
+	STAT_ADD(b, queued_bytes, (int64_t)m->payload_len);
+	return 0;
+}
+
+bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out)
+{
+	if (!s->qlen)
+		return false;
+	*out = s->q[s->qhead];
+	s->qhead = (s->qhead + 1) % s->qcap;
+	s->qlen--;
+	s->qbytes -= out->m->payload_len;
+	STAT_ADD(b, queued_messages, -1);
+	STAT_ADD(b, queued_bytes, -(int64_t)out->m->payload_len);
+	return true;
+}
+
+int session_infl_find(const struct session *s, uint16_t pid)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->ninfl; i++)
+		if (s->infl[i].pid == pid)
+			return (int)i;
+	return -1;
+}
+
+uint16_t session_next_pid(struct session *s)
+{
+	for (;;) {
+		uint16_t pid = s->next_pid++;
+
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+		if (pid != 0 && session_infl_find(s, pid) < 0)
+			return pid;
+	}
+}
+
+void session_infl_remove(struct session *s, int i)
+{
+	qmsg_release(&s->infl[i]);
+	/* Keep send order: retransmission after reconnect must preserve it. */
+	memmove(&s->infl[i], &s->infl[i + 1],
+		(s->ninfl - (uint32_t)i - 1) * sizeof(*s->infl));
+	s->ninfl--;
+}
+
+bool session_inq2_has(const struct session *s, uint16_t pid)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nin_qos2; i++)
+		if (s->in_qos2[i] == pid)
+			return true;
+	return false;
+}
+
+int session_inq2_add(struct session *s, uint16_t pid)
+{
+	if (s->nin_qos2 == s->in_qos2_cap) {
+		uint32_t ncap = s->in_qos2_cap ? s->in_qos2_cap * 2 : 8;
+		uint16_t *v = realloc(s->in_qos2, ncap * sizeof(*v));
+
+		if (!v)
+			return TERN_ENOMEM;
+		s->in_qos2 = v;
+		s->in_qos2_cap = ncap;
+	}
+	s->in_qos2[s->nin_qos2++] = pid;
+	return 0;
+}
+
+bool session_inq2_del(struct session *s, uint16_t pid)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nin_qos2; i++)
+		if (s->in_qos2[i] == pid) {
+			s->in_qos2[i] = s->in_qos2[--s->nin_qos2];
+			return true;
+		}
+	return false;
+}

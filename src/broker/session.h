@@ -1,0 +1,167 @@
+/*
+ * Sessions: the state MQTT keeps per client id across connections —
+ * subscriptions, messages queued for the client, outgoing QoS 1/2 messages
+ * in flight, incoming QoS 2 packet ids awaiting PUBREL, and a delayed will.
+ *
+ * Ownership and threads: a session is refcounted. Its mutable state is
+ * guarded by `mu`, because any worker may append a message to its queue.
+ * While a connection is attached, `w`/`conn_id` name the owning worker, and
+ * only that worker dereferences `conn` or writes to it (DESIGN.md §3).
+ * The session table (broker.sess_mu) holds one reference; the index holds
+ * none (subscriptions are removed before the session is dropped).
+ */
+#ifndef TERN_BROKER_SESSION_H
+#define TERN_BROKER_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "broker/subs.h"
+
+struct broker;
+struct conn;
+struct msg;
+struct worker;
+
+/* A message waiting for, or in flight to, the client. */
+struct qmsg {
+	struct msg *m;   /* one reference */
+	uint8_t qos;     /* delivery QoS (min of published and granted) */
+	bool retain;     /* RETAIN flag to send */
+	bool dup;        /* already sent once (inflight after reconnect) */
+	uint8_t state;   /* enum qmsg_state, inflight only */
+	uint16_t pid;    /* packet id, inflight only */
+	uint16_t nsubids;
+	uint32_t *subids; /* malloc'd, nsubids entries; NULL when 0 */
+};
+
+enum qmsg_state {
+	QS_WAIT_PUBACK = 1, /* QoS 1 sent */
+	QS_WAIT_PUBREC,     /* QoS 2 PUBLISH sent */
+	QS_WAIT_PUBCOMP,    /* QoS 2 PUBREL sent */
+};
+
+/* One subscription as the session remembers it (to rebuild or remove). */
+struct sub_rec {
+	char *filter; /* NUL-terminated, as subscribed (may be $share/...) */
+	uint16_t len;
+	struct subs_opts opts;
+};
+
+struct session {
+	atomic_uint refs;
+	pthread_mutex_t mu;
+	char *client_id;
+	struct session *hnext; /* session table chain, under broker.sess_mu */
+	bool in_table;
+
+	/* Attachment; under mu. conn is dereferenced only by worker w. */
+	struct worker *w;
+	struct conn *conn;
+	uint64_t conn_id;
+	uint8_t version;
+	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */
+	uint32_t client_max_packet; /* 0 = no limit */
+
+	uint32_t expiry;       /* session expiry interval (s) */
+	uint64_t offline_since; /* clock_ms() when the last connection left */
+
+	struct sub_rec *subsv; /* under mu */
+	uint32_t nsubs, subs_cap;
+
+	/* Queue (ring buffer) of messages not yet sent; under mu. */
+	struct qmsg *q;
+	uint32_t qhead, qlen, qcap;
+	uint64_t qbytes;
+
+	/* Outgoing QoS 1/2 in flight, in send order; under mu. */
+	struct qmsg *infl;
+	uint32_t ninfl, infl_cap;
+	uint16_t next_pid;
+
+	/* Incoming QoS 2 packet ids awaiting PUBREL; under mu. */
+	uint16_t *in_qos2;
+	uint32_t nin_qos2, in_qos2_cap;
+
+	/* Will waiting for its delay, published at will_at (clock_ms). */
+	struct msg *will;
+	uint64_t will_at;
+
+	atomic_bool ready; /* on some worker's ready list */
+};
+
+/* Creates a detached session with one reference. NULL on OOM. */
+struct session *session_new(const char *client_id);
+
+static inline struct session *session_ref(struct session *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+/* Drops a reference; the last one frees queues and records. NULL is ok. */
+void session_unref(struct session *s);
+
+/*
+ * Session table (caller holds b->sess_mu): find, insert (takes a reference),
+ * remove (drops the table's reference).
+ */
+struct session *session_find(struct broker *b, const char *client_id);
+int session_insert(struct broker *b, struct session *s);
+void session_remove(struct broker *b, struct session *s);
+
+/*
+ * Removes every subscription of s from the index and frees its records.
+ * Caller holds s->mu.
+ */
+void session_clear_subs(struct broker *b, struct session *s);
+
+/*
+ * Drops queued and inflight messages and incoming QoS 2 state, updating the
+ * broker's gauges. Caller holds s->mu.
+ */
+void session_clear_messages(struct broker *b, struct session *s);
+
+/* Finds or adds the subscription record for filter. Caller holds s->mu.
+ * Returns the record or NULL on OOM; *added tells whether it is new. */
+struct sub_rec *session_sub_put(struct session *s, const char *filter,
+				uint16_t len, bool *added);
+
+/* Removes the record for filter; returns 0 or TERN_ENOENT. Holds s->mu. */
+int session_sub_del(struct session *s, const char *filter, uint16_t len);
+
+/*
+ * Appends a message to the queue (caller holds s->mu), taking a reference
+ * to m and ownership of subids. Enforces max_queued_messages/bytes: when
+ * full the message is dropped, counted, and TERN_ELIMIT returned.
+ */
+int session_enqueue(struct broker *b, struct session *s, struct msg *m,
+		    uint8_t qos, bool retain, uint32_t *subids,
+		    uint16_t nsubids);
+
+/*
+ * Takes the oldest queued message into *out (ownership moves to the caller).
+ * Returns false when the queue is empty. Caller holds s->mu.
+ */
+bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out);
+
+/* Allocates a packet id not in flight (caller holds s->mu). */
+uint16_t session_next_pid(struct session *s);
+
+/* Index of the inflight entry with pid, or -1. Caller holds s->mu. */
+int session_infl_find(const struct session *s, uint16_t pid);
+
+/* Removes inflight entry i, releasing its message. Caller holds s->mu. */
+void session_infl_remove(struct session *s, int i);
+
+/* Incoming QoS 2 ids (caller holds s->mu). has: 1/0; add: 0 or ENOMEM. */
+bool session_inq2_has(const struct session *s, uint16_t pid);
+int session_inq2_add(struct session *s, uint16_t pid);
+bool session_inq2_del(struct session *s, uint16_t pid);
+
+/* Releases a qmsg's message and subids. */
+void qmsg_release(struct qmsg *q);
+
+#endif

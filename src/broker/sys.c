@@ -1,0 +1,166 @@
+/*
+ * Housekeeping run by worker 0: the $SYS topics (retained, every
+ * sys_interval seconds, named as Mosquitto names them) and the sweep of
+ * offline sessions for expiry and delayed wills.
+ */
+#include "broker/sys.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/session.h"
+#include "broker/subs.h"
+
+#ifndef TERN_VERSION
+#define TERN_VERSION "0.1.0"
+#endif
+
+static void sys_put(struct broker *b, struct worker *w, uint64_t now,
+		    const char *topic, const char *value)
+{
+	struct msg *m = msg_new_simple(topic, value, strlen(value), 0, true,
+				       now);
+
+	if (!m)
+		return;
+	broker_publish(b, w, m);
+	msg_unref(m);
+}
+
+static void sys_put_u64(struct broker *b, struct worker *w, uint64_t now,
+			const char *topic, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	sys_put(b, w, now, topic, buf);
+}
+
+#define LOAD(f) ((uint64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
+
+void sys_publish(struct broker *b, struct worker *w, uint64_t now)
+{
+	static const char *tr[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
+	char topic[96], buf[64];
+	int i;
+
+	sys_put(b, w, now, "$SYS/broker/version", "tern " TERN_VERSION);
+	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds",
+		 (now - b->start_ms) / 1000u);
+	sys_put(b, w, now, "$SYS/broker/uptime", buf);
+	sys_put_u64(b, w, now, "$SYS/broker/clients/connected",
+		    LOAD(clients_connected));
+	sys_put_u64(b, w, now, "$SYS/broker/clients/active",
+		    LOAD(clients_connected));
+	sys_put_u64(b, w, now, "$SYS/broker/clients/disconnected",
+		    LOAD(sessions_offline));
+	sys_put_u64(b, w, now, "$SYS/broker/clients/inactive",
+		    LOAD(sessions_offline));
+	sys_put_u64(b, w, now, "$SYS/broker/clients/maximum",
+		    LOAD(clients_maximum));
+	sys_put_u64(b, w, now, "$SYS/broker/clients/total",
+		    LOAD(clients_connected) + LOAD(sessions_offline));
+	sys_put_u64(b, w, now, "$SYS/broker/messages/received",
+		    LOAD(msgs_received));
+	sys_put_u64(b, w, now, "$SYS/broker/messages/sent", LOAD(msgs_sent));
+	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/received",
+		    LOAD(pub_received));
+	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/sent",
+		    LOAD(pub_sent));
+	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/dropped",
+		    LOAD(pub_dropped));
+	sys_put_u64(b, w, now, "$SYS/broker/bytes/received",
+		    LOAD(bytes_received));
+	sys_put_u64(b, w, now, "$SYS/broker/bytes/sent", LOAD(bytes_sent));
+	sys_put_u64(b, w, now, "$SYS/broker/subscriptions/count",
+		    subs_count(b->subs));
+	sys_put_u64(b, w, now, "$SYS/broker/retained messages/count",
+		    retain_count(b->retain));
+	sys_put_u64(b, w, now, "$SYS/broker/store/messages/count",
+		    LOAD(queued_messages));
+	sys_put_u64(b, w, now, "$SYS/broker/store/messages/bytes",
+		    LOAD(queued_bytes));
+	for (i = 0; i < TR_COUNT; i++) {
+		snprintf(topic, sizeof(topic),
+			 "$SYS/broker/transport/%s/connected", tr[i]);
+		sys_put_u64(b, w, now, topic, LOAD(transport_connected[i]));
+	}
+}
+
+/* Collects wills to publish once the session table lock is released. */
+struct will_list {
+	struct msg **v;
+	size_t n, cap;
+};
+
+static void will_list_add(struct will_list *l, struct msg *m)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 8;
+		struct msg **v = realloc(l->v, ncap * sizeof(*v));
+
+		if (!v) {
+			msg_unref(m);
+			return;
+		}
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = m;
+}
+
+/* Checks one offline session; returns true if it ended. Holds both locks. */
+static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
+			  struct will_list *wills)
+{
+	bool expired = s->expiry != UINT32_MAX &&
+		       now - s->offline_since >= (uint64_t)s->expiry * 1000u;
+
+	if (s->will && (now >= s->will_at || expired)) {
+		will_list_add(wills, s->will);
+		s->will = NULL;
+	}
+	if (!expired)
+		return false;
+	session_clear_subs(b, s);
+	session_clear_messages(b, s);
+	return true;
+}
+
+void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
+{
+	struct will_list wills = {0};
+	size_t i;
+
+	pthread_mutex_lock(&b->sess_mu);
+	for (i = 0; i < b->sessions.nbuckets; i++) {
+		struct session *s = b->sessions.buckets[i], *next;
+
+		for (; s; s = next) {
+			bool ended;
+
+			next = s->hnext;
+			pthread_mutex_lock(&s->mu);
+			ended = !s->w && sys_sweep_one(b, s, now, &wills);
+			pthread_mutex_unlock(&s->mu);
+			if (ended) {
+				log_msg(LOG_NOTICE, "Session of %s expired.",
+					s->client_id);
+				STAT_ADD(b, sessions_offline, -1);
+				session_remove(b, s); /* may free s */
+			}
+		}
+	}
+	pthread_mutex_unlock(&b->sess_mu);
+	for (i = 0; i < wills.n; i++) {
+		broker_publish(b, w, wills.v[i]);
+		msg_unref(wills.v[i]);
+	}
+	free(wills.v);
+}

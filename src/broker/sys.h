@@ -1,0 +1,19 @@
+/* Housekeeping on worker 0: $SYS topics and the offline-session sweep. */
+#ifndef TERN_BROKER_SYS_H
+#define TERN_BROKER_SYS_H
+
+#include <stdint.h>
+
+struct broker;
+struct worker;
+
+/* Publishes every $SYS/broker/... topic as a retained QoS 0 message. */
+void sys_publish(struct broker *b, struct worker *w, uint64_t now);
+
+/*
+ * Ends offline sessions whose expiry passed and publishes delayed wills
+ * that are due (or whose session ended first).
+ */
+void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now);
+
+#endif

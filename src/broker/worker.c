@@ -1,0 +1,324 @@
+/*
+ * Worker threads: the loop iteration described in worker.h, accepting on
+ * the per-worker listener sockets, the inbox other threads post to, and the
+ * periodic tick (deadlines; on worker 0 also session expiry, delayed wills
+ * and $SYS).
+ */
+#include "broker/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/sys.h"
+#include "net/sock.h"
+
+/* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
+#define WORKER_TICK_MS 250
+
+static void worker_on_accept(struct loop_io *io, uint32_t events)
+{
+	struct listener_sock *ls = (struct listener_sock *)io;
+	struct worker *w = ls->w;
+	struct broker *b = w->b;
+	char peer[SOCK_ADDRSTRLEN], host[SOCK_ADDRSTRLEN];
+	int i;
+
+	(void)events;
+	/* Bounded so that a connect storm cannot starve established
+	 * clients of this worker. */
+	for (i = 0; i < 64; i++) {
+		int fd = sock_accept(io->fd, peer, host);
+		int max = b->cfg->max_connections;
+
+		if (fd == TERN_EAGAIN)
+			return;
+		if (fd < 0) {
+			log_msg(LOG_ERR, "accept on port %u: %s", ls->port,
+				strerror(errno));
+			return;
+		}
+		if (max >= 0 && atomic_load(&b->st.connections) >= max) {
+			log_msg(LOG_NOTICE,
+				"Connection from %s refused: max_connections "
+				"(%d) reached.",
+				peer, max);
+			close(fd);
+			continue;
+		}
+		conn_accept(w, ls, fd, peer, host);
+	}
+}
+
+/* Opens this worker's sockets for one listener (two in local-only mode). */
+static int worker_listen(struct worker *w, const struct listener_cfg *lc)
+{
+	const struct config *cfg = w->b->cfg;
+	const char *local[] = {"127.0.0.1", "::1"};
+	const char *single[] = {lc->bind};
+	const char **addrs = single;
+	int naddr = 1, i;
+
+	if (cfg->local_only && !lc->bind) {
+		addrs = local;
+		naddr = 2;
+	}
+	for (i = 0; i < naddr; i++) {
+		struct listener_sock *ls = &w->lsocks[w->nlsocks];
+		int fd = sock_listen(addrs[i], lc->port, 1);
+
+		if (fd < 0) {
+			/* A machine without IPv6 still serves 127.0.0.1. */
+			if (addrs == local && i == 1)
+				continue;
+			log_msg(LOG_ERR, "Cannot listen on %s port %u: %s.",
+				addrs[i] ? addrs[i] : "*", lc->port,
+				strerror(errno));
+			return TERN_EIO;
+		}
+		memset(ls, 0, sizeof(*ls));
+		ls->io.fd = fd;
+		ls->io.cb = worker_on_accept;
+		ls->w = w;
+		ls->cfg = lc;
+		ls->port = lc->port;
+		ls->transport = TR_TCP;
+		w->nlsocks++;
+		if (loop_add(w->loop, &ls->io, EPOLLIN) != 0)
+			return TERN_EIO;
+		if (w->id == 0)
+			log_msg(LOG_NOTICE, "Opening ipv%c listen socket on "
+					    "port %u (%s).",
+				addrs[i] && strchr(addrs[i], ':') ? '6' : '4',
+				lc->port, addrs[i] ? addrs[i] : "all");
+	}
+	return 0;
+}
+
+struct worker *worker_new(struct broker *b, int id)
+{
+	const struct config *cfg = b->cfg;
+	struct worker *w = calloc(1, sizeof(*w));
+	size_t i;
+
+	if (!w)
+		return NULL;
+	w->b = b;
+	w->id = id;
+	pthread_mutex_init(&w->inbox_mu, NULL);
+	w->loop = loop_new();
+	w->lsocks = calloc(cfg->nlisteners * 2 + 1, sizeof(*w->lsocks));
+	if (!w->loop || !w->lsocks)
+		goto fail;
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (worker_listen(w, &cfg->listeners[i]) != 0)
+			goto fail;
+	return w;
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+static void worker_free_dead(struct worker *w)
+{
+	while (w->dead) {
+		struct conn *c = w->dead;
+
+		w->dead = c->next;
+		conn_free(c);
+	}
+}
+
+void worker_free(struct worker *w)
+{
+	int i;
+	size_t k;
+
+	if (!w)
+		return;
+	while (w->conns) {
+		struct conn *c = w->conns;
+
+		/* Shutdown is not a client failure: keep wills unsent, as
+		 * the session (and its will) would survive a restart. */
+		msg_unref(c->will);
+		c->will = NULL;
+		c->normal_disconnect = true;
+		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
+	}
+	worker_free_dead(w);
+	for (i = 0; i < w->nlsocks; i++)
+		close(w->lsocks[i].io.fd);
+	for (k = 0; k < w->ninbox; k++)
+		session_unref(w->inbox[k].s);
+	free(w->inbox);
+	free(w->inbox_spare);
+	free(w->lsocks);
+	loop_free(w->loop);
+	pthread_mutex_destroy(&w->inbox_mu);
+	free(w);
+}
+
+/* Appends to the inbox; returns true if the worker must be woken. */
+static bool worker_inbox_push(struct worker *to, const struct inbox_item *it)
+{
+	bool wake;
+
+	pthread_mutex_lock(&to->inbox_mu);
+	if (to->ninbox == to->inbox_cap) {
+		size_t ncap = to->inbox_cap ? to->inbox_cap * 2 : 64;
+		struct inbox_item *v =
+			realloc(to->inbox, ncap * sizeof(*v));
+
+		if (!v) {
+			pthread_mutex_unlock(&to->inbox_mu);
+			log_msg(LOG_ERR, "Out of memory in worker inbox.");
+			return false;
+		}
+		to->inbox = v;
+		to->inbox_cap = ncap;
+	}
+	to->inbox[to->ninbox++] = *it;
+	wake = to->ninbox == 1;
+	pthread_mutex_unlock(&to->inbox_mu);
+	return wake;
+}
+
+void worker_post_pump(struct worker *to, struct session *s)
+{
+	struct inbox_item it = {.kind = INBOX_PUMP, .s = session_ref(s)};
+
+	if (worker_inbox_push(to, &it))
+		loop_wake(to->loop);
+}
+
+void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason)
+{
+	struct inbox_item it = {
+		.kind = INBOX_KICK, .reason = reason, .conn_id = conn_id};
+
+	if (worker_inbox_push(to, &it))
+		loop_wake(to->loop);
+}
+
+void worker_want_flush(struct worker *w, struct conn *c)
+{
+	if (c->in_flush || c->state == CONN_CLOSED)
+		return;
+	c->in_flush = true;
+	c->flush_next = w->flush_list;
+	w->flush_list = c;
+}
+
+static void worker_kick(struct worker *w, uint64_t conn_id, uint8_t reason)
+{
+	struct conn *c;
+
+	for (c = w->conns; c; c = c->next)
+		if (c->id == conn_id) {
+			conn_close(c, reason, "taken over by a new connection");
+			return;
+		}
+}
+
+static void worker_pump(struct worker *w, struct session *s)
+{
+	atomic_store(&s->ready, false);
+	pthread_mutex_lock(&s->mu);
+	if (s->w == w && s->conn)
+		conn_pump_locked(s->conn, s);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Handles everything posted to us; swaps buffers to keep the lock short. */
+static void worker_drain_inbox(struct worker *w)
+{
+	struct inbox_item *items;
+	size_t n, cap, i;
+
+	pthread_mutex_lock(&w->inbox_mu);
+	items = w->inbox;
+	n = w->ninbox;
+	cap = w->inbox_cap;
+	w->inbox = w->inbox_spare;
+	w->inbox_cap = w->spare_cap;
+	w->ninbox = 0;
+	pthread_mutex_unlock(&w->inbox_mu);
+
+	for (i = 0; i < n; i++) {
+		if (items[i].kind == INBOX_PUMP) {
+			worker_pump(w, items[i].s);
+			session_unref(items[i].s);
+		} else {
+			worker_kick(w, items[i].conn_id, items[i].reason);
+		}
+	}
+	w->inbox_spare = items;
+	w->spare_cap = cap;
+}
+
+static void worker_flush_all(struct worker *w)
+{
+	while (w->flush_list) {
+		struct conn *c = w->flush_list;
+
+		w->flush_list = c->flush_next;
+		c->in_flush = false;
+		if (c->state != CONN_CLOSED)
+			conn_flush(c);
+	}
+}
+
+static void worker_tick(struct worker *w, uint64_t now)
+{
+	struct conn *c, *next;
+
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		conn_check_timeouts(c, now);
+	}
+	if (w->id != 0)
+		return;
+	sys_sweep_sessions(w->b, w, now);
+	if (w->b->cfg->sys_interval > 0 && now >= w->next_sys) {
+		sys_publish(w->b, w, now);
+		w->next_sys = now + (uint64_t)w->b->cfg->sys_interval * 1000u;
+	}
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct broker *b = w->b;
+
+	w->next_tick = clock_ms() + WORKER_TICK_MS;
+	w->next_sys = clock_ms();
+	while (!atomic_load(&b->stopping)) {
+		uint64_t now = clock_ms();
+		int timeout = now >= w->next_tick ? 0
+						  : (int)(w->next_tick - now);
+
+		if (loop_run_once(w->loop, timeout) < 0) {
+			log_msg(LOG_ERR, "epoll_wait: %s", strerror(errno));
+			break;
+		}
+		if (loop_take_wakeup(w->loop))
+			worker_drain_inbox(w);
+		now = clock_ms();
+		if (now >= w->next_tick) {
+			worker_tick(w, now);
+			w->next_tick = now + WORKER_TICK_MS;
+		}
+		worker_flush_all(w);
+		worker_free_dead(w);
+	}
+	return NULL;
+}

@@ -1,0 +1,94 @@
+/*
+ * Worker threads (DESIGN.md §3). Each worker owns an event loop, its own
+ * copy of every listening socket (SO_REUSEPORT spreads accepts), and the
+ * connections it accepted. Other threads reach a worker only through its
+ * inbox: "pump this session" and "close this connection" messages, with at
+ * most one eventfd wake-up per worker per loop iteration.
+ *
+ * One iteration: wait for events and run their callbacks; drain the inbox;
+ * flush every connection with pending output once (writev); free the
+ * connections closed during the iteration; run the periodic tick.
+ */
+#ifndef TERN_BROKER_WORKER_H
+#define TERN_BROKER_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event/loop.h"
+
+struct broker;
+struct conn;
+struct session;
+struct listener_cfg;
+
+struct listener_sock {
+	struct loop_io io;
+	struct worker *w;
+	const struct listener_cfg *cfg;
+	int transport; /* enum transport_kind */
+	uint16_t port;
+};
+
+enum inbox_kind {
+	INBOX_PUMP = 1, /* the session has queued messages for our client */
+	INBOX_KICK,     /* close conn_id with reason (session takeover) */
+};
+
+struct inbox_item {
+	uint8_t kind;
+	uint8_t reason;
+	uint64_t conn_id;
+	struct session *s; /* reference, INBOX_PUMP only */
+};
+
+struct worker {
+	struct broker *b;
+	int id;
+	pthread_t thread;
+	struct loop *loop;
+	struct listener_sock *lsocks;
+	int nlsocks;
+
+	struct conn *conns; /* all connections of this worker */
+	size_t nconns;
+	struct conn *flush_list; /* connections with output to write */
+	struct conn *dead;       /* closed this iteration, freed at its end */
+
+	pthread_mutex_t inbox_mu;
+	struct inbox_item *inbox, *inbox_spare;
+	size_t ninbox, inbox_cap, spare_cap;
+
+	uint64_t next_tick;
+	uint64_t next_sys;
+	bool started; /* thread running (for broker_stop) */
+
+};
+
+/*
+ * Creates worker `id` and opens its listening sockets. Returns NULL with a
+ * logged reason on failure.
+ */
+struct worker *worker_new(struct broker *b, int id);
+
+/* Closes connections and sockets and frees the worker. NULL is ok. */
+void worker_free(struct worker *w);
+
+/* Thread entry point; returns when the broker is stopping. */
+void *worker_main(void *arg);
+
+/*
+ * Asks worker `to` to pump s's queue into its connection. Takes its own
+ * reference to s. Coalesced by s->ready. Any thread.
+ */
+void worker_post_pump(struct worker *to, struct session *s);
+
+/* Asks worker `to` to close connection conn_id with a v5 reason. */
+void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason);
+
+/* Puts c on the flush list (once). Owning worker only. */
+void worker_want_flush(struct worker *w, struct conn *c);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * Implementation of the output queue. Arena entries store offsets, not
+ * pointers, so the arena can grow with realloc while entries are pending;
+ * consecutive arena appends merge into one entry to keep writev short.
+ * When the queue drains completely the arena is rewound.
+ */
+#include "net/outq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+
+void outq_init(struct outq *q, void (*unref)(void *ref))
+{
+	memset(q, 0, sizeof(*q));
+	q->unref = unref;
+}
+
+void outq_free(struct outq *q)
+{
+	size_t i;
+
+	for (i = q->head; i < q->tail; i++)
+		if (q->ents[i].ref && q->unref)
+			q->unref(q->ents[i].ref);
+	free(q->ents);
+	free(q->arena);
+	memset(q, 0, sizeof(*q));
+}
+
+/* Makes room for one more entry at the tail. */
+static int outq_grow_ents(struct outq *q)
+{
+	struct outq_ent *e;
+	size_t ncap;
+
+	if (q->head > 0 && q->head == q->tail)
+		q->head = q->tail = 0;
+	if (q->tail < q->cap)
+		return 0;
+	if (q->head > q->cap / 2) {
+		memmove(q->ents, q->ents + q->head,
+			(q->tail - q->head) * sizeof(*q->ents));
+		q->tail -= q->head;
+		q->head = 0;
+		return 0;
+	}
+	ncap = q->cap ? q->cap * 2 : 16;
+	e = realloc(q->ents, ncap * sizeof(*e));
+	if (!e)
+		return TERN_ENOMEM;
+	q->ents = e;
+	q->cap = ncap;
+	return 0;
+}
+
+uint8_t *outq_reserve(struct outq *q, size_t n)
+{
+	struct outq_ent *last;
+
+	if (q->arena_len + n > q->arena_cap) {
+		size_t ncap = q->arena_cap ? q->arena_cap : 4096;
+		uint8_t *a;
+
+		while (ncap < q->arena_len + n)
+			ncap *= 2;
+		a = realloc(q->arena, ncap);
+		if (!a)
+			return NULL;
+		q->arena = a;
+		q->arena_cap = ncap;
+	}
+	last = q->tail > q->head ? &q->ents[q->tail - 1] : NULL;
+	if (last && !last->ref && last->off + last->len == q->arena_len) {
+		last->len += n;
+	} else {
+		if (outq_grow_ents(q) != 0)
+			return NULL;
+		q->ents[q->tail++] = (struct outq_ent){
+			.ref = NULL, .base = NULL, .off = q->arena_len, .len = n};
+	}
+	q->arena_len += n;
+	q->bytes += n;
+	return q->arena + q->arena_len - n;
+}
+
+void outq_commit(struct outq *q, size_t reserved, size_t used)
+{
+	size_t unused = reserved - used;
+
+	q->ents[q->tail - 1].len -= unused;
+	q->arena_len -= unused;
+	q->bytes -= unused;
+	if (q->ents[q->tail - 1].len == 0)
+		q->tail--;
+}
+
+int outq_append(struct outq *q, const void *p, size_t n)
+{
+	uint8_t *dst = outq_reserve(q, n);
+
+	if (!dst)
+		return TERN_ENOMEM;
+	memcpy(dst, p, n);
+	return 0;
+}
+
+int outq_append_ref(struct outq *q, void *ref, const void *base, size_t len)
+{
+	if (len == 0 || outq_grow_ents(q) != 0) {
+		if (q->unref)
+			q->unref(ref);
+		return len == 0 ? 0 : TERN_ENOMEM;
+	}
+	q->ents[q->tail++] = (struct outq_ent){
+		.ref = ref, .base = base, .off = 0, .len = len};
+	q->bytes += len;
+	return 0;
+}
+
+int outq_iov(const struct outq *q, struct iovec *iov, int max)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = q->head; i < q->tail && n < max; i++, n++) {
+		const struct outq_ent *e = &q->ents[i];
+
+		iov[n].iov_base = (void *)(e->ref ? e->base + e->off
+						  : q->arena + e->off);
+		iov[n].iov_len = e->len;
+	}
+	return n;
+}
+
+/*
+ * A queue that never drains completely (a steady stream to a busy reader)
+ * would grow its arena without end; slide the live arena bytes down once
+ * the dead prefix is large. Arena offsets only increase along the queue.
+ */
+static void outq_compact(struct outq *q)
+{
+	size_t i, dead = q->arena_len;
+
+	for (i = q->head; i < q->tail; i++)
+		if (!q->ents[i].ref) {
+			dead = q->ents[i].off;
+			break;
+		}
+	if (dead < 65536 || dead < q->arena_len / 2)
+		return;
+	memmove(q->arena, q->arena + dead, q->arena_len - dead);
+	q->arena_len -= dead;
+	for (i = q->head; i < q->tail; i++)
+		if (!q->ents[i].ref)
+			q->ents[i].off -= dead;
+}
+
+void outq_consume(struct outq *q, size_t n)
+{
+	q->bytes -= n;
+	while (n > 0 && q->head < q->tail) {
+		struct outq_ent *e = &q->ents[q->head];
+
+		if (n < e->len) {
+			e->off += n;
+			e->len -= n;
+			return;
+		}
+		n -= e->len;
+		if (e->ref && q->unref)
+			q->unref(e->ref);
+		q->head++;
+	}
+	if (q->head == q->tail) {
+		q->head = q->tail = 0;
+		q->arena_len = 0;
+		return;
+	}
+	outq_compact(q);
+}

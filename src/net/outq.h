@@ -1,0 +1,71 @@
+/*
+ * A connection's output queue (DESIGN.md §4): a list of byte ranges written
+ * with one writev per flush. Small per-connection bytes (packet headers,
+ * acks) are appended to an arena owned by the queue; large shared bytes (a
+ * message payload) are queued by reference with a refcount held until they
+ * have been written, so fan-out never copies payloads.
+ *
+ * Owned and used by one worker thread.
+ */
+#ifndef TERN_NET_OUTQ_H
+#define TERN_NET_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct outq_ent {
+	void *ref;           /* reference released after writing; NULL = arena */
+	const uint8_t *base; /* ref's bytes (NULL for arena entries) */
+	size_t off;          /* arena offset, or offset from base */
+	size_t len;
+};
+
+struct outq {
+	struct outq_ent *ents;
+	size_t head, tail, cap; /* ents[head..tail) are pending */
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	size_t bytes;           /* pending bytes */
+	void (*unref)(void *ref);
+};
+
+/* Initialises an empty queue; unref releases references (may be NULL). */
+void outq_init(struct outq *q, void (*unref)(void *ref));
+
+/* Releases all pending references and memory. */
+void outq_free(struct outq *q);
+
+/*
+ * Reserves n bytes at the end of the arena for the caller to fill, queued as
+ * (part of) the last entry. Returns the pointer or NULL when out of memory.
+ * The pointer is valid until the next call that modifies q.
+ */
+uint8_t *outq_reserve(struct outq *q, size_t n);
+
+/*
+ * Gives back the tail of the last reservation that was not used: the caller
+ * reserved `reserved` bytes and wrote `used`.
+ */
+void outq_commit(struct outq *q, size_t reserved, size_t used);
+
+/* Appends a copy of bytes. Returns 0 or TERN_ENOMEM. */
+int outq_append(struct outq *q, const void *p, size_t n);
+
+/*
+ * Appends a reference to base[0..len); the queue takes ownership of one
+ * reference to `ref` (released with unref once written or on free), also on
+ * failure. Returns 0 or TERN_ENOMEM.
+ */
+int outq_append_ref(struct outq *q, void *ref, const void *base, size_t len);
+
+/*
+ * Fills iov (at most max entries) with the pending ranges, in order.
+ * Returns the number of entries filled.
+ */
+int outq_iov(const struct outq *q, struct iovec *iov, int max);
+
+/* Marks n bytes as written, releasing finished references. */
+void outq_consume(struct outq *q, size_t n);
+
+#endif
