@@ -63,6 +63,14 @@ struct broker {
 	atomic_uint_fast64_t next_conn_id;
 	atomic_uint_fast64_t next_assigned_id;
 	struct broker_stats st;
+
+	/* $SYS load averages; touched only by worker 0 (sys.c). */
+	struct {
+		double avg[8][3]; /* per counter: 1, 5, 15 minute averages */
+		uint64_t last[8];
+		uint64_t last_ms;
+		uint64_t heap_max;
+	} sys;
 };
 
 /*

@@ -250,7 +250,8 @@ void conn_pump_locked(struct conn *c, struct session *s)
 }
 
 /* Validates the fixed header before the body is buffered. */
-static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh)
+static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh,
+			     int hl)
 {
 	uint32_t limit = c->w->b->cfg->max_packet_size;
 
@@ -259,7 +260,7 @@ static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh)
 			   "first packet is not CONNECT");
 		return TERN_EPROTO;
 	}
-	if (limit && fh->remaining + 5u > limit) {
+	if (limit && (uint64_t)fh->remaining + (uint64_t)hl > limit) {
 		conn_close(c, MQTT_RC_PACKET_TOO_LARGE,
 			   "packet exceeds max_packet_size");
 		return TERN_ETOOBIG;
@@ -314,7 +315,7 @@ static int conn_parse(struct conn *c)
 				   "invalid remaining length");
 			return hl;
 		}
-		if ((rc = conn_check_header(c, &fh)) != 0)
+		if ((rc = conn_check_header(c, &fh, hl)) != 0)
 			return rc;
 		if (c->rlen - off < (size_t)hl + fh.remaining)
 			break;

@@ -91,11 +91,16 @@ static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
 	if (!max || max == 65535 || (cn->keepalive && cn->keepalive <= max))
 		return 0;
 	if (c->version == MQTT_V5) {
+		/* v5 can be told: Server Keep Alive (§3.2.2.3.14), also
+		 * replacing "no keep alive" (0). */
 		c->keepalive = max;
 		*server_ka = true;
 		return 0;
 	}
-	/* v3 cannot be told another keep alive; refuse as Mosquitto does. */
+	/* v3 cannot be told another keep alive; refuse as Mosquitto does.
+	 * A v3 keep alive of 0 (none) is left alone, as Mosquitto does. */
+	if (cn->keepalive == 0)
+		return 0;
 	return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
 			      MQTT_RC_CLIENT_ID_INVALID,
 			      "keepalive above max_keepalive");

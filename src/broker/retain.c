@@ -87,7 +87,7 @@ static bool level_is(const char *s, size_t len, size_t p, char c)
 /* ---- children ---- */
 
 static struct rnode *kid_find(const struct rnode *n, const char *name,
-			      size_t len, uint32_t h)
+                              size_t len, uint32_t h)
 {
 	uint32_t mask = n->kcap - 1;
 	struct rnode *c;
@@ -116,7 +116,7 @@ static uint32_t kid_slot(const struct rnode *n, const struct rnode *c)
  * (skip_dollar) '$' names are passed over (MQTT 4.7.2).
  */
 static struct rnode *kid_next(const struct rnode *n, uint32_t from,
-			      bool skip_dollar)
+                              bool skip_dollar)
 {
 	const struct rnode *c;
 
@@ -188,7 +188,7 @@ static void kid_remove(struct rnode *n, const struct rnode *c)
 /* ---- nodes ---- */
 
 static struct rnode *node_new(struct rnode *parent, const char *name,
-			      size_t len, uint32_t h)
+                              size_t len, uint32_t h)
 {
 	struct rnode *n = calloc(1, sizeof(*n) + len);
 
@@ -206,7 +206,7 @@ static struct rnode *node_new(struct rnode *parent, const char *name,
  * reached so the caller can prune what was created.
  */
 static int path_get(struct rnode *root, const char *t, size_t len,
-		    struct rnode **out)
+                    struct rnode **out)
 {
 	struct rnode *n = root, *c;
 	size_t p = 0, e;
@@ -278,7 +278,7 @@ static int lock_init(pthread_rwlock_t *lock)
 		return -1;
 #ifdef __GLIBC__
 	pthread_rwlockattr_setkind_np(
-		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	        &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
 	rc = pthread_rwlock_init(lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
@@ -416,7 +416,7 @@ static void emit_subtree(const struct walk *w, const struct rnode *top)
 		c = kid_next(n, 0, false);
 		while (!c && n != top) {
 			c = kid_next(n->parent, kid_slot(n->parent, n) + 1,
-				     skip && n->parent == top);
+			             skip && n->parent == top);
 			n = n->parent;
 		}
 	}
@@ -426,8 +426,8 @@ static void emit_subtree(const struct walk *w, const struct rnode *top)
  * Arriving at n with filter level p (p > len: filter consumed): reports what
  * matches here and returns the first child to descend into, advancing p.
  */
-static const struct rnode *descend(const struct walk *w,
-				   const struct rnode *n, size_t *p)
+static const struct rnode *descend(const struct walk *w, const struct rnode *n,
+                                   size_t *p)
 {
 	const struct rnode *c;
 	size_t e;
@@ -445,7 +445,7 @@ static const struct rnode *descend(const struct walk *w,
 		c = kid_next(n, 0, n == w->root);
 	else
 		c = kid_find(n, w->filter + *p, e - *p,
-			     level_hash(w->filter + *p, e - *p));
+		             level_hash(w->filter + *p, e - *p));
 	if (c)
 		*p = e + 1;
 	return c;
@@ -457,7 +457,7 @@ static const struct rnode *descend(const struct walk *w,
  * returns NULL at the root.
  */
 static const struct rnode *next_branch(const struct walk *w,
-				       const struct rnode *n, size_t *p)
+                                       const struct rnode *n, size_t *p)
 {
 	const struct rnode *up, *c;
 	size_t pp;
@@ -477,7 +477,7 @@ static const struct rnode *next_branch(const struct walk *w,
 }
 
 void retain_match(struct retain *r, const char *filter, size_t len,
-		  void (*cb)(void *ctx, struct msg *m), void *ctx)
+                  void (*cb)(void *ctx, struct msg *m), void *ctx)
 {
 	struct walk w = {filter, len, NULL, cb, ctx};
 	const struct rnode *n, *c;

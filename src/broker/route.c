@@ -20,6 +20,7 @@
 struct match {
 	struct session *s; /* reference taken under the index lock */
 	struct subs_opts opts;
+	bool shared;
 };
 
 struct route_ctx {
@@ -35,7 +36,6 @@ static void route_on_match(void *ctx, void *owner,
 	struct route_ctx *r = ctx;
 	struct session *s = owner;
 
-	(void)shared;
 	/* MQTT 5 §3.8.3.1: no-local means not back to the publisher. */
 	if (opts->no_local && r->m->origin == s)
 		return;
@@ -52,6 +52,7 @@ static void route_on_match(void *ctx, void *owner,
 	}
 	r->v[r->n].s = session_ref(s);
 	r->v[r->n].opts = *opts;
+	r->v[r->n].shared = shared;
 	r->n++;
 }
 
@@ -65,11 +66,15 @@ static bool route_accept_shared(void *ctx, void *owner)
 	return __atomic_load_n(&s->w, __ATOMIC_RELAXED) != NULL;
 }
 
+/* Orders by session, non-shared first, so each session's ordinary
+ * matches are adjacent and can be merged. */
 static int match_cmp(const void *a, const void *b)
 {
 	const struct match *x = a, *y = b;
 
-	return (x->s > y->s) - (x->s < y->s);
+	if (x->s != y->s)
+		return (x->s > y->s) - (x->s < y->s);
+	return (int)x->shared - (int)y->shared;
 }
 
 /* Delivers m to one session with the merged options of its matches. */
@@ -150,8 +155,14 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 	if (r.n > 1)
 		qsort(r.v, r.n, sizeof(*r.v), match_cmp);
 	for (i = 0; i < r.n; i = j) {
-		for (j = i + 1; j < r.n && r.v[j].s == r.v[i].s; j++)
-			;
+		/* Ordinary matches of one session merge into one delivery
+		 * (MQTT 5 §4.8.1 / 3.1.1 §3.3.5); each shared-group match is
+		 * a delivery of its own, as Mosquitto does. */
+		j = i + 1;
+		if (!r.v[i].shared)
+			while (j < r.n && r.v[j].s == r.v[i].s &&
+			       !r.v[j].shared)
+				j++;
 		route_group(b, self, m, &r.v[i], j - i);
 	}
 	for (i = 0; i < r.n; i++)

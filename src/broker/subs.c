@@ -91,7 +91,7 @@ static uint32_t level_hash(const char *s, size_t len)
 static uint32_t ptr_hash(const void *p)
 {
 	return (uint32_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >>
-			  32);
+	                  32);
 }
 
 /* End (index of '/' or len) of the level starting at p <= len. */
@@ -126,8 +126,8 @@ static bool may_shift(uint32_t home, uint32_t hole, uint32_t at, uint32_t mask)
 
 /* ---- literal children ---- */
 
-static struct node *kid_find(const struct node *n, const char *name,
-			     size_t len, uint32_t h)
+static struct node *kid_find(const struct node *n, const char *name, size_t len,
+                             uint32_t h)
 {
 	uint32_t mask = n->kcap - 1;
 	struct node *c;
@@ -242,7 +242,7 @@ static int subtab_resize(struct sub_table *t, uint32_t cap)
 
 /* Returns 1 when added, 0 when the options were replaced, TERN_ENOMEM. */
 static int subtab_upsert(struct sub_table *t, void *owner,
-			 const struct subs_opts *opts)
+                         const struct subs_opts *opts)
 {
 	struct sub *e = subtab_find(t, owner);
 	struct sub add = {owner, *opts};
@@ -271,7 +271,7 @@ static int subtab_remove(struct sub_table *t, const void *owner)
 	t->slot[hole].owner = NULL;
 	for (j = (hole + 1) & mask; t->slot[j].owner; j = (j + 1) & mask) {
 		if (may_shift(ptr_hash(t->slot[j].owner) & mask, hole, j,
-			      mask)) {
+		              mask)) {
 			t->slot[hole] = t->slot[j];
 			t->slot[j].owner = NULL;
 			hole = j;
@@ -338,7 +338,7 @@ static int member_find(const struct group *g, const void *owner)
 }
 
 static int member_upsert(struct group *g, void *owner,
-			 const struct subs_opts *opts)
+                         const struct subs_opts *opts)
 {
 	int i = member_find(g, owner);
 	struct sub *arr;
@@ -362,8 +362,8 @@ static int member_upsert(struct group *g, void *owner,
 }
 
 /* Adds owner to group `name` of n, creating the group if needed. */
-static int shared_add(struct node *n, const char *name, size_t len,
-		      void *owner, const struct subs_opts *opts)
+static int shared_add(struct node *n, const char *name, size_t len, void *owner,
+                      const struct subs_opts *opts)
 {
 	int i = group_find(n, name, len);
 	struct group *g = i >= 0 ? n->group[i] : group_add(n, name, len);
@@ -378,7 +378,7 @@ static int shared_add(struct node *n, const char *name, size_t len,
 }
 
 static int shared_remove(struct node *n, const char *name, size_t len,
-			 const void *owner)
+                         const void *owner)
 {
 	int i = group_find(n, name, len), m;
 	struct group *g;
@@ -398,8 +398,8 @@ static int shared_remove(struct node *n, const char *name, size_t len,
 
 /* ---- nodes ---- */
 
-static struct node *node_new(struct node *parent, const char *name,
-			     size_t len, uint32_t h)
+static struct node *node_new(struct node *parent, const char *name, size_t len,
+                             uint32_t h)
 {
 	struct node *n = calloc(1, sizeof(*n) + len);
 
@@ -448,7 +448,7 @@ static struct node *child_find(struct node *n, const char *lv, size_t len)
 
 /* Finds or creates n's child for level lv; *out is unchanged on failure. */
 static int child_get(struct node *n, const char *lv, size_t len,
-		     struct node **out)
+                     struct node **out)
 {
 	struct node **w = wild_slot(n, lv, len);
 	uint32_t h = level_hash(lv, len);
@@ -474,7 +474,7 @@ static int child_get(struct node *n, const char *lv, size_t len,
  * reached so the caller can prune what was created.
  */
 static int path_get(struct node *root, const char *f, size_t len,
-		    struct node **out)
+                    struct node **out)
 {
 	struct node *n = root;
 	size_t p = 0, e;
@@ -524,7 +524,7 @@ static void prune(struct subs *s, struct node *n)
 
 /* Splits "$share/group/filter"; false (f untouched) for a plain filter. */
 static bool share_split(const char **f, size_t *len, const char **group,
-			size_t *glen)
+                        size_t *glen)
 {
 	const char *g, *slash;
 
@@ -558,7 +558,7 @@ static int lock_init(pthread_rwlock_t *lock)
 		return -1;
 #ifdef __GLIBC__
 	pthread_rwlockattr_setkind_np(
-		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	        &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
 	rc = pthread_rwlock_init(lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
@@ -630,7 +630,7 @@ void subs_free(struct subs *s)
 }
 
 int subs_add(struct subs *s, const char *filter, size_t len, void *owner,
-	     const struct subs_opts *opts)
+             const struct subs_opts *opts)
 {
 	const char *group = NULL;
 	size_t glen = 0;
@@ -682,9 +682,9 @@ int subs_remove(struct subs *s, const char *filter, size_t len, void *owner)
 /* Picks a group's member round robin, preferring those accept_shared takes. */
 static const struct sub *group_pick(struct group *g, const struct match *m)
 {
-	uint32_t start = atomic_fetch_add_explicit(&g->next, 1,
-						   memory_order_relaxed) %
-			 g->n;
+	uint32_t start =
+	        atomic_fetch_add_explicit(&g->next, 1, memory_order_relaxed) %
+	        g->n;
 
 	if (m->v->accept_shared) {
 		for (uint32_t i = 0; i < g->n; i++) {
@@ -733,7 +733,7 @@ static void visit(const struct match *m, const struct node *n, size_t p)
 
 /* First child of n to descend into for level p (literal before '+'). */
 static struct node *descend(const struct match *m, const struct node *n,
-			    size_t *p)
+                            size_t *p)
 {
 	struct node *c;
 	size_t e;
@@ -755,7 +755,7 @@ static struct node *descend(const struct match *m, const struct node *n,
  * returns NULL at the root.
  */
 static struct node *next_branch(const struct match *m, const struct node *n,
-				size_t *p)
+                                size_t *p)
 {
 	struct node *up;
 
@@ -770,10 +770,9 @@ static struct node *next_branch(const struct match *m, const struct node *n,
 }
 
 void subs_match(struct subs *s, const char *topic, size_t len,
-		const struct subs_visitor *v, void *ctx)
+                const struct subs_visitor *v, void *ctx)
 {
-	struct match m = {topic, len, len > 0 && topic[0] == '$', NULL, v,
-			  ctx};
+	struct match m = {topic, len, len > 0 && topic[0] == '$', NULL, v, ctx};
 	struct node *n, *c;
 	size_t p = 0;
 
@@ -799,7 +798,7 @@ size_t subs_count(struct subs *s)
 }
 
 bool subs_topic_matches(const char *filter, size_t flen, const char *topic,
-			size_t tlen)
+                        size_t tlen)
 {
 	size_t fp = 0, tp = 0, fe, te;
 

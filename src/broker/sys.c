@@ -6,6 +6,8 @@
 #include "broker/sys.h"
 
 #include <inttypes.h>
+#include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +46,71 @@ static void sys_put_u64(struct broker *b, struct worker *w, uint64_t now,
 
 #define LOAD(f) ((uint64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
 
+/*
+ * Load averages as Mosquitto publishes them: per-minute rates smoothed over
+ * 1, 5 and 15 minutes with an exponential moving average updated every
+ * sys_interval.
+ */
+static void sys_put_load(struct broker *b, struct worker *w, uint64_t now)
+{
+	static const char *names[] = {
+		"messages/received", "messages/sent",
+		"publish/received",  "publish/sent",
+		"publish/dropped",   "bytes/received",
+		"bytes/sent",        "connections",
+	};
+	static const double periods[3] = {60.0, 300.0, 900.0};
+	static const char *suffix[3] = {"1min", "5min", "15min"};
+	uint64_t cur[8] = {
+		LOAD(msgs_received),  LOAD(msgs_sent),	    LOAD(pub_received),
+		LOAD(pub_sent),	      LOAD(pub_dropped),    LOAD(bytes_received),
+		LOAD(bytes_sent),     LOAD(clients_total_seen),
+	};
+	double dt = b->sys.last_ms ? (double)(now - b->sys.last_ms) / 1000.0
+				   : 0.0;
+	char topic[96], buf[32];
+	int i, k;
+
+	for (i = 0; i < 8; i++) {
+		double rate = dt > 0 ? (double)(cur[i] - b->sys.last[i]) * 60.0 /
+					       dt
+				     : 0.0;
+
+		for (k = 0; k < 3; k++) {
+			double f = dt > 0 ? exp(-dt / periods[k]) : 1.0;
+			double *avg = &b->sys.avg[i][k];
+
+			*avg = rate + f * (*avg - rate);
+			snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%s",
+				 names[i], suffix[k]);
+			snprintf(buf, sizeof(buf), "%.2f", *avg);
+			sys_put(b, w, now, topic, buf);
+		}
+		b->sys.last[i] = cur[i];
+	}
+	b->sys.last_ms = now;
+}
+
+/* Heap in use as the C library reports it (all allocations, not only
+ * tern's own), and the highest value seen. */
+static void sys_put_heap(struct broker *b, struct worker *w, uint64_t now)
+{
+	struct mallinfo2 mi = mallinfo2();
+	uint64_t cur = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+
+	if (cur > b->sys.heap_max)
+		b->sys.heap_max = cur;
+	sys_put_u64(b, w, now, "$SYS/broker/heap/current", cur);
+	sys_put_u64(b, w, now, "$SYS/broker/heap/maximum", b->sys.heap_max);
+}
+
 void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *tr[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
 	char topic[96], buf[64];
 	int i;
 
-	sys_put(b, w, now, "$SYS/broker/version", "tern " TERN_VERSION);
+	sys_put(b, w, now, "$SYS/broker/version", "tern version " TERN_VERSION);
 	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds",
 		 (now - b->start_ms) / 1000u);
 	sys_put(b, w, now, "$SYS/broker/uptime", buf);
@@ -86,6 +146,8 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 		    LOAD(queued_messages));
 	sys_put_u64(b, w, now, "$SYS/broker/store/messages/bytes",
 		    LOAD(queued_bytes));
+	sys_put_load(b, w, now);
+	sys_put_heap(b, w, now);
 	for (i = 0; i < TR_COUNT; i++) {
 		snprintf(topic, sizeof(topic),
 			 "$SYS/broker/transport/%s/connected", tr[i]);

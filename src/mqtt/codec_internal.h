@@ -128,7 +128,7 @@ static inline void wr_u16(struct mqtt_wr *w, uint16_t v)
 static inline void wr_u32(struct mqtt_wr *w, uint32_t v)
 {
 	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16),
-			(uint8_t)(v >> 8), (uint8_t)v};
+	                (uint8_t)(v >> 8), (uint8_t)v};
 
 	wr_bytes(w, b, 4);
 }
@@ -150,7 +150,7 @@ static inline void wr_bin(struct mqtt_wr *w, const struct mqtt_bin *b)
 }
 
 /*
- * Property contexts: bit (1 << packet type) for packets, bit 0 for the will
+ * Property contexts: the packet type, or 0 for the will
  * properties inside CONNECT (no packet has type 0).
  */
 #define MQTT_CTX_WILL 0u
@@ -161,13 +161,12 @@ static inline void wr_bin(struct mqtt_wr *w, const struct mqtt_bin *b)
  * TERN_E* code with *err filled.
  */
 int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
-		      struct mqtt_error *err);
+                      struct mqtt_error *err);
 
 /* Writes a property block (length prefix included). */
 void mqtt_props_write(struct mqtt_wr *w, const struct mqtt_props *props);
 
 /* Fills *err and returns rc, so a check reads `return fail(...)`. */
-int mqtt_fail(struct mqtt_error *err, int rc, uint8_t reason,
-	      const char *what);
+int mqtt_fail(struct mqtt_error *err, int rc, uint8_t reason, const char *what);
 
 #endif

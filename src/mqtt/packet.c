@@ -19,8 +19,7 @@
 #include "base/utf8.h"
 #include "mqtt/codec_internal.h"
 
-int mqtt_fail(struct mqtt_error *err, int rc, uint8_t reason,
-	      const char *what)
+int mqtt_fail(struct mqtt_error *err, int rc, uint8_t reason, const char *what)
 {
 	err->reason = reason;
 	err->connack_rc = 0;
@@ -96,10 +95,10 @@ int mqtt_fixed_header(const uint8_t *buf, size_t len, struct mqtt_fixed *out)
 const char *mqtt_type_name(uint8_t type)
 {
 	static const char *const names[16] = {
-		"RESERVED",   "CONNECT", "CONNACK",  "PUBLISH",
-		"PUBACK",     "PUBREC",  "PUBREL",   "PUBCOMP",
-		"SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
-		"PINGREQ",    "PINGRESP", "DISCONNECT", "AUTH",
+	        "RESERVED",  "CONNECT",  "CONNACK",     "PUBLISH",
+	        "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+	        "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+	        "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH",
 	};
 
 	return type < 16 ? names[type] : "UNKNOWN";
@@ -150,30 +149,28 @@ static int packet_id(struct dctx *d, uint16_t *id)
 
 /* Reason codes each v5 packet may carry (MQTT 5 §2.4 and §3.x.2.1). */
 static const uint8_t rc_connack[] = {
-	0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
-	0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F};
+        0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+        0x8A, 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F};
 static const uint8_t rc_puback[] = {0x00, 0x10, 0x80, 0x83, 0x87,
-				    0x90, 0x91, 0x97, 0x99};
+                                    0x90, 0x91, 0x97, 0x99};
 static const uint8_t rc_pubrel[] = {0x00, 0x92};
 static const uint8_t rc_suback[] = {0x00, 0x01, 0x02, 0x80, 0x83, 0x87,
-				    0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
+                                    0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
 static const uint8_t rc_suback3[] = {0x00, 0x01, 0x02, 0x80};
-static const uint8_t rc_unsuback[] = {0x00, 0x11, 0x80, 0x83,
-				      0x87, 0x8F, 0x91};
+static const uint8_t rc_unsuback[] = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91};
 static const uint8_t rc_disconnect[] = {
-	0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
-	0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
-	0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
+        0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
+        0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+        0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
 static const uint8_t rc_auth[] = {0x00, 0x18, 0x19};
 
 #define RC_LIST(a) a, sizeof(a)
 
-static int reason_ok(struct dctx *d, uint8_t rc, const uint8_t *list,
-		     size_t n)
+static int reason_ok(struct dctx *d, uint8_t rc, const uint8_t *list, size_t n)
 {
 	if (!memchr(list, rc, n))
 		return proto(d, MQTT_RC_PROTOCOL_ERROR,
-			     "reason code not allowed in this packet");
+		             "reason code not allowed in this packet");
 	return 0;
 }
 
@@ -198,7 +195,7 @@ static int connect_version(struct dctx *d, struct mqtt_connect *c)
 	if (ok)
 		return 0;
 	mqtt_fail(d->err, TERN_EVERSION, MQTT_RC_UNSUPPORTED_VERSION,
-		  "unsupported protocol name or level");
+	          "unsupported protocol name or level");
 	d->err->connack_rc = MQTT3_CONNACK_BAD_VERSION;
 	return TERN_EVERSION;
 }
@@ -236,7 +233,7 @@ static int connect_will(struct dctx *d, struct mqtt_connect *c)
 		return rc;
 	if (mqtt_topic_name_check(c->will_topic.p, c->will_topic.len) < 0)
 		return proto(d, MQTT_RC_TOPIC_NAME_INVALID,
-			     "invalid will topic");
+		             "invalid will topic");
 	return 0;
 }
 
@@ -274,7 +271,7 @@ static int dec_connect(struct dctx *d)
 	if ((rc = connect_flags(d, c, flags)) < 0)
 		return rc;
 	if (d->version == MQTT_V5 &&
-	    (rc = props(d, 1u << MQTT_CONNECT, &c->props)) < 0)
+	    (rc = props(d, MQTT_CONNECT, &c->props)) < 0)
 		return rc;
 	return connect_payload(d, c);
 }
@@ -294,14 +291,14 @@ static int dec_connack(struct dctx *d)
 	c->session_present = ack & 1;
 	if (d->version == MQTT_V5) {
 		if ((rc = reason_ok(d, c->reason, RC_LIST(rc_connack))) < 0 ||
-		    (rc = props(d, 1u << MQTT_CONNACK, &c->props)) < 0)
+		    (rc = props(d, MQTT_CONNACK, &c->props)) < 0)
 			return rc;
 	} else if (c->reason > MQTT3_CONNACK_NOT_AUTHORIZED) {
 		return proto(d, MQTT_RC_PROTOCOL_ERROR, "bad CONNACK code");
 	}
 	if (c->session_present && c->reason)
 		return proto(d, MQTT_RC_PROTOCOL_ERROR,
-			     "session present on a refused CONNACK");
+		             "session present on a refused CONNACK");
 	return 0;
 }
 
@@ -322,7 +319,7 @@ static int publish_topic(struct dctx *d, const struct mqtt_publish *p)
 		return rc;
 	if (mqtt_topic_name_check(p->topic.p, p->topic.len) < 0)
 		return proto(d, MQTT_RC_TOPIC_NAME_INVALID,
-			     "wildcard in topic name");
+		             "wildcard in topic name");
 	return 0;
 }
 
@@ -343,7 +340,7 @@ static int dec_publish(struct dctx *d)
 	if (p->qos && (rc = packet_id(d, &p->packet_id)) < 0)
 		return rc;
 	if (d->version == MQTT_V5 &&
-	    (rc = props(d, 1u << MQTT_PUBLISH, &p->props)) < 0)
+	    (rc = props(d, MQTT_PUBLISH, &p->props)) < 0)
 		return rc;
 	if ((rc = publish_topic(d, p)) < 0)
 		return rc;
@@ -374,7 +371,7 @@ static int dec_ack(struct dctx *d)
 	else
 		rc = reason_ok(d, a->reason, RC_LIST(rc_pubrel));
 	if (rc == 0 && rd_left(&d->r))
-		rc = props(d, 1u << type, &a->props);
+		rc = props(d, type, &a->props);
 	return rc;
 }
 
@@ -396,7 +393,7 @@ static int sub_options(struct dctx *d, uint8_t o, bool shared)
 		return proto(d, MQTT_RC_PROTOCOL_ERROR, "retain handling 3");
 	if ((o & 0x04) && shared)
 		return proto(d, MQTT_RC_PROTOCOL_ERROR,
-			     "no local on a shared subscription");
+		             "no local on a shared subscription");
 	return 0;
 }
 
@@ -412,7 +409,7 @@ static int sub_entry(struct dctx *d, bool is_sub)
 		return rc;
 	if (mqtt_topic_filter_check(f.p, f.len) < 0)
 		return proto(d, MQTT_RC_TOPIC_FILTER_INVALID,
-			     "invalid topic filter");
+		             "invalid topic filter");
 	shared = mqtt_share_split(f.p, f.len, &group, &rest);
 	return is_sub ? sub_options(d, o, shared == 1) : 0;
 }
@@ -426,7 +423,7 @@ static int dec_subscribe(struct dctx *d)
 	if ((rc = packet_id(d, &s->packet_id)) < 0)
 		return rc;
 	if (d->version == MQTT_V5 &&
-	    (rc = props(d, 1u << d->out->type, &s->props)) < 0)
+	    (rc = props(d, d->out->type, &s->props)) < 0)
 		return rc;
 	s->entries = d->r.p + d->r.pos;
 	s->entries_len = (uint32_t)rd_left(&d->r);
@@ -440,8 +437,8 @@ static int dec_subscribe(struct dctx *d)
 	return 0;
 }
 
-int mqtt_sub_next(const struct mqtt_subscribe *s, bool is_sub,
-		  uint8_t version, uint32_t *pos, struct mqtt_sub_entry *e)
+int mqtt_sub_next(const struct mqtt_subscribe *s, bool is_sub, uint8_t version,
+                  uint32_t *pos, struct mqtt_sub_entry *e)
 {
 	struct mqtt_rd r = {s->entries, s->entries_len, *pos};
 	struct mqtt_str f;
@@ -478,7 +475,7 @@ static int dec_suback(struct dctx *d)
 	if (d->version != MQTT_V5 && !is_sub)
 		return 0; /* a v3 UNSUBACK is just the packet id */
 	if (d->version == MQTT_V5 &&
-	    (rc = props(d, 1u << d->out->type, &s->props)) < 0)
+	    (rc = props(d, d->out->type, &s->props)) < 0)
 		return rc;
 	if (is_sub && d->version == MQTT_V5)
 		list = rc_suback, n = sizeof(rc_suback);
@@ -516,21 +513,21 @@ static int dec_disconnect(struct dctx *d)
 	else
 		rc = reason_ok(d, x->reason, RC_LIST(rc_disconnect));
 	if (rc == 0 && rd_left(&d->r))
-		rc = props(d, 1u << type, &x->props);
+		rc = props(d, type, &x->props);
 	return rc;
 }
 
 typedef int (*dec_fn)(struct dctx *d);
 
 static const dec_fn decoders[16] = {
-	[MQTT_CONNECT] = dec_connect,	 [MQTT_CONNACK] = dec_connack,
-	[MQTT_PUBLISH] = dec_publish,	 [MQTT_PUBACK] = dec_ack,
-	[MQTT_PUBREC] = dec_ack,	 [MQTT_PUBREL] = dec_ack,
-	[MQTT_PUBCOMP] = dec_ack,	 [MQTT_SUBSCRIBE] = dec_subscribe,
-	[MQTT_SUBACK] = dec_suback,	 [MQTT_UNSUBSCRIBE] = dec_subscribe,
-	[MQTT_UNSUBACK] = dec_suback,	 [MQTT_PINGREQ] = dec_empty,
-	[MQTT_PINGRESP] = dec_empty,	 [MQTT_DISCONNECT] = dec_disconnect,
-	[MQTT_AUTH] = dec_disconnect,
+        [MQTT_CONNECT] = dec_connect, [MQTT_CONNACK] = dec_connack,
+        [MQTT_PUBLISH] = dec_publish, [MQTT_PUBACK] = dec_ack,
+        [MQTT_PUBREC] = dec_ack,      [MQTT_PUBREL] = dec_ack,
+        [MQTT_PUBCOMP] = dec_ack,     [MQTT_SUBSCRIBE] = dec_subscribe,
+        [MQTT_SUBACK] = dec_suback,   [MQTT_UNSUBSCRIBE] = dec_subscribe,
+        [MQTT_UNSUBACK] = dec_suback, [MQTT_PINGREQ] = dec_empty,
+        [MQTT_PINGRESP] = dec_empty,  [MQTT_DISCONNECT] = dec_disconnect,
+        [MQTT_AUTH] = dec_disconnect,
 };
 
 /* Fixed-header flags are fixed for every type but PUBLISH (§2.1.3). */
@@ -545,7 +542,8 @@ static bool flags_ok(uint8_t type, uint8_t flags)
 }
 
 int mqtt_decode(const struct mqtt_fixed *fh, const uint8_t *body, size_t len,
-		uint8_t version, struct mqtt_packet *out, struct mqtt_error *err)
+                uint8_t version, struct mqtt_packet *out,
+                struct mqtt_error *err)
 {
 	struct mqtt_error spare;
 	struct dctx d = {{body, len, 0}, fh->flags, version, out, err};
@@ -556,9 +554,10 @@ int mqtt_decode(const struct mqtt_fixed *fh, const uint8_t *body, size_t len,
 	memset(d.err, 0, sizeof(*d.err));
 	memset(out, 0, sizeof(*out));
 	out->type = fh->type;
-	if (fh->type != MQTT_CONNECT && (version < MQTT_V31 || version > MQTT_V5))
+	if (fh->type != MQTT_CONNECT &&
+	    (version < MQTT_V31 || version > MQTT_V5))
 		return mqtt_fail(d.err, TERN_EINVAL, MQTT_RC_UNSPECIFIED,
-				 "unknown protocol level");
+		                 "unknown protocol level");
 	if (fh->type > 15 || !decoders[fh->type] ||
 	    (fh->type == MQTT_AUTH && version != MQTT_V5))
 		return malformed(&d, "reserved packet type");
@@ -579,10 +578,9 @@ int mqtt_decode(const struct mqtt_fixed *fh, const uint8_t *body, size_t len,
  * and once to write, with the fixed header in between.
  */
 typedef void (*enc_fn)(struct mqtt_wr *w, const struct mqtt_packet *p,
-		       uint8_t v);
+                       uint8_t v);
 
-static void enc_props(struct mqtt_wr *w, const struct mqtt_props *p,
-		      uint8_t v)
+static void enc_props(struct mqtt_wr *w, const struct mqtt_props *p, uint8_t v)
 {
 	if (v == MQTT_V5)
 		mqtt_props_write(w, p);
@@ -596,7 +594,7 @@ static uint8_t connect_flag_byte(const struct mqtt_connect *c)
 		f |= 0x02;
 	if (c->will)
 		f |= (uint8_t)(0x04 | c->will_qos << 3 |
-			       (c->will_retain ? 0x20 : 0));
+		               (c->will_retain ? 0x20 : 0));
 	if (c->has_password)
 		f |= 0x40;
 	if (c->has_username)
@@ -605,7 +603,7 @@ static uint8_t connect_flag_byte(const struct mqtt_connect *c)
 }
 
 static void enc_connect(struct mqtt_wr *w, const struct mqtt_packet *p,
-			uint8_t v)
+                        uint8_t v)
 {
 	const struct mqtt_connect *c = &p->u.connect;
 
@@ -633,7 +631,7 @@ static void enc_connect(struct mqtt_wr *w, const struct mqtt_packet *p,
 }
 
 static void enc_connack(struct mqtt_wr *w, const struct mqtt_packet *p,
-			uint8_t v)
+                        uint8_t v)
 {
 	wr_u8(w, p->u.connack.session_present ? 1 : 0);
 	wr_u8(w, p->u.connack.reason);
@@ -641,7 +639,7 @@ static void enc_connack(struct mqtt_wr *w, const struct mqtt_packet *p,
 }
 
 static void enc_publish_head(struct mqtt_wr *w, const struct mqtt_publish *p,
-			     uint8_t v)
+                             uint8_t v)
 {
 	if (p->qos > 2)
 		w->err = TERN_EINVAL;
@@ -652,7 +650,7 @@ static void enc_publish_head(struct mqtt_wr *w, const struct mqtt_publish *p,
 }
 
 static void enc_publish(struct mqtt_wr *w, const struct mqtt_packet *p,
-			uint8_t v)
+                        uint8_t v)
 {
 	enc_publish_head(w, &p->u.publish, v);
 	wr_bytes(w, p->u.publish.payload, p->u.publish.payload_len);
@@ -664,8 +662,7 @@ static bool props_empty(const struct mqtt_props *p)
 	return mqtt_props_size(p) == 1;
 }
 
-static void enc_ack(struct mqtt_wr *w, const struct mqtt_packet *p,
-		    uint8_t v)
+static void enc_ack(struct mqtt_wr *w, const struct mqtt_packet *p, uint8_t v)
 {
 	const struct mqtt_ack *a = &p->u.ack;
 	bool empty = v != MQTT_V5 || props_empty(&a->props);
@@ -679,7 +676,7 @@ static void enc_ack(struct mqtt_wr *w, const struct mqtt_packet *p,
 }
 
 static void enc_subscribe(struct mqtt_wr *w, const struct mqtt_packet *p,
-			  uint8_t v)
+                          uint8_t v)
 {
 	const struct mqtt_subscribe *s = &p->u.subscribe;
 
@@ -693,8 +690,8 @@ static void enc_subscribe(struct mqtt_wr *w, const struct mqtt_packet *p,
 			w->err = TERN_EINVAL;
 		if (v == MQTT_V5)
 			o |= (uint8_t)((e->no_local ? 0x04 : 0) |
-				       (e->retain_as_published ? 0x08 : 0) |
-				       (e->retain_handling & 3) << 4);
+			               (e->retain_as_published ? 0x08 : 0) |
+			               (e->retain_handling & 3) << 4);
 		wr_str(w, &e->filter);
 		if (p->type == MQTT_SUBSCRIBE)
 			wr_u8(w, o);
@@ -702,7 +699,7 @@ static void enc_subscribe(struct mqtt_wr *w, const struct mqtt_packet *p,
 }
 
 static void enc_suback(struct mqtt_wr *w, const struct mqtt_packet *p,
-		       uint8_t v)
+                       uint8_t v)
 {
 	const struct mqtt_suback *s = &p->u.suback;
 
@@ -713,14 +710,13 @@ static void enc_suback(struct mqtt_wr *w, const struct mqtt_packet *p,
 	wr_bytes(w, s->codes, s->count);
 }
 
-static void enc_empty(struct mqtt_wr *w, const struct mqtt_packet *p,
-		      uint8_t v)
+static void enc_empty(struct mqtt_wr *w, const struct mqtt_packet *p, uint8_t v)
 {
 }
 
 /* v5 DISCONNECT and AUTH omit what is default (§3.14.2.1, §3.15.2.1). */
 static void enc_disconnect(struct mqtt_wr *w, const struct mqtt_packet *p,
-			   uint8_t v)
+                           uint8_t v)
 {
 	const struct mqtt_disconnect *x = &p->u.disconnect;
 	bool empty;
@@ -736,14 +732,14 @@ static void enc_disconnect(struct mqtt_wr *w, const struct mqtt_packet *p,
 }
 
 static const enc_fn encoders[16] = {
-	[MQTT_CONNECT] = enc_connect,	 [MQTT_CONNACK] = enc_connack,
-	[MQTT_PUBLISH] = enc_publish,	 [MQTT_PUBACK] = enc_ack,
-	[MQTT_PUBREC] = enc_ack,	 [MQTT_PUBREL] = enc_ack,
-	[MQTT_PUBCOMP] = enc_ack,	 [MQTT_SUBSCRIBE] = enc_subscribe,
-	[MQTT_SUBACK] = enc_suback,	 [MQTT_UNSUBSCRIBE] = enc_subscribe,
-	[MQTT_UNSUBACK] = enc_suback,	 [MQTT_PINGREQ] = enc_empty,
-	[MQTT_PINGRESP] = enc_empty,	 [MQTT_DISCONNECT] = enc_disconnect,
-	[MQTT_AUTH] = enc_disconnect,
+        [MQTT_CONNECT] = enc_connect, [MQTT_CONNACK] = enc_connack,
+        [MQTT_PUBLISH] = enc_publish, [MQTT_PUBACK] = enc_ack,
+        [MQTT_PUBREC] = enc_ack,      [MQTT_PUBREL] = enc_ack,
+        [MQTT_PUBCOMP] = enc_ack,     [MQTT_SUBSCRIBE] = enc_subscribe,
+        [MQTT_SUBACK] = enc_suback,   [MQTT_UNSUBSCRIBE] = enc_subscribe,
+        [MQTT_UNSUBACK] = enc_suback, [MQTT_PINGREQ] = enc_empty,
+        [MQTT_PINGRESP] = enc_empty,  [MQTT_DISCONNECT] = enc_disconnect,
+        [MQTT_AUTH] = enc_disconnect,
 };
 
 static uint8_t first_byte(const struct mqtt_packet *p)
@@ -753,9 +749,9 @@ static uint8_t first_byte(const struct mqtt_packet *p)
 
 	if (p->type == MQTT_PUBLISH)
 		f = (uint8_t)((pub->dup ? 0x08 : 0) | (pub->qos & 3) << 1 |
-			      (pub->retain ? 0x01 : 0));
+		              (pub->retain ? 0x01 : 0));
 	else if (p->type == MQTT_PUBREL || p->type == MQTT_SUBSCRIBE ||
-		 p->type == MQTT_UNSUBSCRIBE)
+	         p->type == MQTT_UNSUBSCRIBE)
 		f = 0x02;
 	return (uint8_t)(p->type << 4 | f);
 }
@@ -772,7 +768,7 @@ static bool encodable(uint8_t type, uint8_t v)
  * sends the payload itself.
  */
 static int encode_framed(const struct mqtt_packet *p, uint8_t v, size_t body,
-			 size_t head, uint8_t *out, size_t cap)
+                         size_t head, uint8_t *out, size_t cap)
 {
 	struct mqtt_wr w = {out, cap, 0, 0};
 
@@ -806,7 +802,7 @@ size_t mqtt_encoded_size(const struct mqtt_packet *p, uint8_t version)
 }
 
 int mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
-		size_t cap)
+                size_t cap)
 {
 	long long n = body_size(p, version);
 
@@ -816,7 +812,7 @@ int mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
 }
 
 int mqtt_encode_publish_head(const struct mqtt_publish *pub, uint8_t version,
-			     uint8_t *out, size_t cap)
+                             uint8_t *out, size_t cap)
 {
 	struct mqtt_packet p;
 	struct mqtt_wr w = {NULL, 0, 0, 0};
@@ -829,5 +825,5 @@ int mqtt_encode_publish_head(const struct mqtt_publish *pub, uint8_t version,
 	if (w.err)
 		return w.err;
 	return encode_framed(&p, version, w.pos + pub->payload_len, w.pos, out,
-			     cap);
+	                     cap);
 }

@@ -19,71 +19,80 @@
 #include "base/utf8.h"
 #include "mqtt/codec_internal.h"
 
-enum ptype { PT_NONE, PT_BYTE, PT_U16, PT_U32, PT_VBI, PT_STR, PT_BIN, PT_PAIR };
-
-struct prop_def {
-	uint8_t type;  /* enum ptype */
-	uint16_t ctx;  /* bit (1 << packet type); bit 0 = will properties */
-	uint16_t off;  /* the field in struct mqtt_props */
+enum ptype {
+	PT_NONE,
+	PT_BYTE,
+	PT_U16,
+	PT_U32,
+	PT_VBI,
+	PT_STR,
+	PT_BIN,
+	PT_PAIR
 };
 
-#define CX(t) (1u << MQTT_##t)
-#define WILL (1u << MQTT_CTX_WILL)
-#define ACKS (CX(PUBACK) | CX(PUBREC) | CX(PUBREL) | CX(PUBCOMP))
-#define MSG (CX(PUBLISH) | WILL)
+struct prop_def {
+	uint8_t type; /* enum ptype */
+	uint16_t ctx; /* bit (1 << packet type); bit 0 = will properties */
+	uint16_t off; /* the field in struct mqtt_props */
+};
+
+#define CX(t)    (1u << MQTT_##t)
+#define WILL     (1u << MQTT_CTX_WILL)
+#define ACKS     (CX(PUBACK) | CX(PUBREC) | CX(PUBREL) | CX(PUBCOMP))
+#define MSG      (CX(PUBLISH) | WILL)
 #define F(field) offsetof(struct mqtt_props, field)
 
 /* MQTT 5 §2.2.2.2, table "Properties". */
 static const struct prop_def defs[64] = {
-	[MQTT_PROP_PAYLOAD_FORMAT] = {PT_BYTE, MSG, F(payload_format)},
-	[MQTT_PROP_MESSAGE_EXPIRY] = {PT_U32, MSG, F(message_expiry)},
-	[MQTT_PROP_CONTENT_TYPE] = {PT_STR, MSG, F(content_type)},
-	[MQTT_PROP_RESPONSE_TOPIC] = {PT_STR, MSG, F(response_topic)},
-	[MQTT_PROP_CORRELATION_DATA] = {PT_BIN, MSG, F(correlation_data)},
-	[MQTT_PROP_SUBSCRIPTION_ID] = {PT_VBI, CX(PUBLISH) | CX(SUBSCRIBE),
-				       F(sub_id)},
-	[MQTT_PROP_SESSION_EXPIRY] = {PT_U32,
-				      CX(CONNECT) | CX(CONNACK) |
-					      CX(DISCONNECT),
-				      F(session_expiry)},
-	[MQTT_PROP_ASSIGNED_CLIENT_ID] = {PT_STR, CX(CONNACK),
-					  F(assigned_client_id)},
-	[MQTT_PROP_SERVER_KEEP_ALIVE] = {PT_U16, CX(CONNACK),
-					 F(server_keep_alive)},
-	[MQTT_PROP_AUTH_METHOD] = {PT_STR, CX(CONNECT) | CX(CONNACK) | CX(AUTH),
-				   F(auth_method)},
-	[MQTT_PROP_AUTH_DATA] = {PT_BIN, CX(CONNECT) | CX(CONNACK) | CX(AUTH),
-				 F(auth_data)},
-	[MQTT_PROP_REQUEST_PROBLEM_INFO] = {PT_BYTE, CX(CONNECT),
-					    F(request_problem_info)},
-	[MQTT_PROP_WILL_DELAY] = {PT_U32, WILL, F(will_delay)},
-	[MQTT_PROP_REQUEST_RESPONSE_INFO] = {PT_BYTE, CX(CONNECT),
-					     F(request_response_info)},
-	[MQTT_PROP_RESPONSE_INFO] = {PT_STR, CX(CONNACK), F(response_info)},
-	[MQTT_PROP_SERVER_REFERENCE] = {PT_STR, CX(CONNACK) | CX(DISCONNECT),
-					F(server_reference)},
-	[MQTT_PROP_REASON_STRING] = {PT_STR,
-				     CX(CONNACK) | ACKS | CX(SUBACK) |
-					     CX(UNSUBACK) | CX(DISCONNECT) |
-					     CX(AUTH),
-				     F(reason_string)},
-	[MQTT_PROP_RECEIVE_MAXIMUM] = {PT_U16, CX(CONNECT) | CX(CONNACK),
-				       F(receive_maximum)},
-	[MQTT_PROP_TOPIC_ALIAS_MAXIMUM] = {PT_U16, CX(CONNECT) | CX(CONNACK),
-					   F(topic_alias_maximum)},
-	[MQTT_PROP_TOPIC_ALIAS] = {PT_U16, CX(PUBLISH), F(topic_alias)},
-	[MQTT_PROP_MAXIMUM_QOS] = {PT_BYTE, CX(CONNACK), F(maximum_qos)},
-	[MQTT_PROP_RETAIN_AVAILABLE] = {PT_BYTE, CX(CONNACK),
-					F(retain_available)},
-	[MQTT_PROP_USER_PROPERTY] = {PT_PAIR, 0xFFFFu, F(user_props)},
-	[MQTT_PROP_MAXIMUM_PACKET_SIZE] = {PT_U32, CX(CONNECT) | CX(CONNACK),
-					   F(maximum_packet_size)},
-	[MQTT_PROP_WILDCARD_SUB_AVAILABLE] = {PT_BYTE, CX(CONNACK),
-					      F(wildcard_sub_available)},
-	[MQTT_PROP_SUB_ID_AVAILABLE] = {PT_BYTE, CX(CONNACK),
-					F(sub_id_available)},
-	[MQTT_PROP_SHARED_SUB_AVAILABLE] = {PT_BYTE, CX(CONNACK),
-					    F(shared_sub_available)},
+        [MQTT_PROP_PAYLOAD_FORMAT] = {PT_BYTE, MSG, F(payload_format)},
+        [MQTT_PROP_MESSAGE_EXPIRY] = {PT_U32, MSG, F(message_expiry)},
+        [MQTT_PROP_CONTENT_TYPE] = {PT_STR, MSG, F(content_type)},
+        [MQTT_PROP_RESPONSE_TOPIC] = {PT_STR, MSG, F(response_topic)},
+        [MQTT_PROP_CORRELATION_DATA] = {PT_BIN, MSG, F(correlation_data)},
+        [MQTT_PROP_SUBSCRIPTION_ID] = {PT_VBI, CX(PUBLISH) | CX(SUBSCRIBE),
+                                       F(sub_id)},
+        [MQTT_PROP_SESSION_EXPIRY] = {PT_U32,
+                                      CX(CONNECT) | CX(CONNACK) |
+                                              CX(DISCONNECT),
+                                      F(session_expiry)},
+        [MQTT_PROP_ASSIGNED_CLIENT_ID] = {PT_STR, CX(CONNACK),
+                                          F(assigned_client_id)},
+        [MQTT_PROP_SERVER_KEEP_ALIVE] = {PT_U16, CX(CONNACK),
+                                         F(server_keep_alive)},
+        [MQTT_PROP_AUTH_METHOD] = {PT_STR, CX(CONNECT) | CX(CONNACK) | CX(AUTH),
+                                   F(auth_method)},
+        [MQTT_PROP_AUTH_DATA] = {PT_BIN, CX(CONNECT) | CX(CONNACK) | CX(AUTH),
+                                 F(auth_data)},
+        [MQTT_PROP_REQUEST_PROBLEM_INFO] = {PT_BYTE, CX(CONNECT),
+                                            F(request_problem_info)},
+        [MQTT_PROP_WILL_DELAY] = {PT_U32, WILL, F(will_delay)},
+        [MQTT_PROP_REQUEST_RESPONSE_INFO] = {PT_BYTE, CX(CONNECT),
+                                             F(request_response_info)},
+        [MQTT_PROP_RESPONSE_INFO] = {PT_STR, CX(CONNACK), F(response_info)},
+        [MQTT_PROP_SERVER_REFERENCE] = {PT_STR, CX(CONNACK) | CX(DISCONNECT),
+                                        F(server_reference)},
+        [MQTT_PROP_REASON_STRING] = {PT_STR,
+                                     CX(CONNACK) | ACKS | CX(SUBACK) |
+                                             CX(UNSUBACK) | CX(DISCONNECT) |
+                                             CX(AUTH),
+                                     F(reason_string)},
+        [MQTT_PROP_RECEIVE_MAXIMUM] = {PT_U16, CX(CONNECT) | CX(CONNACK),
+                                       F(receive_maximum)},
+        [MQTT_PROP_TOPIC_ALIAS_MAXIMUM] = {PT_U16, CX(CONNECT) | CX(CONNACK),
+                                           F(topic_alias_maximum)},
+        [MQTT_PROP_TOPIC_ALIAS] = {PT_U16, CX(PUBLISH), F(topic_alias)},
+        [MQTT_PROP_MAXIMUM_QOS] = {PT_BYTE, CX(CONNACK), F(maximum_qos)},
+        [MQTT_PROP_RETAIN_AVAILABLE] = {PT_BYTE, CX(CONNACK),
+                                        F(retain_available)},
+        [MQTT_PROP_USER_PROPERTY] = {PT_PAIR, 0xFFFFu, F(user_props)},
+        [MQTT_PROP_MAXIMUM_PACKET_SIZE] = {PT_U32, CX(CONNECT) | CX(CONNACK),
+                                           F(maximum_packet_size)},
+        [MQTT_PROP_WILDCARD_SUB_AVAILABLE] = {PT_BYTE, CX(CONNACK),
+                                              F(wildcard_sub_available)},
+        [MQTT_PROP_SUB_ID_AVAILABLE] = {PT_BYTE, CX(CONNACK),
+                                        F(sub_id_available)},
+        [MQTT_PROP_SHARED_SUB_AVAILABLE] = {PT_BYTE, CX(CONNACK),
+                                            F(shared_sub_available)},
 };
 
 /* One property as read from the wire; which members matter follows type. */
@@ -105,7 +114,7 @@ static const struct prop_def *def_of(uint32_t id)
  * definition, or NULL for an unknown id or a truncated value.
  */
 static const struct prop_def *prop_read(struct mqtt_rd *r, uint32_t *id,
-					struct prop_val *v)
+                                        struct prop_val *v)
 {
 	const struct prop_def *d;
 	uint8_t u8 = 0;
@@ -144,7 +153,7 @@ static uint8_t value_check(uint32_t id, const struct prop_def *d, uint32_t n)
 
 /* Stores a validated single-occurrence property in its field. */
 static void store(struct mqtt_props *out, const struct prop_def *d,
-		  const struct prop_val *v)
+                  const struct prop_val *v)
 {
 	char *field = (char *)out + d->off;
 
@@ -163,7 +172,7 @@ static void store(struct mqtt_props *out, const struct prop_def *d,
  * exactly and anything interleaved is skipped by mqtt_user_prop_next().
  */
 static void add_user_prop(struct mqtt_props *out, const uint8_t *start,
-			  const uint8_t *end)
+                          const uint8_t *end)
 {
 	if (out->user_prop_count++ == 0)
 		out->user_props = start;
@@ -172,30 +181,30 @@ static void add_user_prop(struct mqtt_props *out, const uint8_t *start,
 
 /* Applies one property read from a block in context ctx. */
 static int prop_apply(struct mqtt_props *out, unsigned ctx, uint32_t id,
-		      const struct prop_def *d, const struct prop_val *v,
-		      struct mqtt_error *err)
+                      const struct prop_def *d, const struct prop_val *v,
+                      struct mqtt_error *err)
 {
 	uint64_t bit = MQTT_PBIT(id);
 	uint8_t rc;
 
 	if (!(d->ctx & (1u << ctx)))
 		return mqtt_fail(err, TERN_EMALFORMED, MQTT_RC_MALFORMED,
-				 "property not allowed in this packet");
+		                 "property not allowed in this packet");
 	if ((d->type == PT_STR || d->type == PT_PAIR) &&
 	    (utf8_check_mqtt(v->s.p, v->s.len) < 0 ||
 	     (d->type == PT_PAIR && utf8_check_mqtt(v->s2.p, v->s2.len) < 0)))
 		return mqtt_fail(err, TERN_EUTF8, MQTT_RC_MALFORMED,
-				 "invalid UTF-8 in a property");
+		                 "invalid UTF-8 in a property");
 	rc = value_check(id, d, v->n);
 	if (rc)
 		return mqtt_fail(err, TERN_EPROTO, rc,
-				 "property value out of range");
+		                 "property value out of range");
 	/* Several subscription ids only in PUBLISH (§3.3.4); user props
 	 * repeat anywhere; everything else at most once. */
 	if ((out->present & bit) && id != MQTT_PROP_USER_PROPERTY &&
 	    !(id == MQTT_PROP_SUBSCRIPTION_ID && ctx == MQTT_PUBLISH))
 		return mqtt_fail(err, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR,
-				 "duplicate property");
+		                 "duplicate property");
 	out->present |= bit;
 	if (id == MQTT_PROP_SUBSCRIPTION_ID) {
 		if (out->sub_id_count++ == 0)
@@ -207,7 +216,7 @@ static int prop_apply(struct mqtt_props *out, unsigned ctx, uint32_t id,
 }
 
 int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
-		      struct mqtt_error *err)
+                      struct mqtt_error *err)
 {
 	struct mqtt_rd pr = {NULL, 0, 0};
 	uint32_t blen;
@@ -216,7 +225,7 @@ int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
 	memset(out, 0, sizeof(*out));
 	if (rd_vbi(r, &blen) < 0 || !rd_bytes(r, blen, &pr.p))
 		return mqtt_fail(err, TERN_EMALFORMED, MQTT_RC_MALFORMED,
-				 "property length exceeds packet");
+		                 "property length exceeds packet");
 	pr.len = blen;
 	while (rd_left(&pr)) {
 		const uint8_t *start = pr.p + pr.pos;
@@ -226,8 +235,8 @@ int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
 
 		if (!(d = prop_read(&pr, &id, &v)))
 			return mqtt_fail(err, TERN_EMALFORMED,
-					 MQTT_RC_MALFORMED,
-					 "unknown or truncated property");
+			                 MQTT_RC_MALFORMED,
+			                 "unknown or truncated property");
 		rc = prop_apply(out, ctx, id, d, &v, err);
 		if (rc < 0)
 			return rc;
@@ -237,7 +246,7 @@ int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
 	if ((out->present & MQTT_PBIT(MQTT_PROP_AUTH_DATA)) &&
 	    !(out->present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD)))
 		return mqtt_fail(err, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR,
-				 "authentication data without method");
+		                 "authentication data without method");
 	if (out->sub_id_count) {
 		out->sub_ids_raw = pr.p;
 		out->sub_ids_raw_len = blen;
@@ -247,7 +256,7 @@ int mqtt_props_decode(struct mqtt_rd *r, unsigned ctx, struct mqtt_props *out,
 
 /* Writes one single-occurrence property from its field. */
 static void write_one(struct mqtt_wr *w, uint32_t id, const struct prop_def *d,
-		      const struct mqtt_props *p)
+                      const struct mqtt_props *p)
 {
 	const char *field = (const char *)p + d->off;
 
@@ -314,8 +323,8 @@ size_t mqtt_props_size(const struct mqtt_props *props)
  * `want`. The region may come from a caller, so any malformation simply
  * ends the iteration.
  */
-static int next_of(const uint8_t *p, uint32_t len, uint32_t *pos,
-		   uint32_t want, struct prop_val *v)
+static int next_of(const uint8_t *p, uint32_t len, uint32_t *pos, uint32_t want,
+                   struct prop_val *v)
 {
 	struct mqtt_rd r = {p, len, *pos};
 	uint32_t id;
@@ -335,12 +344,12 @@ static int next_of(const uint8_t *p, uint32_t len, uint32_t *pos,
 }
 
 int mqtt_user_prop_next(const struct mqtt_props *props, uint32_t *pos,
-			struct mqtt_str *key, struct mqtt_str *value)
+                        struct mqtt_str *key, struct mqtt_str *value)
 {
 	struct prop_val v;
 
 	if (!next_of(props->user_props, props->user_props_len, pos,
-		     MQTT_PROP_USER_PROPERTY, &v))
+	             MQTT_PROP_USER_PROPERTY, &v))
 		return 0;
 	*key = v.s;
 	*value = v.s2;
@@ -348,12 +357,12 @@ int mqtt_user_prop_next(const struct mqtt_props *props, uint32_t *pos,
 }
 
 int mqtt_sub_id_next(const struct mqtt_props *props, uint32_t *pos,
-		     uint32_t *id)
+                     uint32_t *id)
 {
 	struct prop_val v;
 
 	if (!next_of(props->sub_ids_raw, props->sub_ids_raw_len, pos,
-		     MQTT_PROP_SUBSCRIPTION_ID, &v))
+	             MQTT_PROP_SUBSCRIPTION_ID, &v))
 		return 0;
 	*id = v.n;
 	return 1;

@@ -7,7 +7,7 @@
 #include "base/utf8.h"
 #include "mqtt/codec_internal.h"
 
-#define SHARE_PREFIX "$share/"
+#define SHARE_PREFIX     "$share/"
 #define SHARE_PREFIX_LEN 7
 
 int mqtt_topic_name_check(const uint8_t *s, size_t len)
@@ -56,7 +56,7 @@ int mqtt_topic_filter_check(const uint8_t *s, size_t len)
 }
 
 int mqtt_share_split(const uint8_t *s, size_t len, struct mqtt_str *group,
-		     struct mqtt_str *filter)
+                     struct mqtt_str *filter)
 {
 	const uint8_t *g, *slash;
 	size_t rest;

@@ -87,7 +87,11 @@ describe('QoS', () => {
 });
 
 describe('overlapping subscriptions', () => {
-  test('v3: delivered at the highest matching QoS (exactly once for tern)', async () => {
+  // 3.1.1 §3.3.5: the server MUST deliver respecting the maximum QoS of all
+  // matching subscriptions. mosquitto 2.0.11 sends one copy at QoS 0 here.
+  test('v3: delivered at the highest matching QoS (exactly once for tern)', {
+    skip: KIND !== 'tern' && 'mosquitto 2.0.11 delivers at QoS 0 (violates 3.1.1 §3.3.5)',
+  }, async () => {
     const P = uid();
     const s = await connect(broker, { protocolVersion: 4 });
     const p = await connect(broker, { protocolVersion: 4 });
@@ -331,9 +335,12 @@ describe('ordering', () => {
     const p = await connect(broker, { protocolVersion: 5 });
     try {
       await sub(s, `${P}/#`, { qos: 2 });
-      const sends = [];
-      for (let i = 0; i < N; i++) for (const q of [0, 1, 2]) sends.push(p.publishAsync(`${P}/q${q}`, String(i), { qos: q }));
-      await Promise.all(sends);
+      // In chunks, so the publisher stays within the server's Receive Maximum.
+      for (let i = 0; i < N; i += 5) {
+        const sends = [];
+        for (let j = i; j < i + 5; j++) for (const q of [0, 1, 2]) sends.push(p.publishAsync(`${P}/q${q}`, String(j), { qos: q }));
+        await Promise.all(sends);
+      }
       await s.waitMessages(3 * N, { timeout: 5000 });
       for (const q of [0, 1, 2]) {
         const seq = s.messages.filter((m) => m.topic === `${P}/q${q}`).map((m) => Number(m.payload));
@@ -344,7 +351,9 @@ describe('ordering', () => {
 });
 
 describe('flow control', () => {
-  test('v5: the server honours the client Receive Maximum (§3.3.4, §4.9)', async () => {
+  // MQTT-3.3.4-9: the server MUST NOT send more than the client's Receive
+  // Maximum QoS 1/2 PUBLISHes that are not yet acknowledged.
+  test('v5: no more than the client Receive Maximum sent before any PUBACK', async () => {
     const P = uid();
     const s = await rawConnect(broker.port, { version: 5, clientId: uid('rm'), props: { receiveMaximum: 2 } });
     const p = await connect(broker, { protocolVersion: 5 });
@@ -353,13 +362,28 @@ describe('flow control', () => {
       await s.expect('suback');
       for (let i = 0; i < 5; i++) await pub(p, `${P}/t`, String(i), { qos: 1 });
       const got = await s.collect('publish', 500);
-      assert.equal(got.length, 2, `${got.length} unacknowledged QoS 1 messages in flight, Receive Maximum is 2`);
+      assert.deepEqual(got.map((m) => m.payload.toString()), ['0', '1']);
+    } finally { s.destroy(); await closeAll(p); }
+  });
+
+  // mosquitto 2.0.11 sends two more PUBLISHes per PUBACK here (3 in flight
+  // with Receive Maximum 2), violating MQTT-3.3.4-9.
+  test('v5: the client Receive Maximum holds as PUBACKs free slots; the rest follows in order', {
+    skip: KIND !== 'tern' && 'mosquitto 2.0.11 exceeds the client Receive Maximum after a PUBACK (MQTT-3.3.4-9)',
+  }, async () => {
+    const P = uid();
+    const s = await rawConnect(broker.port, { version: 5, clientId: uid('rm'), props: { receiveMaximum: 2 } });
+    const p = await connect(broker, { protocolVersion: 5 });
+    try {
+      s.subscribe(1, [[`${P}/t`, 1]]);
+      await s.expect('suback');
+      for (let i = 0; i < 5; i++) await pub(p, `${P}/t`, String(i), { qos: 1 });
+      const got = await s.collect('publish', 500);
       assert.deepEqual(got.map((m) => m.payload.toString()), ['0', '1']);
       s.send(enc.puback(got[0].id));
       const third = await s.expect('publish');
       assert.equal(third.payload.toString(), '2');
       assert.deepEqual(await s.collect('publish', 300), [], 'more than Receive Maximum in flight after one PUBACK');
-      // Acknowledge the others and receive the rest, in order.
       s.send(enc.puback(got[1].id));
       s.send(enc.puback(third.id));
       const rest = [];
@@ -372,7 +396,12 @@ describe('flow control', () => {
     } finally { s.destroy(); await closeAll(p); }
   });
 
-  test('v5: more QoS 2 PUBLISHes in flight than the server Receive Maximum → DISCONNECT 0x93 (§3.3.4)', async () => {
+  // §3.3.4: a receiver getting more than its Receive Maximum of unacknowledged
+  // QoS 1/2 PUBLISHes uses DISCONNECT 0x93. mosquitto 2.0.11 instead answers
+  // PUBREC 0x97 (Quota exceeded) and stays connected.
+  test('v5: more QoS 2 PUBLISHes in flight than the server Receive Maximum → DISCONNECT 0x93 (§3.3.4)', {
+    skip: KIND !== 'tern' && 'mosquitto 2.0.11 answers PUBREC 0x97 instead of DISCONNECT 0x93',
+  }, async () => {
     const P = uid();
     const c = await rawConnect(broker.port, { version: 5, clientId: uid('rx') });
     try {

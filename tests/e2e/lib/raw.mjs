@@ -417,6 +417,17 @@ export class RawClient {
     }, timeout, type ?? 'a packet');
   }
 
+  // Like expect(), but resolves null instead of rejecting when the server
+  // closes the connection first.
+  expectOrClosed(type, { timeout = DEFAULT_TIMEOUT, match } = {}) {
+    return this.waitFor(() => {
+      const i = this.queue.findIndex((p) => (type == null || p.type === type) && (!match || match(p)));
+      if (i >= 0) return this.queue.splice(i, 1)[0];
+      if (this.isClosed) return null;
+      return undefined;
+    }, timeout, `${type ?? 'a packet'} or close`);
+  }
+
   // Resolves with the next packet of any type.
   next(opts) { return this.expect(null, opts); }
 

@@ -3,21 +3,24 @@
  * accepted; overlongs, surrogates, code points above U+10FFFF, truncated
  * and stray bytes are refused; U+0000 is refused only by the MQTT check.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <string.h>
 
 #include "base/error.h"
 #include "base/utf8.h"
 
-#define CHECK(expect, ...)                                                    \
-	do {                                                                  \
-		const uint8_t b_[] = {__VA_ARGS__};                           \
-		assert_int_equal(utf8_check_mqtt(b_, sizeof(b_)), (expect));  \
+#define CHECK(expect, ...)                                                     \
+	do {                                                                   \
+		const uint8_t b_[] = {__VA_ARGS__};                            \
+		assert_int_equal(utf8_check_mqtt(b_, sizeof(b_)), (expect));   \
 	} while (0)
 
 static void test_valid(void **state)
@@ -46,7 +49,7 @@ static void test_nul(void **state)
 	/* An overlong NUL is refused by both. */
 	CHECK(TERN_EUTF8, 0xC0, 0x80);
 	assert_int_equal(utf8_check((const uint8_t *)"\xC0\x80", 2),
-			 TERN_EUTF8);
+	                 TERN_EUTF8);
 }
 
 static void test_overlong(void **state)
@@ -59,8 +62,8 @@ static void test_overlong(void **state)
 
 static void test_surrogates_and_range(void **state)
 {
-	CHECK(TERN_EUTF8, 0xED, 0xA0, 0x80); /* U+D800 */
-	CHECK(TERN_EUTF8, 0xED, 0xBF, 0xBF); /* U+DFFF */
+	CHECK(TERN_EUTF8, 0xED, 0xA0, 0x80);       /* U+D800 */
+	CHECK(TERN_EUTF8, 0xED, 0xBF, 0xBF);       /* U+DFFF */
 	CHECK(TERN_EUTF8, 0xF4, 0x90, 0x80, 0x80); /* U+110000 */
 	CHECK(TERN_EUTF8, 0xF5, 0x80, 0x80, 0x80);
 	CHECK(TERN_EUTF8, 0xFF);
@@ -69,12 +72,12 @@ static void test_surrogates_and_range(void **state)
 
 static void test_truncated_and_stray(void **state)
 {
-	CHECK(TERN_EUTF8, 0x80);             /* stray continuation */
+	CHECK(TERN_EUTF8, 0x80); /* stray continuation */
 	CHECK(TERN_EUTF8, 'a', 0xBF);
-	CHECK(TERN_EUTF8, 0xC3);             /* cut short */
+	CHECK(TERN_EUTF8, 0xC3); /* cut short */
 	CHECK(TERN_EUTF8, 0xE2, 0x82);
 	CHECK(TERN_EUTF8, 0xF0, 0x9F, 0x98);
-	CHECK(TERN_EUTF8, 0xC3, 'a');        /* bad continuation */
+	CHECK(TERN_EUTF8, 0xC3, 'a'); /* bad continuation */
 	CHECK(TERN_EUTF8, 0xE2, 0x82, 'a');
 	CHECK(TERN_EUTF8, 0xF0, 0x9F, 0x98, 0xC0);
 }
@@ -82,11 +85,11 @@ static void test_truncated_and_stray(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid),
-		cmocka_unit_test(test_nul),
-		cmocka_unit_test(test_overlong),
-		cmocka_unit_test(test_surrogates_and_range),
-		cmocka_unit_test(test_truncated_and_stray),
+	        cmocka_unit_test(test_valid),
+	        cmocka_unit_test(test_nul),
+	        cmocka_unit_test(test_overlong),
+	        cmocka_unit_test(test_surrogates_and_range),
+	        cmocka_unit_test(test_truncated_and_stray),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,10 +4,12 @@
  * reference counts, and very wide and very deep topic trees. Run under ASan
  * to catch a missing or extra msg_unref.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
+/* cmocka.h relies on the four headers above. */
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -176,15 +178,15 @@ static void test_dollar(void **state)
 }
 
 static const char *const topics[] = {
-	"a",    "a/b",    "a/b/c", "a/c",  "a//b",    "/a",   "/",
-	"b",    "b/b",    "x/b/y", "$SYS", "$SYS/x", "a/$b", "a/b/c/d",
-	"a/b/", "//",     "b/a",   "$",    "$/a",
+        "a",    "a/b", "a/b/c", "a/c",  "a//b",   "/a",   "/",
+        "b",    "b/b", "x/b/y", "$SYS", "$SYS/x", "a/$b", "a/b/c/d",
+        "a/b/", "//",  "b/a",   "$",    "$/a",
 };
 static const char *const filters[] = {
-	"#",    "+",      "+/+",    "+/#",  "a",      "a/b",   "a/+",
-	"a/#",  "a/b/c",  "a/+/c",  "+/b/#", "/a",    "/+",    "+/a",
-	"a//b", "a/+/+",  "$SYS/#", "$SYS/+", "$SYS", "a/b/#", "b/#",
-	"+/+/+", "/#",    "$/#",    "//",
+        "#",     "+",     "+/+",    "+/#",    "a",    "a/b",   "a/+",
+        "a/#",   "a/b/c", "a/+/c",  "+/b/#",  "/a",   "/+",    "+/a",
+        "a//b",  "a/+/+", "$SYS/#", "$SYS/+", "$SYS", "a/b/#", "b/#",
+        "+/+/+", "/#",    "$/#",    "//",
 };
 
 /* The store must find exactly the topics the pure matcher accepts. */
@@ -202,17 +204,17 @@ static void test_agrees_with_topic_matches(void **state)
 	for (size_t j = 0; j < nf; j++) {
 		want = 0;
 		for (size_t i = 0; i < nt; i++)
-			want += subs_topic_matches(filters[j],
-						   strlen(filters[j]),
-						   topics[i], strlen(topics[i]));
+			want += subs_topic_matches(
+			        filters[j], strlen(filters[j]), topics[i],
+			        strlen(topics[i]));
 		match(r, filters[j], &f);
 		if (f.n != want)
 			fail_msg("filter %s: store found %zu, matcher %zu",
-				 filters[j], f.n, want);
+			         filters[j], f.n, want);
 		for (size_t i = 0; i < f.n; i++)
 			assert_true(subs_topic_matches(
-				filters[j], strlen(filters[j]), f.topic[i],
-				strlen(f.topic[i])));
+			        filters[j], strlen(filters[j]), f.topic[i],
+			        strlen(f.topic[i])));
 	}
 	for (size_t i = 0; i < nt; i++)
 		assert_int_equal(put(r, topics[i], ""), 0);
@@ -278,13 +280,13 @@ static void test_deep_topic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_replace_delete),
-		cmocka_unit_test(test_parent_kept),
-		cmocka_unit_test(test_wildcards),
-		cmocka_unit_test(test_dollar),
-		cmocka_unit_test(test_agrees_with_topic_matches),
-		cmocka_unit_test(test_siblings),
-		cmocka_unit_test(test_deep_topic),
+	        cmocka_unit_test(test_set_replace_delete),
+	        cmocka_unit_test(test_parent_kept),
+	        cmocka_unit_test(test_wildcards),
+	        cmocka_unit_test(test_dollar),
+	        cmocka_unit_test(test_agrees_with_topic_matches),
+	        cmocka_unit_test(test_siblings),
+	        cmocka_unit_test(test_deep_topic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,12 @@
  * matching, the '$' rule, shared groups, pruning, very wide and very deep
  * trees, and matching while another thread writes.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
+/* cmocka.h relies on the four headers above. */
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -38,7 +40,7 @@ struct hits {
 };
 
 static void on_match(void *ctx, void *owner, const struct subs_opts *opts,
-		     bool shared)
+                     bool shared)
 {
 	struct hits *h = ctx;
 
@@ -236,8 +238,9 @@ static void test_replace(void **state)
 
 static void test_remove_prune(void **state)
 {
-	static const char *filters[] = {"a/b/c", "a/+/c", "a/#", "#", "+",
-					"a//b", "$share/g/a/b", "$share/h/#"};
+	static const char *filters[] = {
+	        "a/b/c", "a/+/c", "a/#",          "#",
+	        "+",     "a//b",  "$share/g/a/b", "$share/h/#"};
 	const size_t nf = sizeof(filters) / sizeof(filters[0]);
 	struct subs *s = subs_new();
 	struct hits h;
@@ -331,13 +334,13 @@ static void test_two_groups(void **state)
 	for (int k = 0; k < 4; k++) {
 		assert_int_equal(match(s, "a", &h), 3);
 		assert_int_equal(hits_of(&h, OWNER(0)) + hits_of(&h, OWNER(1)),
-				 1);
+		                 1);
 		assert_int_equal(hits_of(&h, OWNER(2)) + hits_of(&h, OWNER(3)),
-				 1);
+		                 1);
 		assert_int_equal(hits_of(&h, OWNER(4)), 1);
 		for (size_t i = 0; i < h.n; i++)
 			assert_int_equal(h.v[i].shared,
-					 h.v[i].owner != OWNER(4));
+			                 h.v[i].owner != OWNER(4));
 	}
 	subs_free(s);
 }
@@ -370,7 +373,7 @@ static void test_siblings(void **state)
 		assert_int_equal(del(s, f, own + k), 0);
 		if (i % 1000 == 998) {
 			snprintf(f, sizeof(f), "device/%d/x",
-				 (int)(((long)(i + 1) * 7919) % SIBLINGS));
+			         (int)(((long)(i + 1) * 7919) % SIBLINGS));
 			assert_int_equal(match(s, f, &h), 1);
 		}
 	}
@@ -411,9 +414,9 @@ static void test_deep_topic(void **state)
 	add(s, "+/+", OWNER(1), 0);
 	add(s, "+/#", OWNER(2), 0);
 	/* A filter of 65,536 empty levels: the deepest tree possible. */
-	assert_int_equal(subs_add(s, t, DEEP, OWNER(3),
-				  &(struct subs_opts){.qos = 0}),
-			 1);
+	assert_int_equal(
+	        subs_add(s, t, DEEP, OWNER(3), &(struct subs_opts){.qos = 0}),
+	        1);
 	assert_int_equal(match(s, t, &h), 3);
 	assert_int_equal(hits_of(&h, OWNER(0)), 1);
 	assert_int_equal(hits_of(&h, OWNER(2)), 1);
@@ -427,9 +430,9 @@ static void test_deep_topic(void **state)
 	subs_free(s);
 	s = subs_new();
 	add(s, "#", OWNER(0), 0);
-	assert_int_equal(subs_add(s, t, DEEP, OWNER(3),
-				  &(struct subs_opts){.qos = 0}),
-			 1);
+	assert_int_equal(
+	        subs_add(s, t, DEEP, OWNER(3), &(struct subs_opts){.qos = 0}),
+	        1);
 	assert_int_equal(subs_remove(s, t, DEEP, OWNER(3)), 0);
 	assert_int_equal(subs_count(s), 1);
 	assert_int_equal(match(s, t, &h), 1);
@@ -438,14 +441,14 @@ static void test_deep_topic(void **state)
 }
 
 static const char *const filters[] = {
-	"#",     "+",     "+/+",   "+/#",    "a",      "a/b",    "a/+",
-	"a/#",   "a/b/c", "a/+/c", "+/b/#",  "/a",     "/+",     "+/a",
-	"a//b",  "a/+/+", "$SYS/#", "$SYS/+", "$SYS",  "a/b/#",  "b/#",
+        "#",    "+",     "+/+",    "+/#",    "a",    "a/b",   "a/+",
+        "a/#",  "a/b/c", "a/+/c",  "+/b/#",  "/a",   "/+",    "+/a",
+        "a//b", "a/+/+", "$SYS/#", "$SYS/+", "$SYS", "a/b/#", "b/#",
 };
 static const char *const topics[] = {
-	"a",     "a/b",  "a/b/c", "a/c",   "a//b",   "/a",   "/",
-	"b",     "b/b",  "x/b/y", "$SYS",  "$SYS/x", "a/$b", "a/b/c/d",
-	"a/b/",  "//",   "b/a",
+        "a",    "a/b",     "a/b/c", "a/c",   "a//b", "/a",
+        "/",    "b",       "b/b",   "x/b/y", "$SYS", "$SYS/x",
+        "a/$b", "a/b/c/d", "a/b/",  "//",    "b/a",
 };
 
 /* The index and the pure matcher must agree on every pair. */
@@ -466,12 +469,12 @@ static void test_agrees_with_topic_matches(void **state)
 			for (size_t k = 0; k < h.n; k++)
 				got += h.v[k].opts.sub_id == i;
 			want = subs_topic_matches(filters[i],
-						  strlen(filters[i]),
-						  topics[j], strlen(topics[j]));
+			                          strlen(filters[i]), topics[j],
+			                          strlen(topics[j]));
 			if (got != (size_t)want)
 				fail_msg("filter %s topic %s: index %zu, "
-					 "matcher %d",
-					 filters[i], topics[j], got, want);
+				         "matcher %d",
+				         filters[i], topics[j], got, want);
 		}
 	}
 	subs_free(s);
@@ -483,24 +486,24 @@ static void test_topic_matches(void **state)
 		const char *f, *t;
 		bool want;
 	} cases[] = {
-		{"a/b", "a/b", true},     {"a/b", "a", false},
-		{"a", "a/b", false},      {"a/+", "a/b", true},
-		{"a/+", "a", false},      {"a/+", "a/", true},
-		{"a/#", "a", true},       {"a/#", "a/b/c", true},
-		{"#", "a", true},         {"#", "$SYS/a", false},
-		{"+/a", "$SYS/a", false}, {"$SYS/#", "$SYS/a", true},
-		{"$SYS/#", "$SYS", true}, {"+/+", "/", true},
-		{"/+", "/a", true},       {"+", "/a", false},
-		{"a//b", "a//b", true},   {"a//b", "a/b", false},
-		{"ab", "a", false},       {"a", "ab", false},
+	        {"a/b", "a/b", true},     {"a/b", "a", false},
+	        {"a", "a/b", false},      {"a/+", "a/b", true},
+	        {"a/+", "a", false},      {"a/+", "a/", true},
+	        {"a/#", "a", true},       {"a/#", "a/b/c", true},
+	        {"#", "a", true},         {"#", "$SYS/a", false},
+	        {"+/a", "$SYS/a", false}, {"$SYS/#", "$SYS/a", true},
+	        {"$SYS/#", "$SYS", true}, {"+/+", "/", true},
+	        {"/+", "/a", true},       {"+", "/a", false},
+	        {"a//b", "a//b", true},   {"a//b", "a/b", false},
+	        {"ab", "a", false},       {"a", "ab", false},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bool got = subs_topic_matches(cases[i].f, strlen(cases[i].f),
-					      cases[i].t, strlen(cases[i].t));
+		                              cases[i].t, strlen(cases[i].t));
 		if (got != cases[i].want)
 			fail_msg("filter %s topic %s: got %d want %d",
-				 cases[i].f, cases[i].t, got, cases[i].want);
+			         cases[i].f, cases[i].t, got, cases[i].want);
 	}
 }
 
@@ -519,7 +522,7 @@ struct race_hits {
 };
 
 static void race_match(void *ctx, void *owner, const struct subs_opts *o,
-		       bool shared)
+                       bool shared)
 {
 	struct race_hits *h = ctx;
 
@@ -553,15 +556,15 @@ static void writer(struct race *r)
 	while (clock_ms() < end) {
 		for (int i = 0; i < 50; i++) {
 			snprintf(f, sizeof(f), "%sdev/%d/%s",
-				 i % 5 ? "" : "$share/g/", i % 10,
-				 i % 3 ? "x" : "+");
+			         i % 5 ? "" : "$share/g/", i % 10,
+			         i % 3 ? "x" : "+");
 			if (add(r->s, f, OWNER(2 + i % 8), 0) < 0)
 				atomic_fetch_add(&r->errors, 1);
 		}
 		for (int i = 0; i < 50; i++) {
 			snprintf(f, sizeof(f), "%sdev/%d/%s",
-				 i % 5 ? "" : "$share/g/", i % 10,
-				 i % 3 ? "x" : "+");
+			         i % 5 ? "" : "$share/g/", i % 10,
+			         i % 3 ? "x" : "+");
 			/* Duplicates were replaced, so the second is gone. */
 			del(r->s, f, OWNER(2 + i % 8));
 		}
@@ -597,23 +600,23 @@ static void test_concurrent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact),
-		cmocka_unit_test(test_plus),
-		cmocka_unit_test(test_hash),
-		cmocka_unit_test(test_dollar),
-		cmocka_unit_test(test_empty_levels),
-		cmocka_unit_test(test_overlap),
-		cmocka_unit_test(test_replace),
-		cmocka_unit_test(test_remove_prune),
-		cmocka_unit_test(test_shared_round_robin),
-		cmocka_unit_test(test_shared_accept),
-		cmocka_unit_test(test_two_groups),
-		cmocka_unit_test(test_siblings),
-		cmocka_unit_test(test_many_owners),
-		cmocka_unit_test(test_deep_topic),
-		cmocka_unit_test(test_agrees_with_topic_matches),
-		cmocka_unit_test(test_topic_matches),
-		cmocka_unit_test(test_concurrent),
+	        cmocka_unit_test(test_exact),
+	        cmocka_unit_test(test_plus),
+	        cmocka_unit_test(test_hash),
+	        cmocka_unit_test(test_dollar),
+	        cmocka_unit_test(test_empty_levels),
+	        cmocka_unit_test(test_overlap),
+	        cmocka_unit_test(test_replace),
+	        cmocka_unit_test(test_remove_prune),
+	        cmocka_unit_test(test_shared_round_robin),
+	        cmocka_unit_test(test_shared_accept),
+	        cmocka_unit_test(test_two_groups),
+	        cmocka_unit_test(test_siblings),
+	        cmocka_unit_test(test_many_owners),
+	        cmocka_unit_test(test_deep_topic),
+	        cmocka_unit_test(test_agrees_with_topic_matches),
+	        cmocka_unit_test(test_topic_matches),
+	        cmocka_unit_test(test_concurrent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,11 +4,14 @@
  * every v5 property, and the malformed inputs of BAD_INPUTS.md that a codec
  * can catch, each with the return code and reason code the broker relies on.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <string.h>
 
@@ -23,7 +26,7 @@ static uint8_t buf[1 << 17];
 
 /* Decodes a body given the first byte of its fixed header. */
 static int dec_body(uint8_t first, const uint8_t *body, size_t n, uint8_t v,
-		    struct mqtt_packet *p, struct mqtt_error *e)
+                    struct mqtt_packet *p, struct mqtt_error *e)
 {
 	struct mqtt_fixed fh = {first >> 4, first & 0x0F, (uint32_t)n};
 	int rc = mqtt_decode(&fh, body, n, v, p, e);
@@ -34,23 +37,23 @@ static int dec_body(uint8_t first, const uint8_t *body, size_t n, uint8_t v,
 }
 
 /* Expects decoding to give rc and (when rc < 0) reason code `reason`. */
-#define EXPECT(first, v, rc, reason, ...)                                     \
-	do {                                                                  \
-		const uint8_t b_[] = {__VA_ARGS__};                           \
-		struct mqtt_packet p_;                                        \
-		struct mqtt_error e_;                                         \
-		int r_ = dec_body(first, b_, sizeof(b_), v, &p_, &e_);        \
-		assert_int_equal(r_, rc);                                     \
-		if (r_ < 0)                                                   \
-			assert_int_equal(e_.reason, reason);                  \
+#define EXPECT(first, v, rc_, why_, ...)                                       \
+	do {                                                                   \
+		const uint8_t b_[] = {__VA_ARGS__};                            \
+		struct mqtt_packet p_;                                         \
+		struct mqtt_error e_;                                          \
+		int r_ = dec_body(first, b_, sizeof(b_), v, &p_, &e_);         \
+		assert_int_equal(r_, rc_);                                     \
+		if (r_ < 0)                                                    \
+			assert_int_equal(e_.reason, why_);                     \
 	} while (0)
 
 #define OK(first, v, ...) EXPECT(first, v, 0, 0, __VA_ARGS__)
-#define MALFORMED(first, v, ...)                                              \
+#define MALFORMED(first, v, ...)                                               \
 	EXPECT(first, v, TERN_EMALFORMED, MQTT_RC_MALFORMED, __VA_ARGS__)
-#define PROTO(first, v, ...)                                                  \
+#define PROTO(first, v, ...)                                                   \
 	EXPECT(first, v, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR, __VA_ARGS__)
-#define BADUTF8(first, v, ...)                                                \
+#define BADUTF8(first, v, ...)                                                 \
 	EXPECT(first, v, TERN_EUTF8, MQTT_RC_MALFORMED, __VA_ARGS__)
 
 static void str_eq(struct mqtt_str a, struct mqtt_str b)
@@ -68,7 +71,7 @@ static void bin_eq(struct mqtt_bin a, struct mqtt_bin b)
 }
 
 static void user_props_eq(const struct mqtt_props *a,
-			  const struct mqtt_props *b)
+                          const struct mqtt_props *b)
 {
 	uint32_t pa = 0, pb = 0, n = 0;
 	struct mqtt_str ka, va, kb, vb;
@@ -130,7 +133,7 @@ static void props_eq(const struct mqtt_props *a, const struct mqtt_props *b)
  * byte short is refused without being written, then decodes into *out.
  */
 static void roundtrip(const struct mqtt_packet *in, uint8_t v,
-		      struct mqtt_packet *out)
+                      struct mqtt_packet *out)
 {
 	size_t size = mqtt_encoded_size(in, v);
 	struct mqtt_fixed fh;
@@ -149,13 +152,13 @@ static void roundtrip(const struct mqtt_packet *in, uint8_t v,
 	assert_true(h >= 2);
 	assert_int_equal(fh.remaining, n - h);
 	assert_int_equal(dec_body(buf[0], buf + h, fh.remaining, v, out, &e),
-			 0);
+	                 0);
 	assert_int_equal(out->type, in->type);
 }
 
 /* Wire form of two user properties, used wherever they are allowed. */
-static const uint8_t user_wire[] = {0x26, 0, 1, 'k', 0, 2, 'v', '1',
-				    0x26, 0, 1, 'k', 0, 0};
+static const uint8_t user_wire[] = {0x26, 0,    1, 'k', 0,   2, 'v',
+                                    '1',  0x26, 0, 1,   'k', 0, 0};
 
 static void add_user(struct mqtt_props *p)
 {
@@ -195,7 +198,7 @@ static void test_fixed_header(void **state)
 	assert_int_equal(mqtt_fixed_header(b16384, 4, &fh), 4);
 	assert_int_equal(fh.remaining, 16384);
 	assert_int_equal(mqtt_fixed_header((const uint8_t[]){0xC0, 0}, 2, &fh),
-			 2);
+	                 2);
 	assert_int_equal(fh.remaining, 0);
 }
 
@@ -206,9 +209,9 @@ static struct mqtt_props connect_props(void)
 	struct mqtt_props p = {0};
 
 	p.present = PB(SESSION_EXPIRY) | PB(AUTH_METHOD) | PB(AUTH_DATA) |
-		    PB(REQUEST_PROBLEM_INFO) | PB(REQUEST_RESPONSE_INFO) |
-		    PB(RECEIVE_MAXIMUM) | PB(TOPIC_ALIAS_MAXIMUM) |
-		    PB(MAXIMUM_PACKET_SIZE);
+	            PB(REQUEST_PROBLEM_INFO) | PB(REQUEST_RESPONSE_INFO) |
+	            PB(RECEIVE_MAXIMUM) | PB(TOPIC_ALIAS_MAXIMUM) |
+	            PB(MAXIMUM_PACKET_SIZE);
 	p.session_expiry = 0xFFFFFFFF;
 	p.auth_method = S("SCRAM-SHA-1");
 	p.auth_data = B("\x00\x01\x02");
@@ -226,8 +229,8 @@ static struct mqtt_props will_props(void)
 	struct mqtt_props p = {0};
 
 	p.present = PB(WILL_DELAY) | PB(PAYLOAD_FORMAT) | PB(MESSAGE_EXPIRY) |
-		    PB(CONTENT_TYPE) | PB(RESPONSE_TOPIC) |
-		    PB(CORRELATION_DATA);
+	            PB(CONTENT_TYPE) | PB(RESPONSE_TOPIC) |
+	            PB(CORRELATION_DATA);
 	p.will_delay = 30;
 	p.payload_format = 1;
 	p.message_expiry = 3600;
@@ -299,7 +302,7 @@ static void test_connect_v5_password_only(void **state)
 	bin_eq(out.u.connect.password, in.u.connect.password);
 	/* Not expressible before v5. */
 	assert_int_equal(mqtt_encode(&in, MQTT_V311, buf, sizeof(buf)),
-			 TERN_EINVAL);
+	                 TERN_EINVAL);
 }
 
 static void test_connack(void **state)
@@ -312,15 +315,15 @@ static void test_connack(void **state)
 		in.u.connack.session_present = true;
 		if (v == MQTT_V5) {
 			p->present =
-				PB(SESSION_EXPIRY) | PB(ASSIGNED_CLIENT_ID) |
-				PB(SERVER_KEEP_ALIVE) | PB(AUTH_METHOD) |
-				PB(AUTH_DATA) | PB(RESPONSE_INFO) |
-				PB(SERVER_REFERENCE) | PB(REASON_STRING) |
-				PB(RECEIVE_MAXIMUM) | PB(TOPIC_ALIAS_MAXIMUM) |
-				PB(MAXIMUM_QOS) | PB(RETAIN_AVAILABLE) |
-				PB(MAXIMUM_PACKET_SIZE) |
-				PB(WILDCARD_SUB_AVAILABLE) |
-				PB(SUB_ID_AVAILABLE) | PB(SHARED_SUB_AVAILABLE);
+			        PB(SESSION_EXPIRY) | PB(ASSIGNED_CLIENT_ID) |
+			        PB(SERVER_KEEP_ALIVE) | PB(AUTH_METHOD) |
+			        PB(AUTH_DATA) | PB(RESPONSE_INFO) |
+			        PB(SERVER_REFERENCE) | PB(REASON_STRING) |
+			        PB(RECEIVE_MAXIMUM) | PB(TOPIC_ALIAS_MAXIMUM) |
+			        PB(MAXIMUM_QOS) | PB(RETAIN_AVAILABLE) |
+			        PB(MAXIMUM_PACKET_SIZE) |
+			        PB(WILDCARD_SUB_AVAILABLE) |
+			        PB(SUB_ID_AVAILABLE) | PB(SHARED_SUB_AVAILABLE);
 			p->session_expiry = 7;
 			p->assigned_client_id = S("auto-1");
 			p->server_keep_alive = 120;
@@ -346,12 +349,13 @@ static void test_connack(void **state)
 
 		memset(&in, 0, sizeof(in));
 		in.type = MQTT_CONNACK;
-		in.u.connack.reason = v == MQTT_V5 ? MQTT_RC_BANNED
-						   : MQTT3_CONNACK_BAD_CREDENTIALS;
+		in.u.connack.reason = v == MQTT_V5
+		                              ? MQTT_RC_BANNED
+		                              : MQTT3_CONNACK_BAD_CREDENTIALS;
 		roundtrip(&in, v, &out);
 		assert_int_equal(out.u.connack.reason, in.u.connack.reason);
 		assert_int_equal(mqtt_encoded_size(&in, v),
-				 v == MQTT_V5 ? 5 : 4);
+		                 v == MQTT_V5 ? 5 : 4);
 	}
 }
 
@@ -377,7 +381,7 @@ static void test_publish(void **state)
 				p->props.present &= ~PB(WILL_DELAY);
 				p->props.will_delay = 0;
 				p->props.present |=
-					PB(TOPIC_ALIAS) | PB(SUBSCRIPTION_ID);
+				        PB(TOPIC_ALIAS) | PB(SUBSCRIPTION_ID);
 				p->props.topic_alias = 3;
 				p->props.sub_ids = ids;
 				p->props.sub_id_count = 3;
@@ -390,7 +394,7 @@ static void test_publish(void **state)
 			assert_int_equal(out.u.publish.packet_id, p->packet_id);
 			assert_int_equal(out.u.publish.payload_len, 8);
 			assert_memory_equal(out.u.publish.payload, p->payload,
-					    8);
+			                    8);
 			props_eq(&p->props, &out.u.publish.props);
 		}
 	}
@@ -428,8 +432,9 @@ static void test_publish_head(void **state)
 	h = mqtt_encode_publish_head(p, MQTT_V5, head, sizeof(head));
 	assert_int_equal(h + 300, n);
 	assert_memory_equal(head, buf, (size_t)h);
-	assert_int_equal(mqtt_encode_publish_head(p, MQTT_V5, head, (size_t)h - 1),
-			 TERN_ETOOBIG);
+	assert_int_equal(
+	        mqtt_encode_publish_head(p, MQTT_V5, head, (size_t)h - 1),
+	        TERN_ETOOBIG);
 	/* v3 never carries properties. */
 	h = mqtt_encode_publish_head(p, MQTT_V311, head, sizeof(head));
 	assert_int_equal(h, 3 + 3 + 2);
@@ -438,7 +443,7 @@ static void test_publish_head(void **state)
 static void test_acks(void **state)
 {
 	static const uint8_t types[] = {MQTT_PUBACK, MQTT_PUBREC, MQTT_PUBREL,
-					MQTT_PUBCOMP};
+	                                MQTT_PUBCOMP};
 
 	for (size_t i = 0; i < sizeof(versions); i++) {
 		for (size_t t = 0; t < sizeof(types); t++) {
@@ -454,9 +459,9 @@ static void test_acks(void **state)
 			if (v != MQTT_V5)
 				continue;
 			a->reason = types[t] == MQTT_PUBREL ||
-						    types[t] == MQTT_PUBCOMP
-					    ? MQTT_RC_PACKET_ID_NOT_FOUND
-					    : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+			                            types[t] == MQTT_PUBCOMP
+			                    ? MQTT_RC_PACKET_ID_NOT_FOUND
+			                    : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 			roundtrip(&in, v, &out);
 			assert_int_equal(out.u.ack.reason, a->reason);
 			assert_int_equal(mqtt_encoded_size(&in, v), 5);
@@ -473,9 +478,9 @@ static void test_acks(void **state)
 static void test_subscribe(void **state)
 {
 	const struct mqtt_sub_entry list[] = {
-		{S("a/+/c"), 0, false, false, 0},
-		{S("#"), 1, true, false, 1},
-		{S("$share/g/x/#"), 2, false, true, 2},
+	        {S("a/+/c"), 0, false, false, 0},
+	        {S("#"), 1, true, false, 1},
+	        {S("$share/g/x/#"), 2, false, true, 2},
 	};
 	static const uint32_t id = 77;
 
@@ -506,9 +511,9 @@ static void test_subscribe(void **state)
 			assert_int_equal(e.qos, x->qos);
 			assert_int_equal(e.no_local, v == 5 && x->no_local);
 			assert_int_equal(e.retain_as_published,
-					 v == 5 && x->retain_as_published);
+			                 v == 5 && x->retain_as_published);
 			assert_int_equal(e.retain_handling,
-					 v == 5 ? x->retain_handling : 0);
+			                 v == 5 ? x->retain_handling : 0);
 		}
 		assert_int_equal(n, 3);
 
@@ -528,10 +533,10 @@ static void test_subscribe(void **state)
 static void test_suback(void **state)
 {
 	static const uint8_t codes3[] = {0, 1, 2, 0x80};
-	static const uint8_t codes5[] = {0, 1, 2, 0x80, 0x83, 0x87, 0x8F,
-					 0x91, 0x97, 0x9E, 0xA1, 0xA2};
-	static const uint8_t ucodes[] = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F,
-					 0x91};
+	static const uint8_t codes5[] = {0,    1,    2,    0x80, 0x83, 0x87,
+	                                 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
+	static const uint8_t ucodes[] = {0x00, 0x11, 0x80, 0x83,
+	                                 0x87, 0x8F, 0x91};
 
 	for (size_t i = 0; i < sizeof(versions); i++) {
 		uint8_t v = versions[i];
@@ -560,7 +565,7 @@ static void test_suback(void **state)
 		if (v == MQTT_V5) {
 			assert_int_equal(out.u.suback.count, sizeof(ucodes));
 			assert_memory_equal(out.u.suback.codes, ucodes,
-					    sizeof(ucodes));
+			                    sizeof(ucodes));
 			props_eq(&s->props, &out.u.suback.props);
 		} else {
 			assert_int_equal(out.u.suback.count, 0);
@@ -586,7 +591,7 @@ static void test_ping_disconnect_auth(void **state)
 		in.type = MQTT_AUTH;
 		if (v != MQTT_V5) {
 			assert_int_equal(mqtt_encode(&in, v, buf, sizeof(buf)),
-					 TERN_EINVAL);
+			                 TERN_EINVAL);
 			assert_int_equal(mqtt_encoded_size(&in, v), 0);
 			continue;
 		}
@@ -594,7 +599,7 @@ static void test_ping_disconnect_auth(void **state)
 		assert_int_equal(out.u.disconnect.reason, 0);
 		d->reason = MQTT_RC_CONTINUE_AUTH;
 		d->props.present =
-			PB(AUTH_METHOD) | PB(AUTH_DATA) | PB(REASON_STRING);
+		        PB(AUTH_METHOD) | PB(AUTH_DATA) | PB(REASON_STRING);
 		d->props.auth_method = S("SCRAM");
 		d->props.auth_data = B("\x01\x02");
 		d->props.reason_string = S("more");
@@ -611,7 +616,7 @@ static void test_ping_disconnect_auth(void **state)
 		assert_int_equal(out.u.disconnect.reason, d->reason);
 		d->reason = MQTT_RC_SERVER_MOVED;
 		d->props.present = PB(SESSION_EXPIRY) | PB(REASON_STRING) |
-				   PB(SERVER_REFERENCE);
+		                   PB(SERVER_REFERENCE);
 		d->props.session_expiry = 0;
 		d->props.reason_string = S("moved");
 		d->props.server_reference = S("elsewhere");
@@ -630,8 +635,8 @@ static void test_ping_disconnect_auth(void **state)
  */
 static void test_user_props_interleaved(void **state)
 {
-	const uint8_t body[] = {0, 1, 't', 18, 0x26, 0, 1, 'a', 0, 1, '1',
-				0x03, 0, 1, 'c', 0x26, 0, 1, 'b', 0, 0, 'P'};
+	const uint8_t body[] = {0,    1, 't', 17,  0x26, 0, 1, 'a', 0, 1, '1',
+	                        0x03, 0, 1,   'c', 0x26, 0, 1, 'b', 0, 0, 'P'};
 	struct mqtt_packet p, out;
 	struct mqtt_error e;
 	struct mqtt_str k, v;
@@ -639,19 +644,19 @@ static void test_user_props_interleaved(void **state)
 	uint32_t pos = 0;
 
 	assert_int_equal(dec_body(0x30, body, sizeof(body), MQTT_V5, &p, &e),
-			 0);
+	                 0);
 	assert_int_equal(p.u.publish.props.user_prop_count, 2);
-	assert_int_equal(p.u.publish.props.user_props_len, 15);
+	assert_int_equal(p.u.publish.props.user_props_len, 17);
 	assert_int_equal(mqtt_user_prop_next(&p.u.publish.props, &pos, &k, &v),
-			 1);
+	                 1);
 	str_eq(k, S("a"));
 	str_eq(v, S("1"));
 	assert_int_equal(mqtt_user_prop_next(&p.u.publish.props, &pos, &k, &v),
-			 1);
+	                 1);
 	str_eq(k, S("b"));
 	str_eq(v, S(""));
 	assert_int_equal(mqtt_user_prop_next(&p.u.publish.props, &pos, &k, &v),
-			 0);
+	                 0);
 	str_eq(p.u.publish.props.content_type, S("c"));
 
 	memcpy(copy, p.u.publish.props.user_props,
@@ -709,26 +714,26 @@ static void test_encode_invalid(void **state)
 	in.u.publish.topic = S("t");
 	in.u.publish.qos = 3;
 	assert_int_equal(mqtt_encode(&in, MQTT_V5, buf, sizeof(buf)),
-			 TERN_EINVAL);
+	                 TERN_EINVAL);
 	in.u.publish.qos = 0;
 	assert_int_equal(mqtt_encode(&in, 6, buf, sizeof(buf)), TERN_EINVAL);
 	in.type = 0;
 	assert_int_equal(mqtt_encode(&in, MQTT_V5, buf, sizeof(buf)),
-			 TERN_EINVAL);
+	                 TERN_EINVAL);
 	memset(&in, 0, sizeof(in));
 	in.type = MQTT_SUBSCRIBE;
 	in.u.subscribe.packet_id = 1;
 	in.u.subscribe.list = &e;
 	in.u.subscribe.count = 1;
 	assert_int_equal(mqtt_encode(&in, MQTT_V5, buf, sizeof(buf)),
-			 TERN_EINVAL);
+	                 TERN_EINVAL);
 	memset(&in, 0, sizeof(in));
 	in.type = MQTT_CONNECT;
 	in.u.connect.will = true;
 	in.u.connect.will_payload.len = 70000; /* binary data max 65,535 */
 	in.u.connect.will_payload.p = buf;
 	assert_int_equal(mqtt_encode(&in, MQTT_V5, buf, sizeof(buf)),
-			 TERN_EINVAL);
+	                 TERN_EINVAL);
 }
 
 /* ---- malformed and forbidden input (BAD_INPUTS.md, MQTT layer) ---- */
@@ -742,16 +747,16 @@ static void test_bad_connect(void **state)
 	const uint8_t lvl2[] = {CONNECT_HEAD(2), 2, 0, 60, 0, 1, 'c'};
 	const uint8_t lvl6[] = {CONNECT_HEAD(6), 2, 0, 60, 0, 1, 'c'};
 	const uint8_t name[] = {0, 4, 'M', 'Q', 'T', 'X', 4, 2, 0, 60, 0, 0};
-	const uint8_t mqisdp4[] = {0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 4,
-				   2, 0, 60, 0, 0};
+	const uint8_t mqisdp4[] = {0,   6, 'M', 'Q', 'I', 's', 'd',
+	                           'p', 4, 2,   0,   60,  0,   0};
 	const uint8_t *bad[] = {lvl2, lvl6, name, mqisdp4};
 	const size_t badlen[] = {sizeof(lvl2), sizeof(lvl6), sizeof(name),
-				 sizeof(mqisdp4)};
+	                         sizeof(mqisdp4)};
 
 	for (size_t i = 0; i < 4; i++) {
-		assert_int_equal(dec_body(0x10, bad[i], badlen[i], MQTT_V5, &p,
-					  &e),
-				 TERN_EVERSION);
+		assert_int_equal(
+		        dec_body(0x10, bad[i], badlen[i], MQTT_V5, &p, &e),
+		        TERN_EVERSION);
 		assert_int_equal(e.connack_rc, MQTT3_CONNACK_BAD_VERSION);
 		assert_int_equal(e.reason, MQTT_RC_UNSUPPORTED_VERSION);
 	}
@@ -767,7 +772,7 @@ static void test_bad_connect(void **state)
 	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0x1E, 0, 60, 0, 0); /* QoS 3 */
 	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0x42, 0, 60, 0, 0, 0, 0);
 	MALFORMED(0x10, 3, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x42, 0, 60,
-		  0, 0, 0, 0);
+	          0, 0, 0, 0);
 	OK(0x10, 4, CONNECT_HEAD(5), 0x42, 0, 60, 0, 0, 0, 0, 1, 'p');
 	MALFORMED(0x10, 4, CONNECT_HEAD(4), 2, 0, 60, 0, 5, 'c');
 	MALFORMED(0x10, 4, CONNECT_HEAD(4), 2, 0, 60, 0, 1, 'c', 'x');
@@ -775,10 +780,9 @@ static void test_bad_connect(void **state)
 	MALFORMED(0x10, 4, 0, 9, 'M');
 	/* username / password lengths beyond the packet */
 	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0x82, 0, 60, 0, 0, 0, 9, 'u');
-	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0xC2, 0, 60, 0, 0, 0, 1, 'u', 0,
-		  3, 'p');
-	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0x06, 0, 60, 0, 0, 0, 1, 't', 0,
-		  5);
+	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0xC2, 0, 60, 0, 0, 0, 1, 'u', 0, 3,
+	          'p');
+	MALFORMED(0x10, 4, CONNECT_HEAD(4), 0x06, 0, 60, 0, 0, 0, 1, 't', 0, 5);
 	/* UTF-8 in client id, username, will topic */
 	BADUTF8(0x10, 4, CONNECT_HEAD(4), 2, 0, 60, 0, 2, 0xC0, 0xAF);
 	BADUTF8(0x10, 4, CONNECT_HEAD(4), 2, 0, 60, 0, 1, 0x00);
@@ -786,7 +790,7 @@ static void test_bad_connect(void **state)
 	BADUTF8(0x10, 4, CONNECT_HEAD(4), 0x82, 0, 60, 0, 0, 0, 1, 0xFF);
 	BADUTF8(0x10, 4, CONNECT_HEAD(4), 0x82, 0, 60, 0, 0, 0, 2, 'a', 0);
 	BADUTF8(0x10, 4, CONNECT_HEAD(4), 0x06, 0, 60, 0, 0, 0, 3, 0xED, 0xB0,
-		0x80, 0, 0);
+	        0x80, 0, 0);
 	EXPECT(0x10, 4, TERN_EPROTO, MQTT_RC_TOPIC_NAME_INVALID,
 	       CONNECT_HEAD(4), 0x06, 0, 60, 0, 0, 0, 1, '#', 0, 0);
 	OK(0x10, 4, CONNECT_HEAD(4), 0x2E, 0, 60, 0, 0, 0, 1, 't', 0, 0);
@@ -800,26 +804,25 @@ static void test_bad_connect_props(void **state)
 	PROTO(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 2, 0x17, 2, 0, 0);
 	PROTO(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 2, 0x19, 2, 0, 0);
 	/* duplicate, and auth data without method */
-	PROTO(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 6, 0x21, 0, 1, 0x21, 0, 1,
-	      0, 0);
+	PROTO(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 6, 0x21, 0, 1, 0x21, 0, 1, 0,
+	      0);
 	PROTO(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 3, 0x16, 0, 0, 0, 0);
 	/* topic alias or will delay in CONNECT properties */
 	MALFORMED(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 3, 0x23, 0, 1, 0, 0);
 	MALFORMED(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 5, 0x18, 0, 0, 0, 1, 0,
-		  0);
+	          0);
 	/* session expiry in will properties; will delay there is fine */
-	MALFORMED(0x10, 5, CONNECT_HEAD(5), 6, 0, 60, 0, 0, 0, 5, 0x11, 0, 0,
-		  0, 1, 0, 1, 't', 0, 0);
-	OK(0x10, 5, CONNECT_HEAD(5), 6, 0, 60, 0, 0, 0, 5, 0x18, 0, 0, 0, 1,
-	   0, 1, 't', 0, 0);
+	MALFORMED(0x10, 5, CONNECT_HEAD(5), 6, 0, 60, 0, 0, 0, 5, 0x11, 0, 0, 0,
+	          1, 0, 1, 't', 0, 0);
+	OK(0x10, 5, CONNECT_HEAD(5), 6, 0, 60, 0, 0, 0, 5, 0x18, 0, 0, 0, 1, 0,
+	   1, 't', 0, 0);
 	/* payload format 2 in will properties */
 	PROTO(0x10, 5, CONNECT_HEAD(5), 6, 0, 60, 0, 0, 0, 2, 0x01, 2, 0, 1,
 	      't', 0, 0);
 	/* ill-formed UTF-8 in auth method and in a user property value */
-	BADUTF8(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 4, 0x15, 0, 1, 0x80, 0,
-		0);
-	BADUTF8(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 6, 0x26, 0, 0, 0, 1, 0,
-		0, 0);
+	BADUTF8(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 4, 0x15, 0, 1, 0x80, 0, 0);
+	BADUTF8(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 6, 0x26, 0, 0, 0, 1, 0, 0,
+	        0);
 	/* property length beyond the packet; non-minimal property length */
 	MALFORMED(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 9, 0x21, 0, 1, 0, 0);
 	MALFORMED(0x10, 5, CONNECT_HEAD(5), 2, 0, 60, 0x80, 0x00, 0, 0);
@@ -827,26 +830,25 @@ static void test_bad_connect_props(void **state)
 
 static void test_bad_publish(void **state)
 {
-	MALFORMED(0x36, 4, 0, 1, 'a', 0, 1);              /* QoS 3 */
+	MALFORMED(0x36, 4, 0, 1, 'a', 0, 1); /* QoS 3 */
 	MALFORMED(0x36, 5, 0, 1, 'a', 0, 1, 0);
-	PROTO(0x32, 4, 0, 1, 'a', 0, 0);                  /* packet id 0 */
+	PROTO(0x32, 4, 0, 1, 'a', 0, 0); /* packet id 0 */
 	PROTO(0x34, 5, 0, 1, 'a', 0, 0, 0);
-	MALFORMED(0x38, 4, 0, 1, 'a');                    /* DUP on QoS 0 */
+	MALFORMED(0x38, 4, 0, 1, 'a'); /* DUP on QoS 0 */
 	MALFORMED(0x38, 5, 0, 1, 'a', 0);
-	MALFORMED(0x30, 4, 0, 5, 'a');                    /* topic length */
-	MALFORMED(0x32, 4, 0, 1, 'a', 0);                 /* packet id cut */
-	PROTO(0x30, 4, 0, 0, 'x');                        /* empty topic v3 */
+	MALFORMED(0x30, 4, 0, 5, 'a');    /* topic length */
+	MALFORMED(0x32, 4, 0, 1, 'a', 0); /* packet id cut */
+	PROTO(0x30, 4, 0, 0, 'x');        /* empty topic v3 */
 	PROTO(0x30, 3, 0, 0);
-	PROTO(0x30, 5, 0, 0, 0);                          /* ...v5, no alias */
-	OK(0x30, 5, 0, 0, 3, 0x23, 0, 1);                 /* ...with alias */
-	EXPECT(0x30, 4, TERN_EPROTO, MQTT_RC_TOPIC_NAME_INVALID, 0, 3, 'a',
-	       '/', '#');
-	EXPECT(0x30, 5, TERN_EPROTO, MQTT_RC_TOPIC_NAME_INVALID, 0, 1, '+',
-	       0);
+	PROTO(0x30, 5, 0, 0, 0);          /* ...v5, no alias */
+	OK(0x30, 5, 0, 0, 3, 0x23, 0, 1); /* ...with alias */
+	EXPECT(0x30, 4, TERN_EPROTO, MQTT_RC_TOPIC_NAME_INVALID, 0, 3, 'a', '/',
+	       '#');
+	EXPECT(0x30, 5, TERN_EPROTO, MQTT_RC_TOPIC_NAME_INVALID, 0, 1, '+', 0);
 	BADUTF8(0x30, 4, 0, 2, 0xC0, 0x80);
 	BADUTF8(0x30, 4, 0, 3, 'a', 0, 'b');
 	BADUTF8(0x30, 5, 0, 3, 0xED, 0xA0, 0x80, 0);
-	OK(0x31, 4, 0, 1, '$', 'x', 'y');                 /* payload kept */
+	OK(0x31, 4, 0, 1, '$', 'x', 'y'); /* payload kept */
 }
 
 static void test_bad_publish_props(void **state)
@@ -856,18 +858,18 @@ static void test_bad_publish_props(void **state)
 	const uint8_t ids[] = {0, 1, 'a', 5, 0x0B, 1, 0x0B, 0x80, 0x01};
 	uint32_t pos = 0, id;
 
-	EXPECT(0x30, 5, TERN_EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID, 0, 1, 'a',
-	       3, 0x23, 0, 0);
-	PROTO(0x30, 5, 0, 1, 'a', 2, 0x01, 2);            /* payload format */
-	PROTO(0x30, 5, 0, 1, 'a', 4, 0x01, 0, 0x01, 1);   /* duplicate */
-	PROTO(0x30, 5, 0, 1, 'a', 2, 0x0B, 0);            /* sub id 0 */
+	EXPECT(0x30, 5, TERN_EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID, 0, 1, 'a', 3,
+	       0x23, 0, 0);
+	PROTO(0x30, 5, 0, 1, 'a', 2, 0x01, 2);              /* payload format */
+	PROTO(0x30, 5, 0, 1, 'a', 4, 0x01, 0, 0x01, 1);     /* duplicate */
+	PROTO(0x30, 5, 0, 1, 'a', 2, 0x0B, 0);              /* sub id 0 */
 	MALFORMED(0x30, 5, 0, 1, 'a', 5, 0x11, 0, 0, 0, 1); /* not allowed */
-	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x05, 0);        /* unknown id */
-	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x81, 0x00);     /* id as 2 bytes */
-	MALFORMED(0x30, 5, 0, 1, 'a', 5, 0x01);           /* length */
-	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x02, 0);        /* value cut */
+	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x05, 0);          /* unknown id */
+	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x81, 0x00);       /* id as 2 bytes */
+	MALFORMED(0x30, 5, 0, 1, 'a', 5, 0x01);             /* length */
+	MALFORMED(0x30, 5, 0, 1, 'a', 2, 0x02, 0);          /* value cut */
 	MALFORMED(0x30, 5, 0, 1, 'a', 6, 0x0B, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F);
-	MALFORMED(0x30, 5, 0, 1, 'a');                    /* no props length */
+	MALFORMED(0x30, 5, 0, 1, 'a'); /* no props length */
 	BADUTF8(0x30, 5, 0, 1, 'a', 4, 0x03, 0, 1, 0xFF);
 	BADUTF8(0x30, 5, 0, 1, 'a', 4, 0x08, 0, 1, 0x00);
 	BADUTF8(0x30, 5, 0, 1, 'a', 6, 0x26, 0, 1, 0xFF, 0, 0);
@@ -886,50 +888,52 @@ static void test_bad_publish_props(void **state)
 
 static void test_bad_acks(void **state)
 {
-	MALFORMED(0x60, 4, 0, 1);                         /* PUBREL flags */
+	MALFORMED(0x60, 4, 0, 1); /* PUBREL flags */
 	MALFORMED(0x63, 5, 0, 1);
 	OK(0x62, 4, 0, 1);
-	MALFORMED(0x42, 4, 0, 1);                         /* PUBACK flags */
+	MALFORMED(0x42, 4, 0, 1); /* PUBACK flags */
 	MALFORMED(0x52, 4, 0, 1);
 	MALFORMED(0x72, 4, 0, 1);
-	PROTO(0x40, 4, 0, 0);                             /* packet id 0 */
+	PROTO(0x40, 4, 0, 0); /* packet id 0 */
 	PROTO(0x70, 5, 0, 0);
 	MALFORMED(0x40, 4, 0);
-	MALFORMED(0x40, 4, 0, 1, 0);                      /* v3: exactly 2 */
+	MALFORMED(0x40, 4, 0, 1, 0); /* v3: exactly 2 */
 	OK(0x40, 5, 0, 1, 0x10);
 	OK(0x40, 5, 0, 1, 0x99, 0);
-	PROTO(0x40, 5, 0, 1, 0x92);                       /* PUBCOMP's code */
+	PROTO(0x40, 5, 0, 1, 0x92); /* PUBCOMP's code */
 	PROTO(0x70, 5, 0, 1, 0x10);
 	OK(0x70, 5, 0, 1, 0x92);
-	MALFORMED(0x40, 5, 0, 1, 0, 0, 0);                /* trailing */
+	MALFORMED(0x40, 5, 0, 1, 0, 0, 0); /* trailing */
 	MALFORMED(0x40, 5, 0, 1, 0, 3, 0x1F, 0, 5);
-	MALFORMED(0x40, 5, 0, 1, 0, 2, 0x01, 0);          /* not allowed */
+	MALFORMED(0x40, 5, 0, 1, 0, 2, 0x01, 0); /* not allowed */
 	OK(0x40, 5, 0, 1, 0, 4, 0x1F, 0, 1, 'r');
 }
 
 static void test_bad_subscribe(void **state)
 {
-	const char *filters[] = {"a/#/b", "a#", "a+/b", "$share/x",
-				 "$share/a+b/t", "$share//t"};
+	const char *filters[] = {"a/#/b",    "a#",           "a+/b",
+	                         "$share/x", "$share/a+b/t", "$share//t"};
 
-	MALFORMED(0x80, 4, 0, 1, 0, 1, 'a', 0);           /* flags */
+	MALFORMED(0x80, 4, 0, 1, 0, 1, 'a', 0); /* flags */
 	MALFORMED(0x83, 4, 0, 1, 0, 1, 'a', 0);
-	PROTO(0x82, 4, 0, 1);                             /* no filters */
+	PROTO(0x82, 4, 0, 1); /* no filters */
 	PROTO(0x82, 5, 0, 1, 0);
-	PROTO(0x82, 4, 0, 0, 0, 1, 'a', 0);               /* packet id 0 */
-	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 3);           /* QoS 3 */
+	PROTO(0x82, 4, 0, 0, 0, 1, 'a', 0);     /* packet id 0 */
+	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 3); /* QoS 3 */
 	MALFORMED(0x82, 5, 0, 1, 0, 0, 1, 'a', 3);
-	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 0x04);        /* v3 reserved */
+	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 0x04); /* v3 reserved */
 	MALFORMED(0x82, 3, 0, 1, 0, 1, 'a', 0x80);
 	OK(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x2E);
-	MALFORMED(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x40);     /* v5 reserved */
-	PROTO(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x30);         /* retain h. 3 */
-	PROTO(0x82, 5, 0, 1, 0, 0, 9, '$', 's', 'h', 'a', 'r', 'e', '/', 'g',
-	      '/', 0x04);
-	OK(0x82, 4, 0, 1, 0, 9, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/',
-	   1);
-	MALFORMED(0x82, 4, 0, 1, 0, 5, 'a');              /* filter length */
-	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a');              /* options cut */
+	MALFORMED(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x40); /* v5 reserved */
+	PROTO(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x30);     /* retain h. 3 */
+	PROTO(0x82, 5, 0, 1, 0, 0, 10, '$', 's', 'h', 'a', 'r', 'e', '/', 'g',
+	      '/', 't', 0x04);
+	OK(0x82, 5, 0, 1, 0, 0, 10, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/',
+	   't', 0x01);
+	OK(0x82, 4, 0, 1, 0, 10, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', '/',
+	   't', 1);
+	MALFORMED(0x82, 4, 0, 1, 0, 5, 'a'); /* filter length */
+	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a'); /* options cut */
 	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 0, 0);
 	BADUTF8(0x82, 4, 0, 1, 0, 2, 0xC3, 0x28, 0);
 	BADUTF8(0x82, 5, 0, 1, 0, 0, 1, 0, 0);
@@ -948,10 +952,10 @@ static void test_bad_subscribe(void **state)
 		memcpy(b + 4, filters[i], n);
 		print_message("filter %s\n", filters[i]);
 		assert_int_equal(dec_body(0x82, b, n + 5, 4, &p, &e),
-				 TERN_EPROTO);
+		                 TERN_EPROTO);
 		assert_int_equal(e.reason, MQTT_RC_TOPIC_FILTER_INVALID);
 		assert_int_equal(dec_body(0xA2, b, n + 4, 4, &p, &e),
-				 TERN_EPROTO);
+		                 TERN_EPROTO);
 		assert_int_equal(e.reason, MQTT_RC_TOPIC_FILTER_INVALID);
 	}
 }
@@ -964,38 +968,38 @@ static void test_bad_unsubscribe(void **state)
 	PROTO(0xA2, 4, 0, 0, 0, 1, 'a');
 	MALFORMED(0xA2, 4, 0, 1, 0, 3, 'a');
 	BADUTF8(0xA2, 4, 0, 1, 0, 1, 0xFF);
-	MALFORMED(0xA2, 5, 0, 1, 2, 0x0B, 1, 0, 1, 'a');  /* sub id here */
+	MALFORMED(0xA2, 5, 0, 1, 2, 0x0B, 1, 0, 1, 'a'); /* sub id here */
 	OK(0xA2, 5, 0, 1, 0, 0, 1, '#');
 }
 
 static void test_bad_other(void **state)
 {
-	MALFORMED(0x00, 4);                               /* type 0 */
+	MALFORMED(0x00, 4); /* type 0 */
 	MALFORMED(0x00, 5);
-	MALFORMED(0xF0, 4);                               /* AUTH before v5 */
+	MALFORMED(0xF0, 4); /* AUTH before v5 */
 	MALFORMED(0xF0, 3);
 	OK(0xF0, 5);
-	PROTO(0xF0, 5, 0x04);                             /* not an AUTH code */
+	PROTO(0xF0, 5, 0x04); /* not an AUTH code */
 	OK(0xF0, 5, 0x18, 0);
 	MALFORMED(0xF0, 5, 0x18, 2, 0x11, 0);
-	MALFORMED(0xC0, 4, 0);                            /* PINGREQ body */
+	MALFORMED(0xC0, 4, 0); /* PINGREQ body */
 	MALFORMED(0xC1, 4);
 	MALFORMED(0xD0, 5, 0);
 	OK(0xD0, 5);
-	MALFORMED(0xE0, 4, 0);                            /* v3 DISCONNECT */
+	MALFORMED(0xE0, 4, 0); /* v3 DISCONNECT */
 	MALFORMED(0xE2, 5);
 	OK(0xE0, 5);
 	OK(0xE0, 5, 0x04);
 	OK(0xE0, 5, 0x8E, 0);
 	PROTO(0xE0, 5, 0x18);
-	PROTO(0xE0, 5, 0, 5, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2);
+	PROTO(0xE0, 5, 0, 10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2);
 	MALFORMED(0xE0, 5, 0, 3, 0x23, 0, 1);
 	/* CONNACK, SUBACK, UNSUBACK: client-side checks */
 	OK(0x20, 4, 1, 0);
 	MALFORMED(0x20, 4, 2, 0);
 	PROTO(0x20, 4, 0, 6);
 	PROTO(0x20, 4, 1, 5);
-	MALFORMED(0x20, 5, 0, 0);                         /* no properties */
+	MALFORMED(0x20, 5, 0, 0); /* no properties */
 	PROTO(0x20, 5, 0, 0x04, 0);
 	OK(0x20, 5, 0, 0x9F, 0);
 	OK(0x90, 4, 0, 1, 0x80);
@@ -1023,30 +1027,30 @@ static void test_type_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixed_header),
-		cmocka_unit_test(test_connect),
-		cmocka_unit_test(test_connect_v5_password_only),
-		cmocka_unit_test(test_connack),
-		cmocka_unit_test(test_publish),
-		cmocka_unit_test(test_publish_empty_payload_and_alias),
-		cmocka_unit_test(test_publish_head),
-		cmocka_unit_test(test_acks),
-		cmocka_unit_test(test_subscribe),
-		cmocka_unit_test(test_suback),
-		cmocka_unit_test(test_ping_disconnect_auth),
-		cmocka_unit_test(test_user_props_interleaved),
-		cmocka_unit_test(test_many_user_props),
-		cmocka_unit_test(test_v3_never_writes_props),
-		cmocka_unit_test(test_encode_invalid),
-		cmocka_unit_test(test_bad_connect),
-		cmocka_unit_test(test_bad_connect_props),
-		cmocka_unit_test(test_bad_publish),
-		cmocka_unit_test(test_bad_publish_props),
-		cmocka_unit_test(test_bad_acks),
-		cmocka_unit_test(test_bad_subscribe),
-		cmocka_unit_test(test_bad_unsubscribe),
-		cmocka_unit_test(test_bad_other),
-		cmocka_unit_test(test_type_name),
+	        cmocka_unit_test(test_fixed_header),
+	        cmocka_unit_test(test_connect),
+	        cmocka_unit_test(test_connect_v5_password_only),
+	        cmocka_unit_test(test_connack),
+	        cmocka_unit_test(test_publish),
+	        cmocka_unit_test(test_publish_empty_payload_and_alias),
+	        cmocka_unit_test(test_publish_head),
+	        cmocka_unit_test(test_acks),
+	        cmocka_unit_test(test_subscribe),
+	        cmocka_unit_test(test_suback),
+	        cmocka_unit_test(test_ping_disconnect_auth),
+	        cmocka_unit_test(test_user_props_interleaved),
+	        cmocka_unit_test(test_many_user_props),
+	        cmocka_unit_test(test_v3_never_writes_props),
+	        cmocka_unit_test(test_encode_invalid),
+	        cmocka_unit_test(test_bad_connect),
+	        cmocka_unit_test(test_bad_connect_props),
+	        cmocka_unit_test(test_bad_publish),
+	        cmocka_unit_test(test_bad_publish_props),
+	        cmocka_unit_test(test_bad_acks),
+	        cmocka_unit_test(test_bad_subscribe),
+	        cmocka_unit_test(test_bad_unsubscribe),
+	        cmocka_unit_test(test_bad_other),
+	        cmocka_unit_test(test_type_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,11 +2,14 @@
  * Tests for src/mqtt/topic.c: topic name and topic filter rules, shared
  * subscription splitting, and bounded work on very long topics.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +40,34 @@ static void test_names(void **state)
 	assert_int_equal(name("a+b"), TERN_EPROTO);
 	assert_int_equal(name("\xED\xA0\x80"), TERN_EUTF8);
 	assert_int_equal(mqtt_topic_name_check((const uint8_t *)"a\0b", 3),
-			 TERN_EUTF8);
+	                 TERN_EUTF8);
 }
 
 static void test_filters(void **state)
 {
-	const char *good[] = {"#",   "+",     "a/#",   "a/+/b", "+/+",
-			      "/#",  "a//b",  "+/#",   "$SYS/#", "a/b/",
-			      "$share", "$sharex/a", "$share/g/#",
-			      "$share/g/a/+/c", "$share/g//"};
-	const char *bad[] = {"",     "a/#/b", "a#",   "a+/b", "a/b+",
-			     "##",   "#/",    "a/+b", "$share/x",
-			     "$share/a+b/t", "$share//t", "$share/g/",
-			     "$share/a#/t", "$share/g/a#", "$share/"};
+	const char *good[] = {"#",          "+",
+	                      "a/#",        "a/+/b",
+	                      "+/+",        "/#",
+	                      "a//b",       "+/#",
+	                      "$SYS/#",     "a/b/",
+	                      "$share",     "$sharex/a",
+	                      "$share/g/#", "$share/g/a/+/c",
+	                      "$share/g//"};
+	const char *bad[] = {"",
+	                     "a/#/b",
+	                     "a#",
+	                     "a+/b",
+	                     "a/b+",
+	                     "##",
+	                     "#/",
+	                     "a/+b",
+	                     "$share/x",
+	                     "$share/a+b/t",
+	                     "$share//t",
+	                     "$share/g/",
+	                     "$share/a#/t",
+	                     "$share/g/a#",
+	                     "$share/"};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		print_message("good filter %s\n", good[i]);
@@ -61,7 +79,7 @@ static void test_filters(void **state)
 	}
 	assert_int_equal(filter("a/\xC0\xAF"), TERN_EUTF8);
 	assert_int_equal(mqtt_topic_filter_check((const uint8_t *)"a\0", 2),
-			 TERN_EUTF8);
+	                 TERN_EUTF8);
 }
 
 static void test_share_split(void **state)
@@ -69,22 +87,22 @@ static void test_share_split(void **state)
 	struct mqtt_str g, f;
 	const char *s = "$share/grp/a/b/#";
 
-	assert_int_equal(mqtt_share_split((const uint8_t *)s, strlen(s), &g, &f),
-			 1);
+	assert_int_equal(
+	        mqtt_share_split((const uint8_t *)s, strlen(s), &g, &f), 1);
 	assert_int_equal(g.len, 3);
 	assert_memory_equal(g.p, "grp", 3);
 	assert_int_equal(f.len, 5);
 	assert_memory_equal(f.p, "a/b/#", 5);
 	assert_int_equal(mqtt_share_split((const uint8_t *)"a/b", 3, &g, &f),
-			 0);
+	                 0);
 	assert_int_equal(mqtt_share_split((const uint8_t *)"$share", 6, &g, &f),
-			 0);
+	                 0);
 	assert_int_equal(
-		mqtt_share_split((const uint8_t *)"$share/x", 8, &g, &f),
-		TERN_EPROTO);
+	        mqtt_share_split((const uint8_t *)"$share/x", 8, &g, &f),
+	        TERN_EPROTO);
 	assert_int_equal(
-		mqtt_share_split((const uint8_t *)"$share//t", 9, &g, &f),
-		TERN_EPROTO);
+	        mqtt_share_split((const uint8_t *)"$share//t", 9, &g, &f),
+	        TERN_EPROTO);
 }
 
 /* 65,535 '/' is a valid name and filter (66,536 empty levels). */
@@ -109,10 +127,10 @@ static void test_long_topics(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_filters),
-		cmocka_unit_test(test_share_split),
-		cmocka_unit_test(test_long_topics),
+	        cmocka_unit_test(test_names),
+	        cmocka_unit_test(test_filters),
+	        cmocka_unit_test(test_share_split),
+	        cmocka_unit_test(test_long_topics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
