@@ -97,6 +97,31 @@ void broker_stop(struct broker *b);
  */
 int broker_publish(struct broker *b, struct worker *w, struct msg *m);
 
+/* Messages of a leaving shared-subscription member, to hand on. */
+struct redeliver {
+	struct msg *m; /* reference */
+	uint8_t qos;
+	char *filter;  /* "$share/group/filter" that brought it */
+};
+
+struct redeliver_list {
+	struct redeliver *v;
+	size_t n, cap;
+};
+
+/*
+ * Collects the QoS 1/2 messages that s received through shared
+ * subscriptions and has not completed (queued or in flight), so they can go
+ * to another member of the group when s ends (MQTT 5 §4.8.2). Caller holds
+ * s->mu and has not yet removed s's subscriptions.
+ */
+void route_collect_shared(const struct session *s, struct redeliver_list *out);
+
+/* Delivers collected messages to other group members and empties l.
+ * Call without locks, after s's subscriptions were removed. */
+void route_redeliver(struct broker *b, struct worker *self,
+		     struct redeliver_list *l);
+
 /* Adds delta to a gauge and keeps clients_maximum up to date. */
 void broker_count_client(struct broker *b, int transport, int delta);
 

@@ -142,12 +142,50 @@ int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 	return conn_send(c, &p);
 }
 
+/*
+ * Outbound topic alias (MQTT 5 §3.3.2.3.4): the first messages on up to
+ * CONN_ALIAS_OUT_MAX topics set an alias; later ones send only the alias.
+ * Returns the alias or 0, with *known true when the client has it already.
+ * A new alias is only proposed here; conn_alias_commit records it once the
+ * packet carrying it is queued.
+ */
+static uint16_t conn_alias_out(const struct conn *c, const char *topic,
+			       uint16_t len, bool *known)
+{
+	uint16_t i, max = c->client_alias_max;
+
+	*known = false;
+	if (c->version != MQTT_V5 || !max)
+		return 0;
+	for (i = 1; i <= c->nalias_out; i++)
+		if (strncmp(c->alias_out[i], topic, len) == 0 &&
+		    c->alias_out[i][len] == '\0') {
+			*known = true;
+			return i;
+		}
+	if (c->nalias_out >= max || c->nalias_out >= CONN_ALIAS_OUT_MAX)
+		return 0;
+	return (uint16_t)(c->nalias_out + 1);
+}
+
+static void conn_alias_commit(struct conn *c, const char *topic, uint16_t len)
+{
+	char *t = strndup(topic, len);
+
+	/* Without memory the alias stays unrecorded; the next message on a
+	 * new topic re-maps the same number, which the protocol allows. */
+	if (t)
+		c->alias_out[++c->nalias_out] = t;
+}
+
 int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 {
 	struct mqtt_packet p;
 	struct mqtt_publish *pub = &p.u.publish;
 	const struct msg *m = q->m;
 	uint32_t remaining;
+	uint16_t alias;
+	bool known;
 	size_t total, head;
 	uint8_t *dst;
 	int rc;
@@ -169,6 +207,12 @@ int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 		pub->props.present |= MQTT_PBIT(MQTT_PROP_MESSAGE_EXPIRY);
 		pub->props.message_expiry = remaining;
 	}
+	if ((alias = conn_alias_out(c, m->topic, m->topic_len, &known))) {
+		pub->props.present |= MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS);
+		pub->props.topic_alias = alias;
+		if (known)
+			pub->topic.len = 0;
+	}
 	pub->props.sub_ids = q->subids;
 	pub->props.sub_id_count = q->nsubids;
 	if (q->nsubids)
@@ -186,6 +230,8 @@ int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 	if (rc < 0)
 		return rc;
 	/* The payload goes out by reference: no copy per subscriber. */
+	if (alias && !known)
+		conn_alias_commit(c, m->topic, m->topic_len);
 	if (m->payload_len &&
 	    outq_append_ref(&c->oq, msg_ref(q->m), m->payload,
 			    m->payload_len) != 0)
@@ -276,6 +322,13 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 	struct mqtt_error err = {0};
 	int rc;
 
+	/* A packet only a server may send is a protocol error whatever its
+	 * contents (MQTT 5 §4.13.1); decoding it would report less. */
+	if (fh->type > 15 || !handlers[fh->type]) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
+			   "packet type not allowed from a client");
+		return TERN_EPROTO;
+	}
 	rc = mqtt_decode(fh, body, fh->remaining, c->version, &p, &err);
 	if (rc != 0) {
 		if (fh->type == MQTT_CONNECT && rc == TERN_EVERSION)
@@ -283,11 +336,6 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 		conn_close(c, err.reason ? err.reason : MQTT_RC_MALFORMED,
 			   err.what ? err.what : tern_strerror(rc));
 		return rc;
-	}
-	if (!handlers[p.type]) {
-		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-			   "packet type not allowed from a client");
-		return TERN_EPROTO;
 	}
 	if (c->state == CONN_ACTIVE && p.type == MQTT_CONNECT) {
 		conn_close(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
@@ -481,8 +529,9 @@ static struct msg *conn_take_will(struct conn *c, struct session *s,
 	return NULL;
 }
 
-/* Detaches the session at close; returns a will to publish now. */
-static struct msg *conn_detach(struct conn *c)
+/* Detaches the session at close; returns a will to publish now. Messages
+ * the ending session got from shared subscriptions are collected in *rl. */
+static struct msg *conn_detach(struct conn *c, struct redeliver_list *rl)
 {
 	struct broker *b = c->w->b;
 	struct session *s = c->s;
@@ -506,6 +555,7 @@ static struct msg *conn_detach(struct conn *c)
 	}
 	will = conn_take_will(c, s, ours, ends);
 	if (ends) {
+		route_collect_shared(s, rl);
 		session_clear_subs(b, s);
 		session_clear_messages(b, s);
 		session_remove(b, s);
@@ -523,6 +573,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 {
 	struct worker *w = c->w;
 	struct broker *b = w->b;
+	struct redeliver_list rl = {0};
 	struct msg *will;
 
 	if (c->state == CONN_CLOSED)
@@ -564,7 +615,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 			c->peer, why);
 	}
 	c->state = CONN_CLOSED;
-	will = conn_detach(c);
+	will = conn_detach(c, &rl);
 	loop_del(w->loop, &c->io);
 	shutdown(c->io.fd, SHUT_RDWR);
 	close(c->io.fd);
@@ -579,6 +630,8 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	w->nconns--;
 	c->next = w->dead;
 	w->dead = c;
+	if (rl.n)
+		route_redeliver(b, w, &rl);
 	if (will) {
 		broker_publish(b, w, will);
 		msg_unref(will);
@@ -593,6 +646,8 @@ void conn_free(struct conn *c)
 	msg_unref(c->will);
 	for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
 		free(c->aliases[i]);
+	for (i = 0; i <= CONN_ALIAS_OUT_MAX; i++)
+		free(c->alias_out[i]);
 	free(c->rbuf);
 	free(c->client_id);
 	free(c->username);

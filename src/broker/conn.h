@@ -33,6 +33,9 @@ enum conn_state { CONN_CONNECTING = 0, CONN_ACTIVE, CONN_CLOSED };
 
 /* Topic Alias Maximum we grant clients (v5 CONNACK). */
 #define CONN_TOPIC_ALIAS_MAX 32
+/* Most outbound aliases we assign to one connection (first come, kept for
+ * the connection's life; the client's Topic Alias Maximum may lower it). */
+#define CONN_ALIAS_OUT_MAX 16
 
 struct conn {
 	struct loop_io io;
@@ -66,6 +69,9 @@ struct conn {
 	uint16_t client_alias_max;
 	/* Inbound topic aliases (alias -> topic), index 1..ALIAS_MAX. */
 	char *aliases[CONN_TOPIC_ALIAS_MAX + 1];
+	/* Outbound aliases we assigned, index 1..nalias_out. */
+	char *alias_out[CONN_ALIAS_OUT_MAX + 1];
+	uint16_t nalias_out;
 
 	struct msg *will;
 	uint32_t will_delay;

@@ -42,7 +42,7 @@ static void sub_on_retained(void *ctx, struct msg *m)
 	}
 	session_enqueue(r->c->w->b, r->s, m, m->qos < r->granted ? m->qos
 								 : r->granted,
-			true, ids, ids ? 1 : 0);
+			true, false, ids, ids ? 1 : 0);
 }
 
 /* Adds one filter; returns the SUBACK code. Holds s->mu. */

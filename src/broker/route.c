@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
@@ -80,7 +81,8 @@ static int match_cmp(const void *a, const void *b)
 /* Delivers m to one session with the merged options of its matches. */
 static void route_deliver(struct broker *b, struct worker *self,
 			  struct session *s, struct msg *m, uint8_t qos,
-			  bool retain, uint32_t *ids, uint16_t nids)
+			  bool retain, bool shared, uint32_t *ids,
+			  uint16_t nids)
 {
 	struct worker *owner;
 
@@ -92,7 +94,7 @@ static void route_deliver(struct broker *b, struct worker *self,
 		free(ids);
 		return;
 	}
-	if (session_enqueue(b, s, m, qos, retain, ids, nids) != 0) {
+	if (session_enqueue(b, s, m, qos, retain, shared, ids, nids) != 0) {
 		pthread_mutex_unlock(&s->mu);
 		if (log_enabled(LOG_DEBUG))
 			log_msg(LOG_DEBUG, "Queue full for %s; message dropped.",
@@ -136,7 +138,7 @@ static void route_group(struct broker *b, struct worker *self,
 	} else {
 		nids = 0;
 	}
-	route_deliver(b, self, v[0].s, m, qos, retain, ids, nids);
+	route_deliver(b, self, v[0].s, m, qos, retain, v[0].shared, ids, nids);
 }
 
 int broker_publish(struct broker *b, struct worker *self, struct msg *m)
@@ -169,4 +171,112 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 		session_unref(r.v[i].s);
 	free(r.v);
 	return (int)r.n;
+}
+
+/* The shared subscription of s (a "$share/..." record) that brought m. */
+static const struct sub_rec *route_shared_rec(const struct session *s,
+					      const struct msg *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nsubs; i++) {
+		const struct sub_rec *r = &s->subsv[i];
+		struct mqtt_str group, inner;
+
+		if (mqtt_share_split((const uint8_t *)r->filter, r->len, &group,
+				     &inner) == 1 &&
+		    subs_topic_matches((const char *)inner.p, inner.len,
+				       m->topic, m->topic_len))
+			return r;
+	}
+	return NULL;
+}
+
+static int redeliver_push(struct redeliver_list *l, struct msg *m,
+			  uint8_t qos, const struct sub_rec *r)
+{
+	struct redeliver *e;
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 8;
+		struct redeliver *v = realloc(l->v, ncap * sizeof(*v));
+
+		if (!v)
+			return TERN_ENOMEM;
+		l->v = v;
+		l->cap = ncap;
+	}
+	e = &l->v[l->n];
+	e->filter = strndup(r->filter, r->len);
+	if (!e->filter)
+		return TERN_ENOMEM;
+	e->m = msg_ref(m);
+	e->qos = qos;
+	l->n++;
+	return 0;
+}
+
+static void redeliver_take(const struct session *s, const struct qmsg *q,
+			   struct redeliver_list *out)
+{
+	const struct sub_rec *r;
+
+	/* QoS 0 may be lost anyway; a QoS 2 message past PUBREC (m is
+	 * NULL) has been received by the client and must not repeat. */
+	if (!q->shared || !q->qos || !q->m)
+		return;
+	r = route_shared_rec(s, q->m);
+	if (r)
+		redeliver_push(out, q->m, q->qos, r);
+}
+
+void route_collect_shared(const struct session *s, struct redeliver_list *out)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->ninfl; i++)
+		redeliver_take(s, &s->infl[i], out);
+	for (i = 0; i < s->qlen; i++)
+		redeliver_take(s, &s->q[(s->qhead + i) % s->qcap], out);
+}
+
+struct pick_ctx {
+	struct session *s;
+	uint8_t qos;
+};
+
+static void redeliver_on_pick(void *ctx, void *owner,
+			      const struct subs_opts *opts, bool shared)
+{
+	struct pick_ctx *p = ctx;
+
+	(void)shared;
+	p->s = session_ref(owner);
+	p->qos = opts->qos;
+}
+
+void route_redeliver(struct broker *b, struct worker *self,
+		     struct redeliver_list *l)
+{
+	static const struct subs_visitor visitor = {redeliver_on_pick,
+						    route_accept_shared};
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		struct redeliver *e = &l->v[i];
+		struct pick_ctx p = {0};
+
+		if (subs_pick_shared(b->subs, e->filter, strlen(e->filter),
+				     &visitor, &p) == 1) {
+			uint8_t qos = e->qos < p.qos ? e->qos : p.qos;
+
+			route_deliver(b, self, p.s, e->m, qos, false, true,
+				      NULL, 0);
+			session_unref(p.s);
+		}
+		msg_unref(e->m);
+		free(e->filter);
+	}
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }

@@ -244,7 +244,7 @@ static int session_queue_grow(struct session *s)
 }
 
 int session_enqueue(struct broker *b, struct session *s, struct msg *m,
-		    uint8_t qos, bool retain, uint32_t *subids,
+		    uint8_t qos, bool retain, bool shared, uint32_t *subids,
 		    uint16_t nsubids)
 {
 	const struct config *c = b->cfg;
@@ -264,6 +264,7 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	e->m = msg_ref(m);
 	e->qos = qos;
 	e->retain = retain;
+	e->shared = shared;
 	e->subids = subids;
 	e->nsubids = nsubids;
 	s->qlen++;

@@ -31,6 +31,7 @@ struct qmsg {
 	uint8_t qos;     /* delivery QoS (min of published and granted) */
 	bool retain;     /* RETAIN flag to send */
 	bool dup;        /* already sent once (inflight after reconnect) */
+	bool shared;     /* came through a shared subscription */
 	uint8_t state;   /* enum qmsg_state, inflight only */
 	uint16_t pid;    /* packet id, inflight only */
 	uint16_t nsubids;
@@ -138,7 +139,7 @@ int session_sub_del(struct session *s, const char *filter, uint16_t len);
  * full the message is dropped, counted, and TERN_ELIMIT returned.
  */
 int session_enqueue(struct broker *b, struct session *s, struct msg *m,
-		    uint8_t qos, bool retain, uint32_t *subids,
+		    uint8_t qos, bool retain, bool shared, uint32_t *subids,
 		    uint16_t nsubids);
 
 /*

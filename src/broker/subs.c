@@ -787,6 +787,30 @@ void subs_match(struct subs *s, const char *topic, size_t len,
 	pthread_rwlock_unlock(&s->lock);
 }
 
+int subs_pick_shared(struct subs *s, const char *share_filter, size_t len,
+                     const struct subs_visitor *v, void *ctx)
+{
+	struct match m = {.v = v, .ctx = ctx};
+	const char *f = share_filter, *group;
+	size_t flen = len, glen;
+	const struct sub *e;
+	struct node *n;
+	int gi, found = 0;
+
+	if (!share_split(&f, &flen, &group, &glen))
+		return 0;
+	pthread_rwlock_rdlock(&s->lock);
+	n = path_find(s->root, f, flen);
+	gi = n ? group_find(n, group, glen) : -1;
+	if (gi >= 0 && n->group[gi]->n > 0) {
+		e = group_pick(n->group[gi], &m);
+		v->on_match(ctx, e->owner, &e->opts, true);
+		found = 1;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	return found;
+}
+
 size_t subs_count(struct subs *s)
 {
 	size_t n;

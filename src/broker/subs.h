@@ -72,6 +72,16 @@ int subs_remove(struct subs *s, const char *filter, size_t len, void *owner);
 void subs_match(struct subs *s, const char *topic, size_t len,
 		const struct subs_visitor *v, void *ctx);
 
+/*
+ * Reports one member of the shared group named by `share_filter`
+ * ("$share/group/filter") through v->on_match (shared = true), chosen as
+ * subs_match() would choose it. Used to hand a leaving member's messages to
+ * another member. Returns 1 when a member was reported, 0 when the group
+ * has no members (or share_filter is not shared).
+ */
+int subs_pick_shared(struct subs *s, const char *share_filter, size_t len,
+		     const struct subs_visitor *v, void *ctx);
+
 /* Number of subscriptions held (each shared member counts one). */
 size_t subs_count(struct subs *s);
 

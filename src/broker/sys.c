@@ -179,7 +179,7 @@ static void will_list_add(struct will_list *l, struct msg *m)
 
 /* Checks one offline session; returns true if it ended. Holds both locks. */
 static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
-			  struct will_list *wills)
+			  struct will_list *wills, struct redeliver_list *rl)
 {
 	bool expired = s->expiry != UINT32_MAX &&
 		       now - s->offline_since >= (uint64_t)s->expiry * 1000u;
@@ -190,6 +190,7 @@ static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
 	}
 	if (!expired)
 		return false;
+	route_collect_shared(s, rl);
 	session_clear_subs(b, s);
 	session_clear_messages(b, s);
 	return true;
@@ -198,6 +199,7 @@ static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
 void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 {
 	struct will_list wills = {0};
+	struct redeliver_list rl = {0};
 	size_t i;
 
 	pthread_mutex_lock(&b->sess_mu);
@@ -209,7 +211,8 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 
 			next = s->hnext;
 			pthread_mutex_lock(&s->mu);
-			ended = !s->w && sys_sweep_one(b, s, now, &wills);
+			ended = !s->w &&
+				sys_sweep_one(b, s, now, &wills, &rl);
 			pthread_mutex_unlock(&s->mu);
 			if (ended) {
 				log_msg(LOG_NOTICE, "Session of %s expired.",
@@ -220,6 +223,8 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 		}
 	}
 	pthread_mutex_unlock(&b->sess_mu);
+	if (rl.n)
+		route_redeliver(b, w, &rl);
 	for (i = 0; i < wills.n; i++) {
 		broker_publish(b, w, wills.v[i]);
 		msg_unref(wills.v[i]);

@@ -380,8 +380,13 @@ static int dec_ack(struct dctx *d)
 /* Options byte of a SUBSCRIBE entry (3.1.1 §3.8.3.1, 5 §3.8.3.1). */
 static int sub_options(struct dctx *d, uint8_t o, bool shared)
 {
+	/* v5 calls a QoS of 3 a Protocol Error (§3.8.3.1); 3.1.1 makes the
+	 * packet malformed (§3.8.3.1 there). */
 	if ((o & 3) == 3)
-		return malformed(d, "QoS 3 in SUBSCRIBE");
+		return d->version == MQTT_V5
+			       ? proto(d, MQTT_RC_PROTOCOL_ERROR,
+				       "QoS 3 in SUBSCRIBE")
+			       : malformed(d, "QoS 3 in SUBSCRIBE");
 	if (d->version != MQTT_V5) {
 		if (o & 0xFC)
 			return malformed(d, "reserved subscription bits set");

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startBroker, KIND } from './lib/broker.mjs';
 import { RawClient, rawConnect, enc, packet, str, encodeProps, vbi } from './lib/raw.mjs';
-import { connect, closeAll, uid, sleep, sub, pub, assertAlive } from './lib/util.mjs';
+import { connect, closeAll, uid, sleep, sub, assertAlive } from './lib/util.mjs';
 
 const MAX_PACKET = 200000;
 let broker;
@@ -35,7 +35,7 @@ const open = (version, extra = {}) => rawConnect(broker.port, { version, clientI
 // `reason` is the code of the DISCONNECT (or CONNACK, when `connack`) tern
 // must send first; `alsoSpec` the alternatives accepted from other brokers.
 async function refused(c, bytes, { reason, alsoSpec = [], connack = false, timeout = 2500 } = {}) {
-  if (bytes) c.sendRaw(bytes);
+  if (bytes) c.send(bytes);   // send() notes the version of a CONNECT
   const log = await c.closed(timeout);
   const acks = log.filter((p) => p.type === 'connack');
   const okAck = acks.find((p) => p.reason === 0);
@@ -149,6 +149,7 @@ describe('CONNECT', () => {
     test(`v${version}: protocol name length beyond the packet → close`, async () => {
       const c = await RawClient.connect(broker.port);
       try {
+        c.version = version;
         await refused(c, packet(0x10, Buffer.concat([u16(300), Buffer.from('MQTT'), Buffer.from([version, 2, 0, 60])])), { connack: true, reason: 0x81 });
       } finally { c.destroy(); }
     });

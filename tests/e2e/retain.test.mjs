@@ -2,8 +2,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker } from './lib/broker.mjs';
-import { rawConnect } from './lib/raw.mjs';
-import { connect, closeAll, uid, sleep, sub, pub } from './lib/util.mjs';
+import { rawConnect, enc } from './lib/raw.mjs';
+import { connect, closeAll, uid, sleep, pub } from './lib/util.mjs';
 
 let broker;
 before(async () => { broker = await startBroker(); });
@@ -168,7 +168,7 @@ describe('message expiry (v5 §3.3.2.3.3)', () => {
       for (;;) {
         const m = await c.expect('publish', { timeout: 600 }).catch(() => null);
         if (!m) break;
-        c.send(Buffer.from([0x40, 0x02, m.id >> 8, m.id & 0xff]));
+        c.send(enc.puback(m.id));
         got.push(m);
       }
       assert.deepEqual(got.map((m) => m.payload.toString()), ['long', 'none']);

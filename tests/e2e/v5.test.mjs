@@ -4,7 +4,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, KIND } from './lib/broker.mjs';
 import { RawClient, rawConnect, enc } from './lib/raw.mjs';
-import { connect, closeAll, uid, sleep, sub, pub, assertAlive } from './lib/util.mjs';
+import { connect, closeAll, uid, sub, pub, assertAlive } from './lib/util.mjs';
 
 const MAX_PACKET = 4096;
 let broker;

@@ -3,7 +3,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startBroker, KIND } from './lib/broker.mjs';
 import { rawConnect, enc } from './lib/raw.mjs';
-import { connect, closeAll, uid, sleep, sub, pub } from './lib/util.mjs';
+import { connect, closeAll, uid, sleep, sub } from './lib/util.mjs';
 
 let broker;
 before(async () => { broker = await startBroker(); });
