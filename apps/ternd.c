@@ -29,14 +29,15 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: ternd [-c FILE] [-p PORT]... [-v] [--threads N] "
-		"[--test-config]\n"
-		"  -c, --config-file FILE  read Mosquitto-syntax configuration\n"
-		"  -p, --port PORT         listen on PORT (repeatable)\n"
-		"  -v, --verbose           log everything (log_type all)\n"
-		"      --threads N         worker threads (default: cores)\n"
-		"      --test-config       check the configuration and exit\n"
-		"  -h, --help              this help\n");
+	        "Usage: ternd [-c FILE] [-p PORT]... [-v] [--threads N] "
+	        "[--test-config]\n"
+	        "  -c, --config-file FILE  read Mosquitto-syntax "
+	        "configuration\n"
+	        "  -p, --port PORT         listen on PORT (repeatable)\n"
+	        "  -v, --verbose           log everything (log_type all)\n"
+	        "      --threads N         worker threads (default: cores)\n"
+	        "      --test-config       check the configuration and exit\n"
+	        "  -h, --help              this help\n");
 }
 
 static int parse_port(const char *s, uint16_t *out)
@@ -55,14 +56,14 @@ static int parse_port(const char *s, uint16_t *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{"config-file", required_argument, NULL, 'c'},
-		{"port", required_argument, NULL, 'p'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"daemon", no_argument, NULL, 'd'},
-		{"threads", required_argument, NULL, 'T'},
-		{"test-config", no_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config-file", required_argument, NULL, 'c'},
+	        {"port", required_argument, NULL, 'p'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"daemon", no_argument, NULL, 'd'},
+	        {"threads", required_argument, NULL, 'T'},
+	        {"test-config", no_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -76,7 +77,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (o->nports == 16 ||
 			    parse_port(optarg, &o->ports[o->nports]) != 0) {
 				fprintf(stderr, "ternd: bad port '%s'\n",
-					optarg);
+				        optarg);
 				return -1;
 			}
 			o->nports++;
@@ -84,8 +85,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'v': o->verbose = true; break;
 		case 'd':
 			fprintf(stderr, "ternd: -d (daemonise) is not "
-					"supported; run ternd under a service "
-					"manager instead\n");
+			                "supported; run ternd under a service "
+			                "manager instead\n");
 			return -1;
 		case 'T': {
 			char *end;
@@ -93,7 +94,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 
 			if (*end || v < 1 || v > 1024) {
 				fprintf(stderr, "ternd: bad --threads '%s'\n",
-					optarg);
+				        optarg);
 				return -1;
 			}
 			o->threads = (int)v;
@@ -106,7 +107,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ternd: unexpected argument '%s'\n",
-			argv[optind]);
+		        argv[optind]);
 		return -1;
 	}
 	return 0;
@@ -151,14 +152,15 @@ static int check_supported(const struct config *cfg)
 
 	if (cfg->password_file || cfg->acl_file) {
 		fprintf(stderr, "ternd: password_file and acl_file are not "
-				"supported yet\n");
+		                "supported yet\n");
 		return -1;
 	}
 	for (i = 0; i < cfg->nlisteners; i++)
 		if (cfg->listeners[i].protocol != PROTO_MQTT) {
-			fprintf(stderr, "ternd: listener %u: protocol "
-					"websockets is not supported yet\n",
-				cfg->listeners[i].port);
+			fprintf(stderr,
+			        "ternd: listener %u: protocol "
+			        "websockets is not supported yet\n",
+			        cfg->listeners[i].port);
 			return -1;
 		}
 	return 0;
@@ -167,10 +169,10 @@ static int check_supported(const struct config *cfg)
 static void apply_logging(const struct config *cfg)
 {
 	if (log_configure(cfg->log_dest & ~(unsigned)LOGD_NONE, cfg->log_file,
-			  cfg->log_dest & LOGD_NONE ? 0 : cfg->log_type,
-			  cfg->log_timestamp_format, cfg->log_timestamp) != 0)
+	                  cfg->log_dest & LOGD_NONE ? 0 : cfg->log_type,
+	                  cfg->log_timestamp_format, cfg->log_timestamp) != 0)
 		fprintf(stderr, "ternd: cannot open log file %s: %s\n",
-			cfg->log_file ? cfg->log_file : "?", strerror(errno));
+		        cfg->log_file ? cfg->log_file : "?", strerror(errno));
 }
 
 static void write_pid_file(const char *path)
@@ -179,7 +181,7 @@ static void write_pid_file(const char *path)
 
 	if (!f) {
 		log_msg(LOG_WARNING, "Cannot write pid_file %s: %s.", path,
-			strerror(errno));
+		        strerror(errno));
 		return;
 	}
 	fprintf(f, "%ld\n", (long)getpid());
@@ -198,9 +200,9 @@ static void print_urls(const struct config *cfg)
 	}
 	if (cfg->local_only)
 		log_msg(LOG_NOTICE,
-			"Local-only mode: listening on 127.0.0.1 and ::1 with "
-			"anonymous access. Use a configuration file to accept "
-			"remote clients.");
+		        "Local-only mode: listening on 127.0.0.1 and ::1 with "
+		        "anonymous access. Use a configuration file to accept "
+		        "remote clients.");
 }
 
 /* SIGHUP: re-read the file; apply logging settings. */
@@ -211,10 +213,10 @@ static void reload(const struct options *o)
 	if (load_config(&fresh, o) == 0 && check_supported(&fresh) == 0) {
 		apply_logging(&fresh);
 		log_msg(LOG_NOTICE, "Reloaded configuration (logging settings "
-				    "applied; other changes need a restart).");
+		                    "applied; other changes need a restart).");
 	} else {
 		log_msg(LOG_ERR, "Reload failed; keeping the running "
-				 "configuration.");
+		                 "configuration.");
 	}
 	config_free(&fresh);
 }
@@ -232,7 +234,7 @@ static void wait_signals(const sigset_t *set, const struct options *o)
 			continue;
 		}
 		log_msg(LOG_NOTICE, "Received %s, shutting down.",
-			sig == SIGINT ? "SIGINT" : "SIGTERM");
+		        sig == SIGINT ? "SIGINT" : "SIGTERM");
 		return;
 	}
 }
@@ -258,7 +260,7 @@ int main(int argc, char **argv)
 	}
 	apply_logging(&cfg);
 	threads = cfg.threads > 0 ? cfg.threads
-				  : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	                          : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (threads < 1)
 		threads = 1;
 
@@ -269,9 +271,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	log_msg(LOG_NOTICE, "ternd version 0.1.0 starting with %d worker "
-			    "thread%s.",
-		threads, threads == 1 ? "" : "s");
+	log_msg(LOG_NOTICE,
+	        "ternd version 0.1.0 starting with %d worker "
+	        "thread%s.",
+	        threads, threads == 1 ? "" : "s");
 	if (broker_init(&b, &cfg, threads) == 0 && broker_start(&b) == 0) {
 		if (cfg.pid_file)
 			write_pid_file(cfg.pid_file);

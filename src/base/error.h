@@ -23,8 +23,8 @@ enum {
 	TERN_ENOENT = -12,    /* no such item */
 	TERN_EEXIST = -13,    /* item already exists */
 	TERN_EDENIED = -14,   /* not authorised */
-	TERN_ELIMIT = -15,    /* a bound (queue, inflight, connections) is full */
-	TERN_ECONFIG = -16,   /* configuration error */
+	TERN_ELIMIT = -15,  /* a bound (queue, inflight, connections) is full */
+	TERN_ECONFIG = -16, /* configuration error */
 };
 
 /* Returns a static, human-readable description of a TERN_E* code. */

@@ -21,7 +21,7 @@ static char *log_ts_format;
 static int log_timestamps = 1;
 
 int log_configure(unsigned dest, const char *file, unsigned types,
-		  const char *ts_format, int timestamps)
+                  const char *ts_format, int timestamps)
 {
 	FILE *f = NULL;
 	char *fmt = NULL;
@@ -53,7 +53,7 @@ int log_configure(unsigned dest, const char *file, unsigned types,
 int log_enabled(enum log_level level)
 {
 	return (atomic_load_explicit(&log_types, memory_order_relaxed) &
-		(unsigned)level) != 0;
+	        (unsigned)level) != 0;
 }
 
 /* Formats the timestamp prefix into buf; called with log_mu held. */
@@ -90,7 +90,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	if (m < 0)
 		m = 0;
-	n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+	n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m
+	                                      : sizeof(line) - n - 2;
 	line[n++] = '\n';
 	if (log_dest & LOG_TO_STDOUT)
 		fwrite(line, 1, n, stdout), fflush(stdout);

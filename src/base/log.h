@@ -32,14 +32,14 @@ enum { LOG_TO_STDOUT = 1 << 0, LOG_TO_STDERR = 1 << 1, LOG_TO_FILE = 1 << 2 };
  * `timestamps` false omits them. Replaces earlier settings atomically.
  */
 int log_configure(unsigned dest, const char *file, unsigned types,
-		  const char *ts_format, int timestamps);
+                  const char *ts_format, int timestamps);
 
 /* Whether messages of `level` are currently written (cheap). */
 int log_enabled(enum log_level level);
 
 /* Writes one line (no trailing newline needed) if `level` is enabled. */
 void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /* Closes the log file, if any. */
 void log_shutdown(void);

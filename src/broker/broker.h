@@ -37,7 +37,7 @@ struct broker_stats {
 	atomic_int_fast64_t sessions_offline;    /* persistent, disconnected */
 	atomic_int_fast64_t connections;         /* open sockets */
 	atomic_int_fast64_t transport_connected[TR_COUNT];
-	atomic_int_fast64_t queued_messages;     /* in session queues */
+	atomic_int_fast64_t queued_messages; /* in session queues */
 	atomic_int_fast64_t queued_bytes;
 };
 
@@ -101,7 +101,7 @@ int broker_publish(struct broker *b, struct worker *w, struct msg *m);
 struct redeliver {
 	struct msg *m; /* reference */
 	uint8_t qos;
-	char *filter;  /* "$share/group/filter" that brought it */
+	char *filter; /* "$share/group/filter" that brought it */
 };
 
 struct redeliver_list {
@@ -120,7 +120,7 @@ void route_collect_shared(const struct session *s, struct redeliver_list *out);
 /* Delivers collected messages to other group members and empties l.
  * Call without locks, after s's subscriptions were removed. */
 void route_redeliver(struct broker *b, struct worker *self,
-		     struct redeliver_list *l);
+                     struct redeliver_list *l);
 
 /* Adds delta to a gauge and keeps clients_maximum up to date. */
 void broker_count_client(struct broker *b, int transport, int delta);

@@ -15,8 +15,8 @@ enum listener_protocol { PROTO_MQTT = 0, PROTO_WEBSOCKETS = 1 };
 
 struct listener_cfg {
 	uint16_t port;
-	char *bind;    /* address to bind, NULL = all addresses */
-	int protocol;  /* enum listener_protocol */
+	char *bind;          /* address to bind, NULL = all addresses */
+	int protocol;        /* enum listener_protocol */
 	int max_connections; /* -1 = unlimited */
 };
 
@@ -33,8 +33,12 @@ enum {
 };
 
 /* Log destination bits for log_dest. */
-enum { LOGD_STDOUT = 1 << 0, LOGD_STDERR = 1 << 1, LOGD_FILE = 1 << 2,
-       LOGD_NONE = 1 << 3 };
+enum {
+	LOGD_STDOUT = 1 << 0,
+	LOGD_STDERR = 1 << 1,
+	LOGD_FILE = 1 << 2,
+	LOGD_NONE = 1 << 3
+};
 
 struct config {
 	struct listener_cfg *listeners;
@@ -45,29 +49,29 @@ struct config {
 	char *password_file;
 	char *acl_file;
 
-	int max_queued_messages; /* 1000; 0 = unlimited */
+	int max_queued_messages;   /* 1000; 0 = unlimited */
 	uint64_t max_queued_bytes; /* 0 = unlimited */
 	int max_inflight_messages; /* 20; also our Receive Maximum; 0 = 65535 */
 	int max_connections;       /* -1 = unlimited */
 	uint32_t max_packet_size;  /* 0 = protocol maximum */
 	uint32_t message_size_limit; /* 0 = none; payload bytes */
-	uint16_t max_keepalive;    /* 65535 */
-	uint32_t connect_timeout;  /* tern: seconds from accept to CONNECT, 10 */
+	uint16_t max_keepalive;      /* 65535 */
+	uint32_t connect_timeout; /* tern: seconds from accept to CONNECT, 10 */
 
-	int sys_interval;          /* 10; 0 disables $SYS */
-	bool connection_messages;  /* true */
-	unsigned log_dest;         /* LOGD_* bits; default stderr */
-	char *log_file;            /* with log_dest file */
-	unsigned log_type;         /* LOGT_* bits */
+	int sys_interval;           /* 10; 0 disables $SYS */
+	bool connection_messages;   /* true */
+	unsigned log_dest;          /* LOGD_* bits; default stderr */
+	char *log_file;             /* with log_dest file */
+	unsigned log_type;          /* LOGT_* bits */
 	char *log_timestamp_format; /* strftime format, NULL = unix seconds */
-	bool log_timestamp;        /* true */
+	bool log_timestamp;         /* true */
 
 	char *pid_file;
-	int threads;               /* 0 = number of cores */
+	int threads; /* 0 = number of cores */
 
-	bool persistence;          /* accepted; durability is issue 6 */
+	bool persistence; /* accepted; durability is issue 6 */
 	char *persistence_location;
-	int autosave_interval;     /* seconds, 1800 as Mosquitto */
+	int autosave_interval; /* seconds, 1800 as Mosquitto */
 };
 
 /* Fills *c with defaults (no listeners). */
@@ -89,7 +93,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Same, from a string (for tests and the embedded default config). */
 int config_parse(struct config *c, const char *text, const char *name,
-		 char *err, size_t errlen);
+                 char *err, size_t errlen);
 
 /*
  * Applies what loading leaves implicit: with no listener, local-only mode on

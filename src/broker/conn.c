@@ -24,6 +24,8 @@
 
 /* Stop pumping session queues into the socket buffer above this. */
 #define CONN_OQ_HIGH (1u << 20)
+/* Largest CONNECT accepted when max_packet_size is not set. */
+#define CONN_MAX_CONNECT (1u << 20)
 /* Largest single read; the buffer grows only as data actually arrives. */
 #define CONN_READ_CHUNK 65536
 /* Reads per readiness event, so one busy client cannot starve others. */
@@ -33,17 +35,17 @@ typedef int (*packet_handler)(struct conn *c, struct mqtt_packet *p);
 
 /* Client-to-server packets; NULL entries are never valid from a client. */
 static const packet_handler handlers[16] = {
-	[MQTT_CONNECT] = handle_connect,
-	[MQTT_PUBLISH] = handle_publish,
-	[MQTT_PUBACK] = handle_puback,
-	[MQTT_PUBREC] = handle_pubrec,
-	[MQTT_PUBREL] = handle_pubrel,
-	[MQTT_PUBCOMP] = handle_pubcomp,
-	[MQTT_SUBSCRIBE] = handle_subscribe,
-	[MQTT_UNSUBSCRIBE] = handle_unsubscribe,
-	[MQTT_PINGREQ] = handle_pingreq,
-	[MQTT_DISCONNECT] = handle_disconnect,
-	[MQTT_AUTH] = handle_auth,
+        [MQTT_CONNECT] = handle_connect,
+        [MQTT_PUBLISH] = handle_publish,
+        [MQTT_PUBACK] = handle_puback,
+        [MQTT_PUBREC] = handle_pubrec,
+        [MQTT_PUBREL] = handle_pubrel,
+        [MQTT_PUBCOMP] = handle_pubcomp,
+        [MQTT_SUBSCRIBE] = handle_subscribe,
+        [MQTT_UNSUBSCRIBE] = handle_unsubscribe,
+        [MQTT_PINGREQ] = handle_pingreq,
+        [MQTT_DISCONNECT] = handle_disconnect,
+        [MQTT_AUTH] = handle_auth,
 };
 
 const char *conn_transport_name(int transport)
@@ -61,7 +63,7 @@ static void conn_unref_msg(void *ref)
 static void conn_on_io(struct loop_io *io, uint32_t events);
 
 void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
-		 const char *peer, const char *host)
+                 const char *peer, const char *host)
 {
 	struct broker *b = w->b;
 	struct conn *c = calloc(1, sizeof(*c));
@@ -94,7 +96,7 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	STAT_ADD(b, connections, 1);
 	if (b->cfg->connection_messages)
 		log_msg(LOG_NOTICE, "New connection from %s on port %u (%s).",
-			peer, ls->port, conn_transport_name(c->transport));
+		        peer, ls->port, conn_transport_name(c->transport));
 }
 
 struct session *conn_session_lock(struct conn *c)
@@ -150,7 +152,7 @@ int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
  * packet carrying it is queued.
  */
 static uint16_t conn_alias_out(const struct conn *c, const char *topic,
-			       uint16_t len, bool *known)
+                               uint16_t len, bool *known)
 {
 	uint16_t i, max = c->client_alias_max;
 
@@ -232,9 +234,8 @@ int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 	/* The payload goes out by reference: no copy per subscriber. */
 	if (alias && !known)
 		conn_alias_commit(c, m->topic, m->topic_len);
-	if (m->payload_len &&
-	    outq_append_ref(&c->oq, msg_ref(q->m), m->payload,
-			    m->payload_len) != 0)
+	if (m->payload_len && outq_append_ref(&c->oq, msg_ref(q->m), m->payload,
+	                                      m->payload_len) != 0)
 		return TERN_ENOMEM;
 	STAT_ADD(c->w->b, msgs_sent, 1);
 	STAT_ADD(c->w->b, pub_sent, 1);
@@ -297,18 +298,26 @@ void conn_pump_locked(struct conn *c, struct session *s)
 
 /* Validates the fixed header before the body is buffered. */
 static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh,
-			     int hl)
+                             int hl)
 {
 	uint32_t limit = c->w->b->cfg->max_packet_size;
 
 	if (c->state == CONN_CONNECTING && fh->type != MQTT_CONNECT) {
 		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-			   "first packet is not CONNECT");
+		           "first packet is not CONNECT");
 		return TERN_EPROTO;
+	}
+	/* An unauthenticated peer gets a small budget: a CONNECT (its will
+	 * included) above CONN_MAX_CONNECT needs max_packet_size set that
+	 * high explicitly. */
+	if (c->state == CONN_CONNECTING && !limit &&
+	    fh->remaining > CONN_MAX_CONNECT) {
+		conn_close(c, 0, "CONNECT too large");
+		return TERN_ETOOBIG;
 	}
 	if (limit && (uint64_t)fh->remaining + (uint64_t)hl > limit) {
 		conn_close(c, MQTT_RC_PACKET_TOO_LARGE,
-			   "packet exceeds max_packet_size");
+		           "packet exceeds max_packet_size");
 		return TERN_ETOOBIG;
 	}
 	return 0;
@@ -316,7 +325,7 @@ static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh,
 
 /* Decodes and handles one complete packet. */
 static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
-			 const uint8_t *body)
+                         const uint8_t *body)
 {
 	struct mqtt_packet p;
 	struct mqtt_error err = {0};
@@ -324,17 +333,18 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 
 	/* A packet only a server may send is a protocol error whatever its
 	 * contents (MQTT 5 §4.13.1); decoding it would report less. */
-	if (fh->type > 15 || !handlers[fh->type]) {
+	if (fh->type != 0 && !handlers[fh->type]) {
 		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-			   "packet type not allowed from a client");
+		           "packet type not allowed from a client");
 		return TERN_EPROTO;
 	}
 	rc = mqtt_decode(fh, body, fh->remaining, c->version, &p, &err);
 	if (rc != 0) {
-		if (fh->type == MQTT_CONNECT && rc == TERN_EVERSION)
-			return handle_connect_refused(c, &err);
+		if (fh->type == MQTT_CONNECT)
+			return handle_connect_invalid(c, body, fh->remaining,
+			                              rc, &err);
 		conn_close(c, err.reason ? err.reason : MQTT_RC_MALFORMED,
-			   err.what ? err.what : tern_strerror(rc));
+		           err.what ? err.what : tern_strerror(rc));
 		return rc;
 	}
 	if (c->state == CONN_ACTIVE && p.type == MQTT_CONNECT) {
@@ -360,7 +370,7 @@ static int conn_parse(struct conn *c)
 			break;
 		if (hl < 0) {
 			conn_close(c, MQTT_RC_MALFORMED,
-				   "invalid remaining length");
+			           "invalid remaining length");
 			return hl;
 		}
 		if ((rc = conn_check_header(c, &fh, hl)) != 0)
@@ -453,7 +463,7 @@ int conn_flush(struct conn *c)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				loop_modify(c->w->loop, &c->io,
-					    EPOLLIN | EPOLLOUT);
+				            EPOLLIN | EPOLLOUT);
 				return 0;
 			}
 			if (errno == EINTR)
@@ -467,11 +477,12 @@ int conn_flush(struct conn *c)
 	if (c->io.events & EPOLLOUT)
 		loop_modify(c->w->loop, &c->io, EPOLLIN);
 	/* Room again: move more of the session's queue out. */
-	if (c->state == CONN_ACTIVE && c->s && c->s->qlen) {
+	if (c->state == CONN_ACTIVE && c->s) {
 		struct session *s = conn_session_lock(c);
 
 		if (s) {
-			conn_pump_locked(c, s);
+			if (s->qlen)
+				conn_pump_locked(c, s);
 			pthread_mutex_unlock(&s->mu);
 		}
 	}
@@ -497,7 +508,7 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
  * will to publish now (reference moves to the caller) or NULL.
  */
 static struct msg *conn_take_will(struct conn *c, struct session *s,
-				  bool still_ours, bool session_ends)
+                                  bool still_ours, bool session_ends)
 {
 	struct msg *will = c->will;
 	uint64_t delay_ms, expiry_ms;
@@ -600,19 +611,19 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 		broker_count_client(b, c->transport, -1);
 		if (c->normal_disconnect)
 			log_msg(LOG_NOTICE, "Client %s disconnected.",
-				c->client_id);
+			        c->client_id);
 		else
 			log_msg(LOG_NOTICE, "Client %s %s%s.", c->client_id,
-				reason == MQTT_RC_KEEPALIVE_TIMEOUT ||
-						reason ==
-							MQTT_RC_SESSION_TAKEN_OVER ||
-						!reason
-					? ""
-					: "disconnected: ",
-				why);
+			        reason == MQTT_RC_KEEPALIVE_TIMEOUT ||
+			                        reason ==
+			                                MQTT_RC_SESSION_TAKEN_OVER ||
+			                        !reason
+			                ? ""
+			                : "disconnected: ",
+			        why);
 	} else {
 		log_msg(LOG_NOTICE, "Client <unknown> on %s disconnected: %s.",
-			c->peer, why);
+		        c->peer, why);
 	}
 	c->state = CONN_CLOSED;
 	will = conn_detach(c, &rl);
@@ -667,5 +678,5 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 	if (c->state == CONN_ACTIVE && c->keepalive &&
 	    now - c->last_rx >= (uint64_t)c->keepalive * 1500u)
 		conn_close(c, MQTT_RC_KEEPALIVE_TIMEOUT,
-			   "has exceeded timeout, disconnecting");
+		           "has exceeded timeout, disconnecting");
 }

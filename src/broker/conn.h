@@ -57,12 +57,12 @@ struct conn {
 	bool closed_counted;
 
 	uint64_t accepted_at;
-	uint64_t last_rx;    /* clock_ms() of the last packet received */
-	uint16_t keepalive;  /* effective, seconds; 0 = none */
+	uint64_t last_rx;   /* clock_ms() of the last packet received */
+	uint16_t keepalive; /* effective, seconds; 0 = none */
 	uint8_t version;
 	char *client_id;
 	char *username;
-	struct session *s;   /* reference while attached */
+	struct session *s; /* reference while attached */
 
 	/* v5 limits the client declared in CONNECT. */
 	uint32_t client_max_packet; /* 0 = none */
@@ -75,14 +75,14 @@ struct conn {
 
 	struct msg *will;
 	uint32_t will_delay;
-	bool will_now;        /* DISCONNECT 0x04: publish the will */
+	bool will_now; /* DISCONNECT 0x04: publish the will */
 	bool normal_disconnect;
 	uint32_t session_expiry;
 };
 
 /* Accepts fd from listener ls on worker w (fd ownership moves here). */
 void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
-		 const char *peer, const char *host);
+                 const char *peer, const char *host);
 
 /*
  * Closes the connection. For a v5 client in ACTIVE state with reason >=
@@ -135,8 +135,13 @@ void conn_check_timeouts(struct conn *c, uint64_t now);
 
 /* Packet handlers (handle_*.c). */
 int handle_connect(struct conn *c, struct mqtt_packet *p);
-/* A CONNECT whose protocol name/level we do not speak: CONNACK and close. */
-int handle_connect_refused(struct conn *c, const struct mqtt_error *err);
+/*
+ * A CONNECT that failed to decode (rc, err from mqtt_decode): an unknown
+ * protocol gets CONNACK 0x01/0x84, a v5 CONNECT gets a CONNACK with the
+ * reason code, then the connection closes.
+ */
+int handle_connect_invalid(struct conn *c, const uint8_t *body, size_t len,
+                           int rc, const struct mqtt_error *err);
 int handle_publish(struct conn *c, struct mqtt_packet *p);
 int handle_puback(struct conn *c, struct mqtt_packet *p);
 int handle_pubrec(struct conn *c, struct mqtt_packet *p);

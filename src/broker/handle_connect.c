@@ -17,7 +17,7 @@
 
 /* Sends a refusing CONNACK (v3 code or v5 reason) and closes. */
 static int connect_refuse(struct conn *c, uint8_t v3_code, uint8_t v5_reason,
-			  const char *why)
+                          const char *why)
 {
 	struct mqtt_packet p;
 
@@ -29,16 +29,40 @@ static int connect_refuse(struct conn *c, uint8_t v3_code, uint8_t v5_reason,
 	return TERN_EPROTO;
 }
 
-int handle_connect_refused(struct conn *c, const struct mqtt_error *err)
+/* Reads the protocol level of a "MQTT" CONNECT body, 0 if not there. */
+static uint8_t connect_peek_level(const uint8_t *body, size_t len)
 {
-	/* We cannot know which version the client would understand; answer
-	 * in 3.1.1 form, which is what MQTT 5 §3.1.2.2 allows too. */
-	c->version = MQTT_V311;
-	return connect_refuse(c, err->connack_rc ? err->connack_rc
-						 : MQTT3_CONNACK_BAD_VERSION,
-			      MQTT_RC_UNSUPPORTED_VERSION,
-			      err->what ? err->what
-					: "unsupported protocol version");
+	if (len >= 7 && body[0] == 0 && body[1] == 4 &&
+	    memcmp(body + 2, "MQTT", 4) == 0)
+		return body[6];
+	return 0;
+}
+
+int handle_connect_invalid(struct conn *c, const uint8_t *body, size_t len,
+                           int rc, const struct mqtt_error *err)
+{
+	const char *why = err->what ? err->what : tern_strerror(rc);
+
+	if (rc == TERN_EVERSION) {
+		/* We cannot know which version the client would understand;
+		 * answer in 3.1.1 form, which MQTT 5 §3.1.2.2 allows. */
+		c->version = MQTT_V311;
+		return connect_refuse(c,
+		                      err->connack_rc
+		                              ? err->connack_rc
+		                              : MQTT3_CONNACK_BAD_VERSION,
+		                      MQTT_RC_UNSUPPORTED_VERSION, why);
+	}
+	/* v5 §3.1.4: a malformed or invalid CONNECT may be answered with a
+	 * CONNACK carrying the reason before closing; v3 just closes. */
+	if (connect_peek_level(body, len) == MQTT_V5) {
+		c->version = MQTT_V5;
+		return connect_refuse(
+		        c, 0, err->reason ? err->reason : MQTT_RC_MALFORMED,
+		        why);
+	}
+	conn_close(c, 0, why);
+	return rc;
 }
 
 static char *str_dup(struct mqtt_str s)
@@ -54,7 +78,7 @@ static char *str_dup(struct mqtt_str s)
 
 /* Sets c->client_id, assigning one where the rules allow. */
 static int connect_client_id(struct conn *c, const struct mqtt_connect *cn,
-			     bool *assigned)
+                             bool *assigned)
 {
 	struct broker *b = c->w->b;
 	char buf[48];
@@ -67,14 +91,13 @@ static int connect_client_id(struct conn *c, const struct mqtt_connect *cn,
 	}
 	/* MQTT 3.1.3.1: a zero-length id needs clean session; 3.1 has no
 	 * zero-length ids at all. */
-	if (c->version == MQTT_V31 ||
-	    (c->version == MQTT_V311 && !cn->clean))
+	if (c->version == MQTT_V31 || (c->version == MQTT_V311 && !cn->clean))
 		return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
-				      MQTT_RC_CLIENT_ID_INVALID,
-				      "empty client id without clean session");
+		                      MQTT_RC_CLIENT_ID_INVALID,
+		                      "empty client id without clean session");
 	snprintf(buf, sizeof(buf), "tern-%llx-%llx",
-		 (unsigned long long)b->start_ms,
-		 (unsigned long long)atomic_fetch_add(&b->next_assigned_id, 1));
+	         (unsigned long long)b->start_ms,
+	         (unsigned long long)atomic_fetch_add(&b->next_assigned_id, 1));
 	c->client_id = strdup(buf);
 	*assigned = c->version == MQTT_V5;
 	return c->client_id ? 0 : TERN_ENOMEM;
@@ -82,7 +105,7 @@ static int connect_client_id(struct conn *c, const struct mqtt_connect *cn,
 
 /* Applies max_keepalive; returns <0 after refusing a v3 client. */
 static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
-			     bool *server_ka)
+                             bool *server_ka)
 {
 	uint16_t max = c->w->b->cfg->max_keepalive;
 
@@ -102,8 +125,8 @@ static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
 	if (cn->keepalive == 0)
 		return 0;
 	return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
-			      MQTT_RC_CLIENT_ID_INVALID,
-			      "keepalive above max_keepalive");
+	                      MQTT_RC_CLIENT_ID_INVALID,
+	                      "keepalive above max_keepalive");
 }
 
 static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
@@ -112,18 +135,18 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 
 	if (cn->props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-				      MQTT_RC_BAD_AUTH_METHOD,
-				      "unsupported authentication method");
+		                      MQTT_RC_BAD_AUTH_METHOD,
+		                      "unsupported authentication method");
 	if (!cn->has_username && cfg->allow_anonymous != 1)
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-				      MQTT_RC_NOT_AUTHORIZED,
-				      "anonymous access not allowed");
+		                      MQTT_RC_NOT_AUTHORIZED,
+		                      "anonymous access not allowed");
 	/* Without a password file there is no one to authenticate against;
 	 * fail closed unless anonymous access is allowed. */
 	if (cfg->allow_anonymous != 1)
 		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
-				      MQTT_RC_BAD_USER_OR_PASSWORD,
-				      "no password_file to check credentials");
+		                      MQTT_RC_BAD_USER_OR_PASSWORD,
+		                      "no password_file to check credentials");
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
 	return 0;
@@ -142,7 +165,7 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 	pub.payload_len = cn->will_payload.len;
 	pub.props = cn->will_props;
 	c->will = msg_new(&pub, (const char *)cn->will_topic.p,
-			  cn->will_topic.len, NULL, clock_ms());
+	                  cn->will_topic.len, NULL, clock_ms());
 	if (!c->will)
 		return TERN_ENOMEM;
 	if (cn->will_props.present & MQTT_PBIT(MQTT_PROP_WILL_DELAY))
@@ -168,8 +191,8 @@ static struct msg *connect_end_session(struct broker *b, struct session *s)
  * *stale_will is a will of an ended session to publish after unlocking.
  */
 static struct session *connect_attach(struct conn *c,
-				      const struct mqtt_connect *cn,
-				      bool *present, struct msg **stale_will)
+                                      const struct mqtt_connect *cn,
+                                      bool *present, struct msg **stale_will)
 {
 	struct broker *b = c->w->b;
 	struct worker *old_w = NULL;
@@ -195,8 +218,12 @@ static struct session *connect_attach(struct conn *c,
 			STAT_ADD(b, sessions_offline, -1);
 		}
 		if (cn->clean) {
+			/* Keep s alive until unlocked: the table held the
+			 * last reference. */
+			session_ref(s);
 			*stale_will = connect_end_session(b, s);
 			pthread_mutex_unlock(&s->mu);
+			session_unref(s);
 			s = NULL;
 		} else {
 			*present = true;
@@ -227,7 +254,7 @@ static struct session *connect_attach(struct conn *c,
 
 /* Copies the client's v5 limits into the connection and session. */
 static void connect_limits(struct conn *c, struct session *s,
-			   const struct mqtt_connect *cn)
+                           const struct mqtt_connect *cn)
 {
 	const struct mqtt_props *pr = &cn->props;
 
@@ -243,15 +270,15 @@ static void connect_limits(struct conn *c, struct session *s,
 	s->client_max_packet = c->client_max_packet;
 	if (c->version == MQTT_V5)
 		s->expiry = (pr->present & MQTT_PBIT(MQTT_PROP_SESSION_EXPIRY))
-				    ? pr->session_expiry
-				    : 0;
+		                    ? pr->session_expiry
+		                    : 0;
 	else
 		s->expiry = cn->clean ? 0 : UINT32_MAX;
 	c->session_expiry = s->expiry;
 }
 
 static int connect_send_connack(struct conn *c, bool present, bool assigned,
-				bool server_ka)
+                                bool server_ka)
 {
 	const struct config *cfg = c->w->b->cfg;
 	struct mqtt_packet p;
@@ -263,12 +290,12 @@ static int connect_send_connack(struct conn *c, bool present, bool assigned,
 	if (c->version != MQTT_V5)
 		return conn_send(c, &p);
 	pr->present = MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
-		      MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM);
+	              MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM);
 	pr->topic_alias_maximum = CONN_TOPIC_ALIAS_MAX;
 	pr->receive_maximum = cfg->max_inflight_messages > 0 &&
-					      cfg->max_inflight_messages < 65535
-				      ? (uint16_t)cfg->max_inflight_messages
-				      : 65535;
+	                                      cfg->max_inflight_messages < 65535
+	                              ? (uint16_t)cfg->max_inflight_messages
+	                              : 65535;
 	if (assigned) {
 		pr->present |= MQTT_PBIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
 		pr->assigned_client_id.p = (const uint8_t *)c->client_id;
@@ -337,13 +364,14 @@ int handle_connect(struct conn *c, struct mqtt_packet *p)
 	STAT_ADD(b, clients_total_seen, 1);
 	if (b->cfg->connection_messages)
 		log_msg(LOG_NOTICE,
-			"New client connected from %s as %s (p%d, c%d, k%u%s%s%s) "
-			"over %s.",
-			c->peer, c->client_id, c->version == MQTT_V5 ? 5 : 2,
-			cn->clean ? 1 : 0, c->keepalive,
-			c->username ? ", u'" : "",
-			c->username ? c->username : "", c->username ? "'" : "",
-			conn_transport_name(c->transport));
+		        "New client connected from %s as %s (p%d, c%d, "
+		        "k%u%s%s%s) "
+		        "over %s.",
+		        c->peer, c->client_id, c->version == MQTT_V5 ? 5 : 2,
+		        cn->clean ? 1 : 0, c->keepalive,
+		        c->username ? ", u'" : "",
+		        c->username ? c->username : "", c->username ? "'" : "",
+		        conn_transport_name(c->transport));
 	if (stale_will) {
 		broker_publish(b, c->w, stale_will);
 		msg_unref(stale_will);

@@ -29,14 +29,14 @@ int handle_disconnect(struct conn *c, struct mqtt_packet *p)
 		/* MQTT 5 §3.14.2.2.2: 0 in CONNECT cannot become non-zero. */
 		if (c->session_expiry == 0 && d->props.session_expiry != 0) {
 			conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-				   "session expiry set after 0 at CONNECT");
+			           "session expiry set after 0 at CONNECT");
 			return TERN_EPROTO;
 		}
 		c->session_expiry = d->props.session_expiry;
 	}
 	c->normal_disconnect = true;
 	c->will_now = c->version == MQTT_V5 &&
-		      d->reason == MQTT_RC_DISCONNECT_WITH_WILL;
+	              d->reason == MQTT_RC_DISCONNECT_WITH_WILL;
 	conn_close(c, 0, "disconnected");
 	return TERN_ECLOSED;
 }
@@ -45,6 +45,6 @@ int handle_auth(struct conn *c, struct mqtt_packet *p)
 {
 	(void)p;
 	conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-		   "AUTH without an authentication method");
+	           "AUTH without an authentication method");
 	return TERN_EPROTO;
 }

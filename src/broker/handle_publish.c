@@ -20,7 +20,7 @@
  * closing the connection.
  */
 static const char *publish_topic(struct conn *c, const struct mqtt_publish *pub,
-				 size_t *len)
+                                 size_t *len)
 {
 	uint16_t alias;
 	char *t;
@@ -58,7 +58,7 @@ bad:
 
 /* Acknowledges an incoming QoS 1/2 PUBLISH. */
 static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
-			uint8_t reason)
+                        uint8_t reason)
 {
 	if (pub->qos == 1)
 		conn_send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
@@ -88,7 +88,7 @@ static int publish_qos2_track(struct conn *c, uint16_t pid)
 	pthread_mutex_unlock(&s->mu);
 	if (rc == TERN_ELIMIT)
 		conn_close(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
-			   "receive maximum exceeded");
+		           "receive maximum exceeded");
 	else if (rc == TERN_ENOMEM)
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	return rc;
@@ -109,7 +109,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	STAT_ADD(b, pub_received, 1);
 	if (pub->props.present & MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID)) {
 		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
-			   "subscription identifier in PUBLISH from client");
+		           "subscription identifier in PUBLISH from client");
 		return TERN_EPROTO;
 	}
 	if (!(topic = publish_topic(c, pub, &tlen)))
@@ -199,7 +199,7 @@ int handle_pubrel(struct conn *c, struct mqtt_packet *p)
 	/* Unknown ids still get a PUBCOMP so the client can finish
 	 * (MQTT 5 §4.3.3: reason 0x92). */
 	conn_send_ack(c, MQTT_PUBCOMP, pid,
-		      known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+	              known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 	return 0;
 }
 

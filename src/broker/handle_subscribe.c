@@ -40,15 +40,15 @@ static void sub_on_retained(void *ctx, struct msg *m)
 			return;
 		ids[0] = r->sub_id;
 	}
-	session_enqueue(r->c->w->b, r->s, m, m->qos < r->granted ? m->qos
-								 : r->granted,
-			true, false, ids, ids ? 1 : 0);
+	session_enqueue(r->c->w->b, r->s, m,
+	                m->qos < r->granted ? m->qos : r->granted, true, false,
+	                ids, ids ? 1 : 0);
 }
 
 /* Adds one filter; returns the SUBACK code. Holds s->mu. */
 static uint8_t sub_add(struct conn *c, struct session *s,
-		       const struct mqtt_sub_entry *e, uint32_t sub_id,
-		       bool *send_retained)
+                       const struct mqtt_sub_entry *e, uint32_t sub_id,
+                       bool *send_retained)
 {
 	struct broker *b = c->w->b;
 	struct mqtt_str group, inner;
@@ -58,7 +58,7 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 
 	shared = mqtt_share_split(e->filter.p, e->filter.len, &group, &inner);
 	rec = session_sub_put(s, (const char *)e->filter.p, e->filter.len,
-			      &added);
+	                      &added);
 	if (!rec)
 		return MQTT_RC_UNSPECIFIED;
 	rec->opts.qos = e->qos > 2 ? 2 : e->qos;
@@ -71,9 +71,8 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 		return MQTT_RC_UNSPECIFIED;
 	}
 	/* Shared subscriptions never get retained messages (§4.8.2). */
-	*send_retained = shared != 1 &&
-			 (e->retain_handling == 0 ||
-			  (e->retain_handling == 1 && added));
+	*send_retained = shared != 1 && (e->retain_handling == 0 ||
+	                                 (e->retain_handling == 1 && added));
 	return rec->opts.qos;
 }
 
@@ -99,7 +98,7 @@ int handle_subscribe(struct conn *c, struct mqtt_packet *p)
 	while (mqtt_sub_next(sub, true, c->version, &pos, &e) == 1) {
 		codes[n] = sub_add(c, s, &e, sub_id, &retained[n]);
 		log_msg(LOG_SUBSCRIBE, "%s %u %.*s", c->client_id, e.qos,
-			(int)e.filter.len, (const char *)e.filter.p);
+		        (int)e.filter.len, (const char *)e.filter.p);
 		n++;
 	}
 	memset(&ack, 0, sizeof(ack));
@@ -118,7 +117,7 @@ int handle_subscribe(struct conn *c, struct mqtt_packet *p)
 		if (codes[i] >= 0x80 || !retained[i])
 			continue;
 		retain_match(c->w->b->retain, (const char *)e.filter.p,
-			     e.filter.len, sub_on_retained, &r);
+		             e.filter.len, sub_on_retained, &r);
 	}
 	conn_pump_locked(c, s);
 	pthread_mutex_unlock(&s->mu);
@@ -152,7 +151,7 @@ int handle_unsubscribe(struct conn *c, struct mqtt_packet *p)
 			codes[n++] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		}
 		log_msg(LOG_UNSUBSCRIBE, "%s %.*s", c->client_id,
-			(int)e.filter.len, f);
+		        (int)e.filter.len, f);
 	}
 	pthread_mutex_unlock(&s->mu);
 	memset(&ack, 0, sizeof(ack));

@@ -24,13 +24,13 @@ static size_t props_blob_size(const struct mqtt_props *p)
 
 /* Copies the forwarded properties of `in` to `out`, blobs into *cursor. */
 static void props_copy(struct mqtt_props *out, const struct mqtt_props *in,
-		       uint8_t **cursor)
+                       uint8_t **cursor)
 {
 	const uint64_t keep = MQTT_PBIT(MQTT_PROP_PAYLOAD_FORMAT) |
-			      MQTT_PBIT(MQTT_PROP_CONTENT_TYPE) |
-			      MQTT_PBIT(MQTT_PROP_RESPONSE_TOPIC) |
-			      MQTT_PBIT(MQTT_PROP_CORRELATION_DATA) |
-			      MQTT_PBIT(MQTT_PROP_USER_PROPERTY);
+	                      MQTT_PBIT(MQTT_PROP_CONTENT_TYPE) |
+	                      MQTT_PBIT(MQTT_PROP_RESPONSE_TOPIC) |
+	                      MQTT_PBIT(MQTT_PROP_CORRELATION_DATA) |
+	                      MQTT_PBIT(MQTT_PROP_USER_PROPERTY);
 	uint8_t *c = *cursor;
 
 	memset(out, 0, sizeof(*out));
@@ -65,7 +65,7 @@ static void props_copy(struct mqtt_props *out, const struct mqtt_props *in,
 }
 
 static struct msg *msg_alloc(size_t topic_len, size_t payload_len,
-			     size_t blob_len)
+                             size_t blob_len)
 {
 	struct msg *m;
 
@@ -80,10 +80,10 @@ static struct msg *msg_alloc(size_t topic_len, size_t payload_len,
 }
 
 struct msg *msg_new(const struct mqtt_publish *pub, const char *topic,
-		    size_t topic_len, const void *origin, uint64_t now_ms)
+                    size_t topic_len, const void *origin, uint64_t now_ms)
 {
 	struct msg *m = msg_alloc(topic_len, pub->payload_len,
-				  props_blob_size(&pub->props));
+	                          props_blob_size(&pub->props));
 	uint8_t *c;
 
 	if (!m)
@@ -112,8 +112,8 @@ struct msg *msg_new(const struct mqtt_publish *pub, const char *topic,
 }
 
 struct msg *msg_new_simple(const char *topic, const void *payload,
-			   size_t payload_len, uint8_t qos, bool retain,
-			   uint64_t now_ms)
+                           size_t payload_len, uint8_t qos, bool retain,
+                           uint64_t now_ms)
 {
 	struct mqtt_publish pub;
 

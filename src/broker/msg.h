@@ -20,8 +20,8 @@
 
 struct msg {
 	atomic_uint refs;
-	uint8_t qos;    /* QoS as published */
-	bool retain;    /* RETAIN flag as published */
+	uint8_t qos; /* QoS as published */
+	bool retain; /* RETAIN flag as published */
 	bool has_expiry;
 	uint32_t expiry;      /* message expiry interval (s) at receipt */
 	uint64_t received_ms; /* clock_ms() at receipt, for expiry */
@@ -46,12 +46,12 @@ struct msg {
  * is only compared, never dereferenced. Returns NULL when out of memory.
  */
 struct msg *msg_new(const struct mqtt_publish *pub, const char *topic,
-		    size_t topic_len, const void *origin, uint64_t now_ms);
+                    size_t topic_len, const void *origin, uint64_t now_ms);
 
 /* Creates a message from plain parts (used for $SYS and wills); no props. */
 struct msg *msg_new_simple(const char *topic, const void *payload,
-			   size_t payload_len, uint8_t qos, bool retain,
-			   uint64_t now_ms);
+                           size_t payload_len, uint8_t qos, bool retain,
+                           uint64_t now_ms);
 
 /* Takes a reference; returns m for convenience. */
 static inline struct msg *msg_ref(struct msg *m)

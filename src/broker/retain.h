@@ -34,7 +34,7 @@ int retain_set(struct retain *r, struct msg *m);
  * leading wildcard.
  */
 void retain_match(struct retain *r, const char *filter, size_t len,
-		  void (*cb)(void *ctx, struct msg *m), void *ctx);
+                  void (*cb)(void *ctx, struct msg *m), void *ctx);
 
 /* Number of retained messages and their total payload bytes. */
 size_t retain_count(struct retain *r);

@@ -31,8 +31,8 @@ struct route_ctx {
 	bool oom;
 };
 
-static void route_on_match(void *ctx, void *owner,
-			   const struct subs_opts *opts, bool shared)
+static void route_on_match(void *ctx, void *owner, const struct subs_opts *opts,
+                           bool shared)
 {
 	struct route_ctx *r = ctx;
 	struct session *s = owner;
@@ -80,9 +80,9 @@ static int match_cmp(const void *a, const void *b)
 
 /* Delivers m to one session with the merged options of its matches. */
 static void route_deliver(struct broker *b, struct worker *self,
-			  struct session *s, struct msg *m, uint8_t qos,
-			  bool retain, bool shared, uint32_t *ids,
-			  uint16_t nids)
+                          struct session *s, struct msg *m, uint8_t qos,
+                          bool retain, bool shared, uint32_t *ids,
+                          uint16_t nids)
 {
 	struct worker *owner;
 
@@ -97,8 +97,9 @@ static void route_deliver(struct broker *b, struct worker *self,
 	if (session_enqueue(b, s, m, qos, retain, shared, ids, nids) != 0) {
 		pthread_mutex_unlock(&s->mu);
 		if (log_enabled(LOG_DEBUG))
-			log_msg(LOG_DEBUG, "Queue full for %s; message dropped.",
-				s->client_id);
+			log_msg(LOG_DEBUG,
+			        "Queue full for %s; message dropped.",
+			        s->client_id);
 		return;
 	}
 	if (owner == self) {
@@ -111,8 +112,8 @@ static void route_deliver(struct broker *b, struct worker *self,
 }
 
 /* Merges the matches v[0..n) of one session and delivers. */
-static void route_group(struct broker *b, struct worker *self,
-			struct msg *m, struct match *v, size_t n)
+static void route_group(struct broker *b, struct worker *self, struct msg *m,
+                        struct match *v, size_t n)
 {
 	uint8_t qos = 0;
 	bool retain = false;
@@ -144,7 +145,7 @@ static void route_group(struct broker *b, struct worker *self,
 int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 {
 	static const struct subs_visitor visitor = {route_on_match,
-						    route_accept_shared};
+	                                            route_accept_shared};
 	struct route_ctx r = {.m = m};
 	size_t i, j;
 
@@ -153,7 +154,7 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 	subs_match(b->subs, m->topic, m->topic_len, &visitor, &r);
 	if (r.oom)
 		log_msg(LOG_ERR, "Out of memory routing a message on %s.",
-			m->topic);
+		        m->topic);
 	if (r.n > 1)
 		qsort(r.v, r.n, sizeof(*r.v), match_cmp);
 	for (i = 0; i < r.n; i = j) {
@@ -175,7 +176,7 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 
 /* The shared subscription of s (a "$share/..." record) that brought m. */
 static const struct sub_rec *route_shared_rec(const struct session *s,
-					      const struct msg *m)
+                                              const struct msg *m)
 {
 	uint32_t i;
 
@@ -184,16 +185,16 @@ static const struct sub_rec *route_shared_rec(const struct session *s,
 		struct mqtt_str group, inner;
 
 		if (mqtt_share_split((const uint8_t *)r->filter, r->len, &group,
-				     &inner) == 1 &&
+		                     &inner) == 1 &&
 		    subs_topic_matches((const char *)inner.p, inner.len,
-				       m->topic, m->topic_len))
+		                       m->topic, m->topic_len))
 			return r;
 	}
 	return NULL;
 }
 
-static int redeliver_push(struct redeliver_list *l, struct msg *m,
-			  uint8_t qos, const struct sub_rec *r)
+static int redeliver_push(struct redeliver_list *l, struct msg *m, uint8_t qos,
+                          const struct sub_rec *r)
 {
 	struct redeliver *e;
 
@@ -217,7 +218,7 @@ static int redeliver_push(struct redeliver_list *l, struct msg *m,
 }
 
 static void redeliver_take(const struct session *s, const struct qmsg *q,
-			   struct redeliver_list *out)
+                           struct redeliver_list *out)
 {
 	const struct sub_rec *r;
 
@@ -246,7 +247,7 @@ struct pick_ctx {
 };
 
 static void redeliver_on_pick(void *ctx, void *owner,
-			      const struct subs_opts *opts, bool shared)
+                              const struct subs_opts *opts, bool shared)
 {
 	struct pick_ctx *p = ctx;
 
@@ -256,10 +257,10 @@ static void redeliver_on_pick(void *ctx, void *owner,
 }
 
 void route_redeliver(struct broker *b, struct worker *self,
-		     struct redeliver_list *l)
+                     struct redeliver_list *l)
 {
 	static const struct subs_visitor visitor = {redeliver_on_pick,
-						    route_accept_shared};
+	                                            route_accept_shared};
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
@@ -267,11 +268,11 @@ void route_redeliver(struct broker *b, struct worker *self,
 		struct pick_ctx p = {0};
 
 		if (subs_pick_shared(b->subs, e->filter, strlen(e->filter),
-				     &visitor, &p) == 1) {
+		                     &visitor, &p) == 1) {
 			uint8_t qos = e->qos < p.qos ? e->qos : p.qos;
 
 			route_deliver(b, self, p.s, e->m, qos, false, true,
-				      NULL, 0);
+			              NULL, 0);
 			session_unref(p.s);
 		}
 		msg_unref(e->m);

@@ -63,8 +63,8 @@ static void session_free(struct session *s)
 
 void session_unref(struct session *s)
 {
-	if (s && atomic_fetch_sub_explicit(&s->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (s &&
+	    atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
 		session_free(s);
 }
 
@@ -177,7 +177,7 @@ void session_clear_messages(struct broker *b, struct session *s)
 }
 
 struct sub_rec *session_sub_put(struct session *s, const char *filter,
-				uint16_t len, bool *added)
+                                uint16_t len, bool *added)
 {
 	struct sub_rec *r;
 	uint32_t i;
@@ -244,8 +244,8 @@ static int session_queue_grow(struct session *s)
 }
 
 int session_enqueue(struct broker *b, struct session *s, struct msg *m,
-		    uint8_t qos, bool retain, bool shared, uint32_t *subids,
-		    uint16_t nsubids)
+                    uint8_t qos, bool retain, bool shared, uint32_t *subids,
+                    uint16_t nsubids)
 {
 	const struct config *c = b->cfg;
 	struct qmsg *e;
@@ -314,7 +314,7 @@ void session_infl_remove(struct session *s, int i)
 	qmsg_release(&s->infl[i]);
 	/* Keep send order: retransmission after reconnect must preserve it. */
 	memmove(&s->infl[i], &s->infl[i + 1],
-		(s->ninfl - (uint32_t)i - 1) * sizeof(*s->infl));
+	        (s->ninfl - (uint32_t)i - 1) * sizeof(*s->infl));
 	s->ninfl--;
 }
 

@@ -27,13 +27,13 @@ struct worker;
 
 /* A message waiting for, or in flight to, the client. */
 struct qmsg {
-	struct msg *m;   /* one reference */
-	uint8_t qos;     /* delivery QoS (min of published and granted) */
-	bool retain;     /* RETAIN flag to send */
-	bool dup;        /* already sent once (inflight after reconnect) */
-	bool shared;     /* came through a shared subscription */
-	uint8_t state;   /* enum qmsg_state, inflight only */
-	uint16_t pid;    /* packet id, inflight only */
+	struct msg *m; /* one reference */
+	uint8_t qos;   /* delivery QoS (min of published and granted) */
+	bool retain;   /* RETAIN flag to send */
+	bool dup;      /* already sent once (inflight after reconnect) */
+	bool shared;   /* came through a shared subscription */
+	uint8_t state; /* enum qmsg_state, inflight only */
+	uint16_t pid;  /* packet id, inflight only */
 	uint16_t nsubids;
 	uint32_t *subids; /* malloc'd, nsubids entries; NULL when 0 */
 };
@@ -63,10 +63,10 @@ struct session {
 	struct conn *conn;
 	uint64_t conn_id;
 	uint8_t version;
-	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */
+	uint16_t recv_max; /* client's Receive Maximum (outgoing window) */
 	uint32_t client_max_packet; /* 0 = no limit */
 
-	uint32_t expiry;       /* session expiry interval (s) */
+	uint32_t expiry;        /* session expiry interval (s) */
 	uint64_t offline_since; /* clock_ms() when the last connection left */
 
 	struct sub_rec *subsv; /* under mu */
@@ -128,7 +128,7 @@ void session_clear_messages(struct broker *b, struct session *s);
 /* Finds or adds the subscription record for filter. Caller holds s->mu.
  * Returns the record or NULL on OOM; *added tells whether it is new. */
 struct sub_rec *session_sub_put(struct session *s, const char *filter,
-				uint16_t len, bool *added);
+                                uint16_t len, bool *added);
 
 /* Removes the record for filter; returns 0 or TERN_ENOENT. Holds s->mu. */
 int session_sub_del(struct session *s, const char *filter, uint16_t len);
@@ -139,8 +139,8 @@ int session_sub_del(struct session *s, const char *filter, uint16_t len);
  * full the message is dropped, counted, and TERN_ELIMIT returned.
  */
 int session_enqueue(struct broker *b, struct session *s, struct msg *m,
-		    uint8_t qos, bool retain, bool shared, uint32_t *subids,
-		    uint16_t nsubids);
+                    uint8_t qos, bool retain, bool shared, uint32_t *subids,
+                    uint16_t nsubids);
 
 /*
  * Takes the oldest queued message into *out (ownership moves to the caller).

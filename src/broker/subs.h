@@ -42,7 +42,7 @@ struct subs_opts {
  */
 struct subs_visitor {
 	void (*on_match)(void *ctx, void *owner, const struct subs_opts *opts,
-			 bool shared);
+	                 bool shared);
 	bool (*accept_shared)(void *ctx, void *owner);
 };
 
@@ -59,7 +59,7 @@ void subs_free(struct subs *s);
  * replaced, TERN_ENOMEM.
  */
 int subs_add(struct subs *s, const char *filter, size_t len, void *owner,
-	     const struct subs_opts *opts);
+             const struct subs_opts *opts);
 
 /* Removes owner's subscription to `filter`. Returns 0 or TERN_ENOENT. */
 int subs_remove(struct subs *s, const char *filter, size_t len, void *owner);
@@ -70,7 +70,7 @@ int subs_remove(struct subs *s, const char *filter, size_t len, void *owner);
  * level). Work is bounded by the topic's levels times matching branches.
  */
 void subs_match(struct subs *s, const char *topic, size_t len,
-		const struct subs_visitor *v, void *ctx);
+                const struct subs_visitor *v, void *ctx);
 
 /*
  * Reports one member of the shared group named by `share_filter`
@@ -80,7 +80,7 @@ void subs_match(struct subs *s, const char *topic, size_t len,
  * has no members (or share_filter is not shared).
  */
 int subs_pick_shared(struct subs *s, const char *share_filter, size_t len,
-		     const struct subs_visitor *v, void *ctx);
+                     const struct subs_visitor *v, void *ctx);
 
 /* Number of subscriptions held (each shared member counts one). */
 size_t subs_count(struct subs *s);
@@ -90,6 +90,6 @@ size_t subs_count(struct subs *s);
  * the index, the retained store and ACL checks.
  */
 bool subs_topic_matches(const char *filter, size_t flen, const char *topic,
-			size_t tlen);
+                        size_t tlen);
 
 #endif

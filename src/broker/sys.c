@@ -24,10 +24,10 @@
 #endif
 
 static void sys_put(struct broker *b, struct worker *w, uint64_t now,
-		    const char *topic, const char *value)
+                    const char *topic, const char *value)
 {
-	struct msg *m = msg_new_simple(topic, value, strlen(value), 0, true,
-				       now);
+	struct msg *m =
+	        msg_new_simple(topic, value, strlen(value), 0, true, now);
 
 	if (!m)
 		return;
@@ -36,7 +36,7 @@ static void sys_put(struct broker *b, struct worker *w, uint64_t now,
 }
 
 static void sys_put_u64(struct broker *b, struct worker *w, uint64_t now,
-			const char *topic, uint64_t v)
+                        const char *topic, uint64_t v)
 {
 	char buf[32];
 
@@ -54,27 +54,27 @@ static void sys_put_u64(struct broker *b, struct worker *w, uint64_t now,
 static void sys_put_load(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *names[] = {
-		"messages/received", "messages/sent",
-		"publish/received",  "publish/sent",
-		"publish/dropped",   "bytes/received",
-		"bytes/sent",        "connections",
+	        "messages/received", "messages/sent",   "publish/received",
+	        "publish/sent",      "publish/dropped", "bytes/received",
+	        "bytes/sent",        "connections",
 	};
 	static const double periods[3] = {60.0, 300.0, 900.0};
 	static const char *suffix[3] = {"1min", "5min", "15min"};
 	uint64_t cur[8] = {
-		LOAD(msgs_received),  LOAD(msgs_sent),	    LOAD(pub_received),
-		LOAD(pub_sent),	      LOAD(pub_dropped),    LOAD(bytes_received),
-		LOAD(bytes_sent),     LOAD(clients_total_seen),
+	        LOAD(msgs_received), LOAD(msgs_sent),
+	        LOAD(pub_received),  LOAD(pub_sent),
+	        LOAD(pub_dropped),   LOAD(bytes_received),
+	        LOAD(bytes_sent),    LOAD(clients_total_seen),
 	};
-	double dt = b->sys.last_ms ? (double)(now - b->sys.last_ms) / 1000.0
-				   : 0.0;
+	double dt =
+	        b->sys.last_ms ? (double)(now - b->sys.last_ms) / 1000.0 : 0.0;
 	char topic[96], buf[32];
 	int i, k;
 
 	for (i = 0; i < 8; i++) {
-		double rate = dt > 0 ? (double)(cur[i] - b->sys.last[i]) * 60.0 /
-					       dt
-				     : 0.0;
+		double rate =
+		        dt > 0 ? (double)(cur[i] - b->sys.last[i]) * 60.0 / dt
+		               : 0.0;
 
 		for (k = 0; k < 3; k++) {
 			double f = dt > 0 ? exp(-dt / periods[k]) : 1.0;
@@ -82,7 +82,7 @@ static void sys_put_load(struct broker *b, struct worker *w, uint64_t now)
 
 			*avg = rate + f * (*avg - rate);
 			snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%s",
-				 names[i], suffix[k]);
+			         names[i], suffix[k]);
 			snprintf(buf, sizeof(buf), "%.2f", *avg);
 			sys_put(b, w, now, topic, buf);
 		}
@@ -112,45 +112,45 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 
 	sys_put(b, w, now, "$SYS/broker/version", "tern version " TERN_VERSION);
 	snprintf(buf, sizeof(buf), "%" PRIu64 " seconds",
-		 (now - b->start_ms) / 1000u);
+	         (now - b->start_ms) / 1000u);
 	sys_put(b, w, now, "$SYS/broker/uptime", buf);
 	sys_put_u64(b, w, now, "$SYS/broker/clients/connected",
-		    LOAD(clients_connected));
+	            LOAD(clients_connected));
 	sys_put_u64(b, w, now, "$SYS/broker/clients/active",
-		    LOAD(clients_connected));
+	            LOAD(clients_connected));
 	sys_put_u64(b, w, now, "$SYS/broker/clients/disconnected",
-		    LOAD(sessions_offline));
+	            LOAD(sessions_offline));
 	sys_put_u64(b, w, now, "$SYS/broker/clients/inactive",
-		    LOAD(sessions_offline));
+	            LOAD(sessions_offline));
 	sys_put_u64(b, w, now, "$SYS/broker/clients/maximum",
-		    LOAD(clients_maximum));
+	            LOAD(clients_maximum));
 	sys_put_u64(b, w, now, "$SYS/broker/clients/total",
-		    LOAD(clients_connected) + LOAD(sessions_offline));
+	            LOAD(clients_connected) + LOAD(sessions_offline));
 	sys_put_u64(b, w, now, "$SYS/broker/messages/received",
-		    LOAD(msgs_received));
+	            LOAD(msgs_received));
 	sys_put_u64(b, w, now, "$SYS/broker/messages/sent", LOAD(msgs_sent));
 	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/received",
-		    LOAD(pub_received));
+	            LOAD(pub_received));
 	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/sent",
-		    LOAD(pub_sent));
+	            LOAD(pub_sent));
 	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/dropped",
-		    LOAD(pub_dropped));
+	            LOAD(pub_dropped));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/received",
-		    LOAD(bytes_received));
+	            LOAD(bytes_received));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/sent", LOAD(bytes_sent));
 	sys_put_u64(b, w, now, "$SYS/broker/subscriptions/count",
-		    subs_count(b->subs));
+	            subs_count(b->subs));
 	sys_put_u64(b, w, now, "$SYS/broker/retained messages/count",
-		    retain_count(b->retain));
+	            retain_count(b->retain));
 	sys_put_u64(b, w, now, "$SYS/broker/store/messages/count",
-		    LOAD(queued_messages));
+	            LOAD(queued_messages));
 	sys_put_u64(b, w, now, "$SYS/broker/store/messages/bytes",
-		    LOAD(queued_bytes));
+	            LOAD(queued_bytes));
 	sys_put_load(b, w, now);
 	sys_put_heap(b, w, now);
 	for (i = 0; i < TR_COUNT; i++) {
 		snprintf(topic, sizeof(topic),
-			 "$SYS/broker/transport/%s/connected", tr[i]);
+		         "$SYS/broker/transport/%s/connected", tr[i]);
 		sys_put_u64(b, w, now, topic, LOAD(transport_connected[i]));
 	}
 }
@@ -179,10 +179,10 @@ static void will_list_add(struct will_list *l, struct msg *m)
 
 /* Checks one offline session; returns true if it ended. Holds both locks. */
 static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
-			  struct will_list *wills, struct redeliver_list *rl)
+                          struct will_list *wills, struct redeliver_list *rl)
 {
 	bool expired = s->expiry != UINT32_MAX &&
-		       now - s->offline_since >= (uint64_t)s->expiry * 1000u;
+	               now - s->offline_since >= (uint64_t)s->expiry * 1000u;
 
 	if (s->will && (now >= s->will_at || expired)) {
 		will_list_add(wills, s->will);
@@ -211,12 +211,11 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 
 			next = s->hnext;
 			pthread_mutex_lock(&s->mu);
-			ended = !s->w &&
-				sys_sweep_one(b, s, now, &wills, &rl);
+			ended = !s->w && sys_sweep_one(b, s, now, &wills, &rl);
 			pthread_mutex_unlock(&s->mu);
 			if (ended) {
 				log_msg(LOG_NOTICE, "Session of %s expired.",
-					s->client_id);
+				        s->client_id);
 				STAT_ADD(b, sessions_offline, -1);
 				session_remove(b, s); /* may free s */
 			}

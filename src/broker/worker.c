@@ -43,14 +43,14 @@ static void worker_on_accept(struct loop_io *io, uint32_t events)
 			return;
 		if (fd < 0) {
 			log_msg(LOG_ERR, "accept on port %u: %s", ls->port,
-				strerror(errno));
+			        strerror(errno));
 			return;
 		}
 		if (max >= 0 && atomic_load(&b->st.connections) >= max) {
 			log_msg(LOG_NOTICE,
-				"Connection from %s refused: max_connections "
-				"(%d) reached.",
-				peer, max);
+			        "Connection from %s refused: max_connections "
+			        "(%d) reached.",
+			        peer, max);
 			close(fd);
 			continue;
 		}
@@ -80,8 +80,8 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 			if (addrs == local && i == 1)
 				continue;
 			log_msg(LOG_ERR, "Cannot listen on %s port %u: %s.",
-				addrs[i] ? addrs[i] : "*", lc->port,
-				strerror(errno));
+			        addrs[i] ? addrs[i] : "*", lc->port,
+			        strerror(errno));
 			return TERN_EIO;
 		}
 		memset(ls, 0, sizeof(*ls));
@@ -95,10 +95,11 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 		if (loop_add(w->loop, &ls->io, EPOLLIN) != 0)
 			return TERN_EIO;
 		if (w->id == 0)
-			log_msg(LOG_NOTICE, "Opening ipv%c listen socket on "
-					    "port %u (%s).",
-				addrs[i] && strchr(addrs[i], ':') ? '6' : '4',
-				lc->port, addrs[i] ? addrs[i] : "all");
+			log_msg(LOG_NOTICE,
+			        "Opening ipv%c listen socket on "
+			        "port %u (%s).",
+			        addrs[i] && strchr(addrs[i], ':') ? '6' : '4',
+			        lc->port, addrs[i] ? addrs[i] : "all");
 	}
 	return 0;
 }
@@ -175,8 +176,7 @@ static bool worker_inbox_push(struct worker *to, const struct inbox_item *it)
 	pthread_mutex_lock(&to->inbox_mu);
 	if (to->ninbox == to->inbox_cap) {
 		size_t ncap = to->inbox_cap ? to->inbox_cap * 2 : 64;
-		struct inbox_item *v =
-			realloc(to->inbox, ncap * sizeof(*v));
+		struct inbox_item *v = realloc(to->inbox, ncap * sizeof(*v));
 
 		if (!v) {
 			pthread_mutex_unlock(&to->inbox_mu);
@@ -203,7 +203,7 @@ void worker_post_pump(struct worker *to, struct session *s)
 void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason)
 {
 	struct inbox_item it = {
-		.kind = INBOX_KICK, .reason = reason, .conn_id = conn_id};
+	        .kind = INBOX_KICK, .reason = reason, .conn_id = conn_id};
 
 	if (worker_inbox_push(to, &it))
 		loop_wake(to->loop);
@@ -303,8 +303,8 @@ void *worker_main(void *arg)
 	w->next_sys = clock_ms();
 	while (!atomic_load(&b->stopping)) {
 		uint64_t now = clock_ms();
-		int timeout = now >= w->next_tick ? 0
-						  : (int)(w->next_tick - now);
+		int timeout =
+		        now >= w->next_tick ? 0 : (int)(w->next_tick - now);
 
 		if (loop_run_once(w->loop, timeout) < 0) {
 			log_msg(LOG_ERR, "epoll_wait: %s", strerror(errno));

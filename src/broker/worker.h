@@ -64,7 +64,6 @@ struct worker {
 	uint64_t next_tick;
 	uint64_t next_sys;
 	bool started; /* thread running (for broker_stop) */
-
 };
 
 /*

@@ -90,11 +90,15 @@ static void loop_drain_wake(struct loop *l)
 {
 	uint64_t v;
 
-	/* Clear the flag before reading so a wake that races with us writes
-	 * again rather than being lost. */
-	atomic_store(&l->wake_pending, 0);
+	/* Read before clearing the flag. Clearing first lets a racing
+	 * loop_wake() write between the two steps; the read then consumes
+	 * that write while the flag stays set, and every later wake is
+	 * skipped forever. A wake that sees the flag still set here is
+	 * covered by this wake-up (woken is reported after the drain); one
+	 * that comes after the clear writes again. */
 	while (read(l->wake_io.fd, &v, sizeof(v)) == sizeof(v))
 		;
+	atomic_store(&l->wake_pending, 0);
 	l->woken = 1;
 }
 

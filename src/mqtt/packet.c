@@ -384,9 +384,9 @@ static int sub_options(struct dctx *d, uint8_t o, bool shared)
 	 * packet malformed (§3.8.3.1 there). */
 	if ((o & 3) == 3)
 		return d->version == MQTT_V5
-			       ? proto(d, MQTT_RC_PROTOCOL_ERROR,
-				       "QoS 3 in SUBSCRIBE")
-			       : malformed(d, "QoS 3 in SUBSCRIBE");
+		               ? proto(d, MQTT_RC_PROTOCOL_ERROR,
+		                       "QoS 3 in SUBSCRIBE")
+		               : malformed(d, "QoS 3 in SUBSCRIBE");
 	if (d->version != MQTT_V5) {
 		if (o & 0xFC)
 			return malformed(d, "reserved subscription bits set");

@@ -137,7 +137,8 @@ enum mqtt_prop_id {
 #define MQTT_PBIT(id) (UINT64_C(1) << (id))
 
 struct mqtt_str {
-	const uint8_t *p; /* points into the decode buffer; not NUL-terminated */
+	const uint8_t
+	        *p; /* points into the decode buffer; not NUL-terminated */
 	uint16_t len;
 };
 
@@ -228,8 +229,9 @@ struct mqtt_publish {
 	uint8_t qos;
 	bool dup;
 	bool retain;
-	struct mqtt_str topic; /* may be empty in v5 when a topic alias is set */
-	uint16_t packet_id;    /* 0 for QoS 0 */
+	struct mqtt_str
+	        topic;      /* may be empty in v5 when a topic alias is set */
+	uint16_t packet_id; /* 0 for QoS 0 */
 	struct mqtt_props props;
 	const uint8_t *payload;
 	uint32_t payload_len;
@@ -287,8 +289,8 @@ struct mqtt_packet {
 		struct mqtt_connack connack;
 		struct mqtt_publish publish;
 		struct mqtt_ack ack;
-		struct mqtt_subscribe subscribe; /* also UNSUBSCRIBE */
-		struct mqtt_suback suback;       /* also UNSUBACK */
+		struct mqtt_subscribe subscribe;   /* also UNSUBSCRIBE */
+		struct mqtt_suback suback;         /* also UNSUBACK */
 		struct mqtt_disconnect disconnect; /* also AUTH */
 	} u;
 };
@@ -300,7 +302,8 @@ struct mqtt_packet {
  */
 struct mqtt_error {
 	uint8_t reason;     /* v5 reason code, e.g. MQTT_RC_MALFORMED */
-	uint8_t connack_rc; /* v3 CONNACK code when a CONNECT was refused, else 0 */
+	uint8_t connack_rc; /* v3 CONNACK code when a CONNECT was refused, else
+	                       0 */
 	const char *what;   /* static string, e.g. "QoS 3 in PUBLISH" */
 };
 
@@ -327,22 +330,23 @@ int mqtt_fixed_header(const uint8_t *buf, size_t len, struct mqtt_fixed *out);
  * *err. Pointers in *out point into body.
  */
 int mqtt_decode(const struct mqtt_fixed *fh, const uint8_t *body, size_t len,
-		uint8_t version, struct mqtt_packet *out, struct mqtt_error *err);
+                uint8_t version, struct mqtt_packet *out,
+                struct mqtt_error *err);
 
 /*
  * Reads the next SUBSCRIBE/UNSUBSCRIBE entry. `*pos` starts at 0. Returns 1
  * with *e filled, 0 at the end. `is_sub` selects SUBSCRIBE (with options).
  */
-int mqtt_sub_next(const struct mqtt_subscribe *s, bool is_sub,
-		  uint8_t version, uint32_t *pos, struct mqtt_sub_entry *e);
+int mqtt_sub_next(const struct mqtt_subscribe *s, bool is_sub, uint8_t version,
+                  uint32_t *pos, struct mqtt_sub_entry *e);
 
 /* Reads the next user property of props; *pos starts at 0. Returns 1 or 0. */
 int mqtt_user_prop_next(const struct mqtt_props *props, uint32_t *pos,
-			struct mqtt_str *key, struct mqtt_str *value);
+                        struct mqtt_str *key, struct mqtt_str *value);
 
 /* Reads the next subscription identifier of decoded props (*pos from 0). */
 int mqtt_sub_id_next(const struct mqtt_props *props, uint32_t *pos,
-		     uint32_t *id);
+                     uint32_t *id);
 
 /*
  * Size in bytes of the whole encoded packet (fixed header included) for the
@@ -357,7 +361,7 @@ size_t mqtt_encoded_size(const struct mqtt_packet *p, uint8_t version);
  * written only for v5.
  */
 int mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
-		size_t cap);
+                size_t cap);
 
 /*
  * Encodes a PUBLISH without its payload: fixed header (whose remaining length
@@ -365,7 +369,7 @@ int mqtt_encode(const struct mqtt_packet *p, uint8_t version, uint8_t *out,
  * payload bytes after it (zero-copy fan-out). Same returns as mqtt_encode.
  */
 int mqtt_encode_publish_head(const struct mqtt_publish *p, uint8_t version,
-			     uint8_t *out, size_t cap);
+                             uint8_t *out, size_t cap);
 
 /* Size of the encoded properties block, length prefix included. */
 size_t mqtt_props_size(const struct mqtt_props *props);
@@ -386,7 +390,7 @@ int mqtt_topic_filter_check(const uint8_t *s, size_t len);
  * malformed.
  */
 int mqtt_share_split(const uint8_t *s, size_t len, struct mqtt_str *group,
-		     struct mqtt_str *filter);
+                     struct mqtt_str *filter);
 
 /* Human-readable packet type name ("PUBLISH"), for logs. */
 const char *mqtt_type_name(uint8_t type);

@@ -41,7 +41,7 @@ static int outq_grow_ents(struct outq *q)
 		return 0;
 	if (q->head > q->cap / 2) {
 		memmove(q->ents, q->ents + q->head,
-			(q->tail - q->head) * sizeof(*q->ents));
+		        (q->tail - q->head) * sizeof(*q->ents));
 		q->tail -= q->head;
 		q->head = 0;
 		return 0;
@@ -77,8 +77,10 @@ uint8_t *outq_reserve(struct outq *q, size_t n)
 	} else {
 		if (outq_grow_ents(q) != 0)
 			return NULL;
-		q->ents[q->tail++] = (struct outq_ent){
-			.ref = NULL, .base = NULL, .off = q->arena_len, .len = n};
+		q->ents[q->tail++] = (struct outq_ent){.ref = NULL,
+		                                       .base = NULL,
+		                                       .off = q->arena_len,
+		                                       .len = n};
 	}
 	q->arena_len += n;
 	q->bytes += n;
@@ -114,7 +116,7 @@ int outq_append_ref(struct outq *q, void *ref, const void *base, size_t len)
 		return len == 0 ? 0 : TERN_ENOMEM;
 	}
 	q->ents[q->tail++] = (struct outq_ent){
-		.ref = ref, .base = base, .off = 0, .len = len};
+	        .ref = ref, .base = base, .off = 0, .len = len};
 	q->bytes += len;
 	return 0;
 }
@@ -127,8 +129,8 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max)
 	for (i = q->head; i < q->tail && n < max; i++, n++) {
 		const struct outq_ent *e = &q->ents[i];
 
-		iov[n].iov_base = (void *)(e->ref ? e->base + e->off
-						  : q->arena + e->off);
+		iov[n].iov_base =
+		        (void *)(e->ref ? e->base + e->off : q->arena + e->off);
 		iov[n].iov_len = e->len;
 	}
 	return n;
@@ -166,7 +168,7 @@ void outq_consume(struct outq *q, size_t n)
 		if (n < e->len) {
 			e->off += n;
 			e->len -= n;
-			return;
+			break;
 		}
 		n -= e->len;
 		if (e->ref && q->unref)

@@ -15,7 +15,7 @@
 #include <sys/uio.h>
 
 struct outq_ent {
-	void *ref;           /* reference released after writing; NULL = arena */
+	void *ref; /* reference released after writing; NULL = arena */
 	const uint8_t *base; /* ref's bytes (NULL for arena entries) */
 	size_t off;          /* arena offset, or offset from base */
 	size_t len;
@@ -26,7 +26,7 @@ struct outq {
 	size_t head, tail, cap; /* ents[head..tail) are pending */
 	uint8_t *arena;
 	size_t arena_len, arena_cap;
-	size_t bytes;           /* pending bytes */
+	size_t bytes; /* pending bytes */
 	void (*unref)(void *ref);
 };
 

@@ -13,7 +13,7 @@
 
 /* Parses bind_addr into ss; returns the address length or 0 if invalid. */
 static socklen_t sock_parse(const char *bind_addr, uint16_t port,
-			    struct sockaddr_storage *ss)
+                            struct sockaddr_storage *ss)
 {
 	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
@@ -51,7 +51,7 @@ int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
 		return TERN_EIO;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	            0);
 	if (fd < 0)
 		return TERN_EIO;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -61,20 +61,19 @@ int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
 	/* An explicit IPv6 address binds only IPv6; "all" is dual-stack. */
 	if (ss.ss_family == AF_INET6) {
 		int v6only = (bind_addr && *bind_addr) ? 1 : 0;
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
-			   v6only ? &one : &zero, sizeof(int));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero,
+		           sizeof(int));
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) != 0)
 		goto fail;
 	if (listen(fd, 4096) != 0)
 		goto fail;
 	return fd;
-fail:
-	{
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
+fail : {
+	int e = errno;
+	close(fd);
+	errno = e;
+}
 	return TERN_EIO;
 }
 
@@ -112,13 +111,13 @@ int sock_accept(int lfd, char *peer, char *host)
 	socklen_t sl = sizeof(ss);
 	int one = 1;
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
-			 SOCK_NONBLOCK | SOCK_CLOEXEC);
+	                 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK ||
-			errno == EINTR || errno == ECONNABORTED)
-			       ? TERN_EAGAIN
-			       : TERN_EIO;
+		        errno == EINTR || errno == ECONNABORTED)
+		               ? TERN_EAGAIN
+		               : TERN_EIO;
 	/* Batching happens in user space (DESIGN.md §4), so Nagle only adds
 	 * latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

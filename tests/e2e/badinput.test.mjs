@@ -150,7 +150,9 @@ describe('CONNECT', () => {
       const c = await RawClient.connect(broker.port);
       try {
         c.version = version;
-        await refused(c, packet(0x10, Buffer.concat([u16(300), Buffer.from('MQTT'), Buffer.from([version, 2, 0, 60])])), { connack: true, reason: 0x81 });
+        // With the name's length wrong, the protocol level cannot be read,
+        // so no broker can know which CONNACK format to answer in: close.
+        await refused(c, packet(0x10, Buffer.concat([u16(300), Buffer.from('MQTT'), Buffer.from([version, 2, 0, 60])])), { connack: true });
       } finally { c.destroy(); }
     });
 

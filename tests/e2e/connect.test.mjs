@@ -9,7 +9,7 @@ import { connect, closeAll, uid, sleep, assertAlive } from './lib/util.mjs';
 let broker;
 before(async () => {
   broker = await startBroker({
-    config: ['max_keepalive 10', ...(KIND === 'tern' ? ['connect_timeout 1'] : [])].join('\n'),
+    config: ['max_keepalive 100', ...(KIND === 'tern' ? ['connect_timeout 1'] : [])].join('\n'),
   });
 });
 after(async () => { await broker.stop(); });
@@ -304,10 +304,10 @@ describe('keep alive', () => {
     } finally { c.destroy(); }
   });
 
-  test('v5: max_keepalive 10 → CONNACK Server Keep Alive 10 for keepalive 60 (§3.2.2.3.14)', async () => {
-    const c = await rawConnect(broker.port, { version: 5, clientId: uid('ska'), keepalive: 60 });
+  test('v5: max_keepalive 100 → CONNACK Server Keep Alive 100 for keepalive 200 (§3.2.2.3.14)', async () => {
+    const c = await rawConnect(broker.port, { version: 5, clientId: uid('ska'), keepalive: 200 });
     try {
-      assert.equal(c.connack.props.serverKeepAlive, 10);
+      assert.equal(c.connack.props.serverKeepAlive, 100);
     } finally { c.destroy(); }
   });
 
@@ -319,10 +319,30 @@ describe('keep alive', () => {
     } finally { c.destroy(); }
   });
 
-  test('v5: keepalive 0 with max_keepalive 10 → Server Keep Alive 10', async () => {
+  // A v3 client cannot be told another keep alive, so one above
+  // max_keepalive is refused with 0x02, as Mosquitto does from 2.0.12 on
+  // (2.0.11, the reference here, still accepts it).
+  test('v3: keepalive above max_keepalive → CONNACK 0x02', { skip: KIND !== 'tern' && 'mosquitto 2.0.11 accepts it' }, async () => {
+    const c = await RawClient.connect(broker.port);
+    try {
+      const ack = await c.connect({ version: 4, clientId: uid('ka3'), keepalive: 101 });
+      assert.equal(ack.reason, 2);
+      assert.ok(await c.closed(2000), 'connection closed after the refusal');
+    } finally { c.destroy(); }
+  });
+
+  test('v3: keepalive 0 is accepted under max_keepalive', async () => {
+    const c = await RawClient.connect(broker.port);
+    try {
+      const ack = await c.connect({ version: 4, clientId: uid('ka0'), keepalive: 0 });
+      assert.equal(ack.reason, 0);
+    } finally { c.destroy(); }
+  });
+
+  test('v5: keepalive 0 with max_keepalive 100 → Server Keep Alive 100', async () => {
     const c = await rawConnect(broker.port, { version: 5, clientId: uid('ska3'), keepalive: 0 });
     try {
-      assert.equal(c.connack.props.serverKeepAlive, 10);
+      assert.equal(c.connack.props.serverKeepAlive, 100);
     } finally { c.destroy(); }
   });
 });
