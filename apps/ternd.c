@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/config.h"
 
@@ -150,11 +151,6 @@ static int check_supported(const struct config *cfg)
 {
 	size_t i;
 
-	if (cfg->password_file || cfg->acl_file) {
-		fprintf(stderr, "ternd: password_file and acl_file are not "
-		                "supported yet\n");
-		return -1;
-	}
 	for (i = 0; i < cfg->nlisteners; i++)
 		if (cfg->listeners[i].protocol != PROTO_MQTT) {
 			fprintf(stderr,
@@ -205,24 +201,39 @@ static void print_urls(const struct config *cfg)
 		        "remote clients.");
 }
 
-/* SIGHUP: re-read the file; apply logging settings. */
-static void reload(const struct options *o)
+/*
+ * SIGHUP: re-read the configuration, the password file and the ACL file.
+ * Logging settings and the auth snapshot are applied; if anything fails to
+ * load, nothing changes (security settings never fall back to defaults).
+ */
+static void reload(struct broker *b, const struct options *o)
 {
 	struct config fresh;
+	struct auth *auth = NULL;
+	char err[512];
 
-	if (load_config(&fresh, o) == 0 && check_supported(&fresh) == 0) {
-		apply_logging(&fresh);
-		log_msg(LOG_NOTICE, "Reloaded configuration (logging settings "
-		                    "applied; other changes need a restart).");
-	} else {
+	if (load_config(&fresh, o) != 0 || check_supported(&fresh) != 0) {
 		log_msg(LOG_ERR, "Reload failed; keeping the running "
-		                 "configuration.");
+				 "configuration.");
+		goto out;
 	}
+	if (auth_load(&fresh, &auth, err, sizeof(err)) != 0) {
+		log_msg(LOG_ERR, "Reload failed: %s; keeping the running "
+				 "configuration.",
+			err);
+		goto out;
+	}
+	apply_logging(&fresh);
+	broker_set_auth(b, auth);
+	log_msg(LOG_NOTICE, "Reloaded configuration: logging, password and "
+			    "ACL files applied; other changes need a restart.");
+out:
 	config_free(&fresh);
 }
 
 /* Waits for signals until asked to stop. */
-static void wait_signals(const sigset_t *set, const struct options *o)
+static void wait_signals(const sigset_t *set, struct broker *b,
+			 const struct options *o)
 {
 	for (;;) {
 		int sig;
@@ -230,7 +241,7 @@ static void wait_signals(const sigset_t *set, const struct options *o)
 		if (sigwait(set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(o);
+			reload(b, o);
 			continue;
 		}
 		log_msg(LOG_NOTICE, "Received %s, shutting down.",
@@ -244,6 +255,8 @@ int main(int argc, char **argv)
 	struct options o;
 	struct config cfg;
 	struct broker b;
+	struct auth *auth = NULL;
+	char err[512];
 	sigset_t set;
 	int threads, rc = 1;
 
@@ -253,7 +266,13 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if (auth_load(&cfg, &auth, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ternd: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
 	if (o.test_config) {
+		auth_unref(auth);
 		printf("ternd: configuration OK\n");
 		config_free(&cfg);
 		return 0;
@@ -275,11 +294,12 @@ int main(int argc, char **argv)
 	        "ternd version 0.1.0 starting with %d worker "
 	        "thread%s.",
 	        threads, threads == 1 ? "" : "s");
-	if (broker_init(&b, &cfg, threads) == 0 && broker_start(&b) == 0) {
+	if (broker_init(&b, &cfg, auth, threads) == 0 &&
+	    broker_start(&b) == 0) {
 		if (cfg.pid_file)
 			write_pid_file(cfg.pid_file);
 		print_urls(&cfg);
-		wait_signals(&set, &o);
+		wait_signals(&set, &b, &o);
 		rc = 0;
 	}
 	broker_stop(&b);

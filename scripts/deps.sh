@@ -4,8 +4,8 @@
 # Safe to run repeatedly; does nothing when everything is present.
 set -eu
 
-APT_PKGS="build-essential cmake pkg-config clang libcmocka-dev mosquitto \
-mosquitto-clients nodejs npm"
+APT_PKGS="build-essential cmake pkg-config clang libcmocka-dev libssl-dev \
+mosquitto mosquitto-clients nodejs npm"
 
 missing=""
 for p in $APT_PKGS; do

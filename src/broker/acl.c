@@ -73,7 +73,7 @@ struct who {
 };
 
 static int fail(struct parser *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 static int fail(struct parser *p, const char *fmt, ...)
 {
@@ -146,8 +146,8 @@ static int rules_add(struct rules *rs, const char *t, size_t len, int access)
 	topic = dup_span(t, len);
 	if (!topic)
 		return TERN_ENOMEM;
-	rs->v[rs->n++] = (struct rule){.topic = topic, .len = len,
-				       .access = access};
+	rs->v[rs->n++] =
+	        (struct rule){.topic = topic, .len = len, .access = access};
 	return 0;
 }
 
@@ -169,7 +169,7 @@ static void trim(const char **s, size_t *len)
 
 /* Length of the first word of s; *rest points past it and its blanks. */
 static size_t first_word(const char *s, size_t len, const char **rest,
-			 size_t *restlen)
+                         size_t *restlen)
 {
 	size_t w = 0;
 
@@ -235,10 +235,10 @@ static const struct {
 	const char *word;
 	int access;
 } access_words[] = {
-	{"read", ACL_READ},
-	{"write", ACL_WRITE},
-	{"readwrite", ACL_RW},
-	{"deny", 0},
+        {"read", ACL_READ},
+        {"write", ACL_WRITE},
+        {"readwrite", ACL_RW},
+        {"deny", 0},
 };
 
 static int find_access(const char *w, size_t len)
@@ -269,11 +269,11 @@ static int on_rule(struct parser *p, const char *s, size_t len, bool pattern)
 		return fail(p, "missing topic after '%.*s'", QUOTE(wlen), s);
 	}
 	if (!valid_filter(t, tlen, pattern))
-		return fail(p, pattern ? "invalid pattern '%.*s'"
-				       : "invalid topic filter '%.*s'",
-			    QUOTE(tlen), t);
-	return rules_add(pattern ? &p->acl->patterns : p->cur, t, tlen,
-			 access);
+		return fail(p,
+		            pattern ? "invalid pattern '%.*s'"
+		                    : "invalid topic filter '%.*s'",
+		            QUOTE(tlen), t);
+	return rules_add(pattern ? &p->acl->patterns : p->cur, t, tlen, access);
 }
 
 static int on_topic(struct parser *p, const char *s, size_t len)
@@ -310,9 +310,9 @@ static const struct {
 	const char *word;
 	int (*fn)(struct parser *p, const char *rest, size_t len);
 } keywords[] = {
-	{"topic", on_topic},
-	{"pattern", on_pattern},
-	{"user", on_user},
+        {"topic", on_topic},
+        {"pattern", on_pattern},
+        {"user", on_user},
 };
 
 static int parse_line(struct parser *p, const char *s, size_t len)
@@ -360,10 +360,10 @@ static int section_cmp(const void *x, const void *y)
 }
 
 int acl_parse(const char *text, const char *name, struct acl **out, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
-	struct parser p = {.name = name ? name : "acl", .err = err,
-			   .errlen = errlen};
+	struct parser p = {
+	        .name = name ? name : "acl", .err = err, .errlen = errlen};
 	int rc = TERN_ENOMEM;
 
 	p.acl = calloc(1, sizeof(*p.acl));
@@ -451,7 +451,7 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
  * '#', or a first level beginning with '$'.
  */
 static bool level_value(const char **l, size_t *len, bool first,
-			const struct who *w)
+                        const struct who *w)
 {
 	const char *v;
 	size_t vlen;
@@ -470,7 +470,7 @@ static bool level_value(const char **l, size_t *len, bool first,
 /* Whether one rule level (not '#') covers one level of the checked topic
  * or filter. */
 static bool level_covers(const char *al, size_t alen, bool first,
-			 const struct who *w, const char *fl, size_t flen)
+                         const struct who *w, const char *fl, size_t flen)
 {
 	if (alen == 1 && al[0] == '+')
 		return !(flen == 1 && fl[0] == '#') &&
@@ -488,7 +488,7 @@ static bool level_covers(const char *al, size_t alen, bool first,
  * the client for a pattern rule, NULL for a plain one.
  */
 static bool covers(const char *a, size_t alen, const struct who *w,
-		   const char *f, size_t flen)
+                   const char *f, size_t flen)
 {
 	size_t ap = 0, fp = 0, ae, fe;
 
@@ -500,6 +500,10 @@ static bool covers(const char *a, size_t alen, const struct who *w,
 			return !(ap == 0 && f[0] == '$');
 		if (fp > flen)
 			return false;
+		/* The filter "#" matches exactly the topics "+/#" does, as
+		 * every topic has at least one level. */
+		if (ap == 0 && flen == 1 && f[0] == '#')
+			return alen == 3 && memcmp(a, "+/#", 3) == 0;
 		fe = level_end(f, flen, fp);
 		if (!level_covers(a + ap, ae - ap, ap == 0, w, f + fp, fe - fp))
 			return false;
@@ -510,7 +514,7 @@ static bool covers(const char *a, size_t alen, const struct who *w,
 
 /* want 0 looks for deny rules, otherwise for rules granting `want`. */
 static bool rules_hit(const struct rules *rs, const struct who *w,
-		      const char *f, size_t flen, int want)
+                      const char *f, size_t flen, int want)
 {
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct rule *r = &rs->v[i];
@@ -539,7 +543,7 @@ static size_t first_section(const struct acl *a, const char *user)
 }
 
 static bool any_hit(const struct acl *a, const struct who *w, const char *f,
-		    size_t flen, int want)
+                    size_t flen, int want)
 {
 	if (!w->user && rules_hit(&a->anon, NULL, f, flen, want))
 		return true;
@@ -572,13 +576,13 @@ static bool strip_share(const char **t, size_t *len)
 }
 
 bool acl_check(const struct acl *a, const char *client_id, const char *username,
-	       const char *topic, size_t len, int access)
+               const char *topic, size_t len, int access)
 {
 	struct who w = {
-		.id = client_id,
-		.idlen = client_id ? strlen(client_id) : 0,
-		.user = username,
-		.userlen = username ? strlen(username) : 0,
+	        .id = client_id,
+	        .idlen = client_id ? strlen(client_id) : 0,
+	        .user = username,
+	        .userlen = username ? strlen(username) : 0,
 	};
 	int want = access == ACL_SUBSCRIBE ? ACL_READ : access;
 

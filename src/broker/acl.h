@@ -64,7 +64,7 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen);
  * in messages. Lines end with "\n" or "\r\n".
  */
 int acl_parse(const char *text, const char *name, struct acl **out, char *err,
-	      size_t errlen);
+              size_t errlen);
 
 /* Frees an ACL; NULL is accepted. */
 void acl_free(struct acl *a);
@@ -78,6 +78,6 @@ void acl_free(struct acl *a);
  * client_id may be NULL (then %c patterns do not match).
  */
 bool acl_check(const struct acl *a, const char *client_id, const char *username,
-	       const char *topic, size_t len, int access);
+               const char *topic, size_t len, int access);
 
 #endif

@@ -11,23 +11,29 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subs.h"
 #include "broker/worker.h"
 
-int broker_init(struct broker *b, const struct config *cfg, int nworkers)
+int broker_init(struct broker *b, const struct config *cfg,
+		struct auth *auth, int nworkers)
 {
 	int i;
 
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
+	b->auth = auth;
+	pthread_mutex_init(&b->auth_mu, NULL);
 	b->start_ms = clock_ms();
 	pthread_mutex_init(&b->sess_mu, NULL);
 	b->subs = subs_new();
 	b->retain = retain_new();
 	b->workers = calloc((size_t)nworkers, sizeof(*b->workers));
-	if (!b->subs || !b->retain || !b->workers)
+	b->listener_conns = calloc(cfg->nlisteners + 1,
+				   sizeof(*b->listener_conns));
+	if (!b->subs || !b->retain || !b->workers || !b->listener_conns)
 		return TERN_ENOMEM;
 	for (i = 0; i < nworkers; i++) {
 		b->workers[i] = worker_new(b, i);
@@ -93,7 +99,33 @@ void broker_stop(struct broker *b)
 	pthread_mutex_unlock(&b->sess_mu);
 	subs_free(b->subs);
 	retain_free(b->retain);
+	free(b->listener_conns);
+	auth_unref(b->auth);
+	b->auth = NULL;
+	pthread_mutex_destroy(&b->auth_mu);
 	pthread_mutex_destroy(&b->sess_mu);
+}
+
+void broker_set_auth(struct broker *b, struct auth *a)
+{
+	struct auth *old;
+
+	pthread_mutex_lock(&b->auth_mu);
+	old = b->auth;
+	b->auth = a;
+	pthread_mutex_unlock(&b->auth_mu);
+	atomic_fetch_add(&b->auth_gen, 1);
+	auth_unref(old);
+}
+
+struct auth *broker_get_auth(struct broker *b)
+{
+	struct auth *a;
+
+	pthread_mutex_lock(&b->auth_mu);
+	a = auth_ref(b->auth);
+	pthread_mutex_unlock(&b->auth_mu);
+	return a;
 }
 
 void broker_count_client(struct broker *b, int transport, int delta)

@@ -19,6 +19,7 @@
 struct worker;
 struct session;
 struct msg;
+struct auth;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
 
@@ -58,6 +59,14 @@ struct broker {
 	pthread_mutex_t sess_mu; /* guards `sessions` */
 	struct session_table sessions;
 
+	atomic_int_fast64_t *listener_conns; /* open connections per listener */
+
+	/* Current auth snapshot; swapped under auth_mu, generation bumped so
+	 * workers notice without taking the lock. */
+	pthread_mutex_t auth_mu;
+	struct auth *auth;
+	atomic_uint auth_gen;
+
 	atomic_bool stopping;
 	uint64_t start_ms;
 	atomic_uint_fast64_t next_conn_id;
@@ -74,11 +83,13 @@ struct broker {
 };
 
 /*
- * Creates a broker for cfg (which must outlive it). Opens every listener
- * socket for every worker, so port conflicts are reported here. Returns 0 or
- * a negative TERN_E* code with a message logged.
+ * Creates a broker for cfg (which must outlive it) with the auth snapshot
+ * `auth` (ownership moves to the broker, also on failure). Opens every
+ * listener socket for every worker, so port conflicts are reported here.
+ * Returns 0 or a negative TERN_E* code with a message logged.
  */
-int broker_init(struct broker *b, const struct config *cfg, int nworkers);
+int broker_init(struct broker *b, const struct config *cfg,
+		struct auth *auth, int nworkers);
 
 /* Starts the worker threads. Returns 0 or TERN_EIO. */
 int broker_start(struct broker *b);
@@ -121,6 +132,15 @@ void route_collect_shared(const struct session *s, struct redeliver_list *out);
  * Call without locks, after s's subscriptions were removed. */
 void route_redeliver(struct broker *b, struct worker *self,
                      struct redeliver_list *l);
+
+/*
+ * Installs a new auth snapshot (ownership moves to the broker); workers
+ * switch to it at their next loop iteration. Any thread.
+ */
+void broker_set_auth(struct broker *b, struct auth *a);
+
+/* Returns a new reference to the current auth snapshot. */
+struct auth *broker_get_auth(struct broker *b);
 
 /* Adds delta to a gauge and keeps clients_maximum up to date. */
 void broker_count_client(struct broker *b, int transport, int delta);

@@ -94,6 +94,7 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	w->conns = c;
 	w->nconns++;
 	STAT_ADD(b, connections, 1);
+	atomic_fetch_add(&b->listener_conns[ls->index], 1);
 	if (b->cfg->connection_messages)
 		log_msg(LOG_NOTICE, "New connection from %s on port %u (%s).",
 		        peer, ls->port, conn_transport_name(c->transport));
@@ -632,6 +633,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	close(c->io.fd);
 	c->io.fd = -1;
 	STAT_ADD(b, connections, -1);
+	atomic_fetch_sub(&b->listener_conns[c->ls->index], 1);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -131,24 +132,23 @@ static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
 
 static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 {
-	const struct config *cfg = c->w->b->cfg;
+	enum auth_result r;
 
 	if (cn->props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-		                      MQTT_RC_BAD_AUTH_METHOD,
-		                      "unsupported authentication method");
-	if (!cn->has_username && cfg->allow_anonymous != 1)
-		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-		                      MQTT_RC_NOT_AUTHORIZED,
-		                      "anonymous access not allowed");
-	/* Without a password file there is no one to authenticate against;
-	 * fail closed unless anonymous access is allowed. */
-	if (cfg->allow_anonymous != 1)
-		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
-		                      MQTT_RC_BAD_USER_OR_PASSWORD,
-		                      "no password_file to check credentials");
+				      MQTT_RC_BAD_AUTH_METHOD,
+				      "unsupported authentication method");
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
+	r = auth_connect(c->w->auth, c->username, cn->password.p,
+			 cn->password.len, cn->has_password);
+	if (r == AUTH_BAD_CREDENTIALS)
+		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
+				      MQTT_RC_BAD_USER_OR_PASSWORD,
+				      "bad username or password");
+	if (r == AUTH_NOT_AUTHORIZED)
+		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
+				      MQTT_RC_NOT_AUTHORIZED, "not authorised");
 	return 0;
 }
 
@@ -259,6 +259,8 @@ static void connect_limits(struct conn *c, struct session *s,
 	const struct mqtt_props *pr = &cn->props;
 
 	s->version = c->version;
+	free(s->username);
+	s->username = c->username ? strdup(c->username) : NULL;
 	s->recv_max = 65535;
 	c->client_max_packet = 0;
 	if (pr->present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM))

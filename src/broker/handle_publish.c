@@ -8,6 +8,8 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/acl.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -114,6 +116,17 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	}
 	if (!(topic = publish_topic(c, pub, &tlen)))
 		return TERN_EPROTO;
+	if (!auth_allows(c->w->auth, c->client_id, c->username, topic, tlen,
+			 ACL_WRITE)) {
+		/* v5 tells the publisher (0x87); v3 has no way to, so the
+		 * message is acknowledged and dropped, as Mosquitto does. */
+		log_msg(LOG_NOTICE, "Denied PUBLISH from %s to %.*s.",
+			c->client_id, (int)tlen, topic);
+		STAT_ADD(b, pub_dropped, 1);
+		publish_ack(c, pub,
+			    c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+		return 0;
+	}
 	if (limit && pub->payload_len > limit) {
 		/* Mosquitto's message_size_limit: drop, but acknowledge so
 		 * the client does not retry forever. */

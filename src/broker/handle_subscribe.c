@@ -8,6 +8,8 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/acl.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -32,7 +34,9 @@ static void sub_on_retained(void *ctx, struct msg *m)
 	struct retained_ctx *r = ctx;
 	uint32_t *ids = NULL;
 
-	if (msg_expired(m, r->now, NULL))
+	if (msg_expired(m, r->now, NULL) ||
+	    !auth_allows(r->c->w->auth, r->c->client_id, r->c->username,
+			 m->topic, m->topic_len, ACL_READ))
 		return;
 	if (r->sub_id) {
 		ids = malloc(sizeof(*ids));
@@ -57,6 +61,16 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 	int shared;
 
 	shared = mqtt_share_split(e->filter.p, e->filter.len, &group, &inner);
+	*send_retained = false;
+	if (!auth_allows(c->w->auth, c->client_id, c->username,
+			 (const char *)e->filter.p, e->filter.len,
+			 ACL_SUBSCRIBE)) {
+		log_msg(LOG_NOTICE, "Denied SUBSCRIBE from %s to %.*s.",
+			c->client_id, (int)e->filter.len,
+			(const char *)e->filter.p);
+		return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED
+					     : MQTT_RC_UNSPECIFIED;
+	}
 	rec = session_sub_put(s, (const char *)e->filter.p, e->filter.len,
 	                      &added);
 	if (!rec)

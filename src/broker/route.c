@@ -11,6 +11,8 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/acl.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -88,6 +90,14 @@ static void route_deliver(struct broker *b, struct worker *self,
 
 	pthread_mutex_lock(&s->mu);
 	owner = s->w;
+	/* Read access is checked at every delivery, so an ACL reload applies
+	 * to existing subscriptions too. */
+	if (self && !auth_allows(self->auth, s->client_id, s->username,
+				 m->topic, m->topic_len, ACL_READ)) {
+		pthread_mutex_unlock(&s->mu);
+		free(ids);
+		return;
+	}
 	if (!owner && qos == 0) {
 		/* QoS 0 is not queued for offline sessions (as Mosquitto). */
 		pthread_mutex_unlock(&s->mu);

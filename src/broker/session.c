@@ -58,6 +58,7 @@ static void session_free(struct session *s)
 	free(s->in_qos2);
 	pthread_mutex_destroy(&s->mu);
 	free(s->client_id);
+	free(s->username);
 	free(s);
 }
 

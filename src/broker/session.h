@@ -55,6 +55,7 @@ struct session {
 	atomic_uint refs;
 	pthread_mutex_t mu;
 	char *client_id;
+	char *username; /* of the attached (or last) connection; under mu */
 	struct session *hnext; /* session table chain, under broker.sess_mu */
 	bool in_table;
 

@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
@@ -23,6 +24,30 @@
 
 /* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
 #define WORKER_TICK_MS 250
+
+/* Whether a new connection would exceed max_connections (global or of its
+ * listener); logs the refusal. */
+static bool worker_over_limit(struct broker *b, const struct listener_sock *ls,
+			      const char *peer)
+{
+	int global = b->cfg->max_connections, local = ls->cfg->max_connections;
+
+	if (global >= 0 && atomic_load(&b->st.connections) >= global) {
+		log_msg(LOG_NOTICE,
+			"Connection from %s refused: max_connections (%d) "
+			"reached.",
+			peer, global);
+		return true;
+	}
+	if (local >= 0 && atomic_load(&b->listener_conns[ls->index]) >= local) {
+		log_msg(LOG_NOTICE,
+			"Connection from %s refused: max_connections (%d) of "
+			"the listener on port %u reached.",
+			peer, local, ls->port);
+		return true;
+	}
+	return false;
+}
 
 static void worker_on_accept(struct loop_io *io, uint32_t events)
 {
@@ -37,7 +62,6 @@ static void worker_on_accept(struct loop_io *io, uint32_t events)
 	 * clients of this worker. */
 	for (i = 0; i < 64; i++) {
 		int fd = sock_accept(io->fd, peer, host);
-		int max = b->cfg->max_connections;
 
 		if (fd == TERN_EAGAIN)
 			return;
@@ -46,11 +70,7 @@ static void worker_on_accept(struct loop_io *io, uint32_t events)
 			        strerror(errno));
 			return;
 		}
-		if (max >= 0 && atomic_load(&b->st.connections) >= max) {
-			log_msg(LOG_NOTICE,
-			        "Connection from %s refused: max_connections "
-			        "(%d) reached.",
-			        peer, max);
+		if (worker_over_limit(b, ls, peer)) {
 			close(fd);
 			continue;
 		}
@@ -89,6 +109,7 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 		ls->io.cb = worker_on_accept;
 		ls->w = w;
 		ls->cfg = lc;
+		ls->index = (size_t)(lc - cfg->listeners);
 		ls->port = lc->port;
 		ls->transport = TR_TCP;
 		w->nlsocks++;
@@ -162,6 +183,7 @@ void worker_free(struct worker *w)
 		session_unref(w->inbox[k].s);
 	free(w->inbox);
 	free(w->inbox_spare);
+	auth_unref(w->auth);
 	free(w->lsocks);
 	loop_free(w->loop);
 	pthread_mutex_destroy(&w->inbox_mu);
@@ -294,11 +316,24 @@ static void worker_tick(struct worker *w, uint64_t now)
 	}
 }
 
+/* Switches to the broker's current auth snapshot if it changed. */
+static void worker_refresh_auth(struct worker *w)
+{
+	unsigned gen = atomic_load(&w->b->auth_gen);
+
+	if (w->auth && gen == w->auth_gen)
+		return;
+	auth_unref(w->auth);
+	w->auth = broker_get_auth(w->b);
+	w->auth_gen = gen;
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct broker *b = w->b;
 
+	worker_refresh_auth(w);
 	w->next_tick = clock_ms() + WORKER_TICK_MS;
 	w->next_sys = clock_ms();
 	while (!atomic_load(&b->stopping)) {
@@ -312,6 +347,7 @@ void *worker_main(void *arg)
 		}
 		if (loop_take_wakeup(w->loop))
 			worker_drain_inbox(w);
+		worker_refresh_auth(w);
 		now = clock_ms();
 		if (now >= w->next_tick) {
 			worker_tick(w, now);

@@ -37,7 +37,7 @@ static struct acl *parse(const char *text)
 
 /* Checks one access; id and user may be NULL. */
 static bool may(const struct acl *a, const char *id, const char *user,
-		const char *topic, int access)
+                const char *topic, int access)
 {
 	return acl_check(a, id, user, topic, strlen(topic), access);
 }
@@ -64,7 +64,7 @@ static void parse_fails(const char *text, const char *msg)
 	char err[256] = "";
 
 	assert_int_equal(acl_parse(text, "t.acl", &a, err, sizeof(err)),
-			 TERN_ECONFIG);
+	                 TERN_ECONFIG);
 	assert_null(a);
 	assert_string_equal(err, msg);
 }
@@ -72,14 +72,14 @@ static void parse_fails(const char *text, const char *msg)
 static void test_anonymous_and_users(void **state)
 {
 	struct acl *a = parse("# anonymous first\n"
-			      "topic read public/#\n"
-			      "\n"
-			      "user alice\n"
-			      "topic alice/#\n"
-			      "user bob\n"
-			      "topic read bob/x\n"
-			      "user alice\n"
-			      "topic write shared/in\n");
+	                      "topic read public/#\n"
+	                      "\n"
+	                      "user alice\n"
+	                      "topic alice/#\n"
+	                      "user bob\n"
+	                      "topic read bob/x\n"
+	                      "user alice\n"
+	                      "topic write shared/in\n");
 
 	assert_true(rd(a, NULL, "public/news"));
 	assert_false(wr(a, NULL, "public/news"));
@@ -103,11 +103,11 @@ static void test_anonymous_and_users(void **state)
 static void test_access_words(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic read r\n"
-			      "topic write w\n"
-			      "topic readwrite rw\n"
-			      "topic both\n"
-			      "topic readwrite with space\n");
+	                      "topic read r\n"
+	                      "topic write w\n"
+	                      "topic readwrite rw\n"
+	                      "topic both\n"
+	                      "topic readwrite with space\n");
 
 	assert_true(rd(a, "u", "r"));
 	assert_false(wr(a, "u", "r"));
@@ -128,9 +128,9 @@ static void test_access_words(void **state)
 static void test_wildcard_rules(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic read s/+/temp\n"
-			      "topic read logs/#\n"
-			      "topic write +\n");
+	                      "topic read s/+/temp\n"
+	                      "topic read logs/#\n"
+	                      "topic write +\n");
 
 	assert_true(rd(a, "u", "s/kitchen/temp"));
 	assert_true(rd(a, "u", "s//temp"));
@@ -147,14 +147,15 @@ static void test_wildcard_rules(void **state)
 static void test_deny_wins(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic readwrite #\n"
-			      "topic deny secret/#\n"
-			      "pattern deny %u/private\n"
-			      "topic read secret/open\n");
+	                      "topic readwrite #\n"
+	                      "topic deny secret/#\n"
+	                      "pattern deny %u/private\n"
+	                      "topic read secret/open\n");
 
 	assert_true(rd(a, "u", "a/b"));
 	assert_false(rd(a, "u", "secret"));
-	assert_false(rd(a, "u", "secret/open")); /* deny first, whatever order */
+	assert_false(
+	        rd(a, "u", "secret/open")); /* deny first, whatever order */
 	assert_false(wr(a, "u", "secret/x"));
 	assert_false(wr(a, "u", "u/private"));
 	assert_true(wr(a, "u", "v/private"));
@@ -170,10 +171,10 @@ static void test_deny_wins(void **state)
 static void test_patterns(void **state)
 {
 	struct acl *a = parse("pattern read devices/%c/#\n"
-			      "pattern write users/%u/out\n"
-			      "pattern readwrite mixed/%u/%c\n"
-			      "user alice\n"
-			      "topic read other\n");
+	                      "pattern write users/%u/out\n"
+	                      "pattern readwrite mixed/%u/%c\n"
+	                      "user alice\n"
+	                      "topic read other\n");
 
 	assert_true(may(a, "d1", NULL, "devices/d1/temp", ACL_READ));
 	assert_true(may(a, "d1", "alice", "devices/d1", ACL_READ));
@@ -202,8 +203,8 @@ static void test_patterns(void **state)
 static void test_wildcard_ids_do_not_expand(void **state)
 {
 	struct acl *a = parse("pattern readwrite %u/#\n"
-			      "pattern readwrite dev/%c\n"
-			      "pattern read in/%c/cmd\n");
+	                      "pattern readwrite dev/%c\n"
+	                      "pattern read in/%c/cmd\n");
 
 	/* Username "#": "%u/#" must not become "#/#" or "#". */
 	assert_false(may(a, "x", "#", "any/topic", ACL_READ));
@@ -236,11 +237,11 @@ static void test_wildcard_ids_do_not_expand(void **state)
 static void test_subscribe_coverage(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic read a/#\n"
-			      "topic read b/+\n"
-			      "topic read c/d\n"
-			      "topic write w/#\n"
-			      "topic read e/+/f\n");
+	                      "topic read a/#\n"
+	                      "topic read b/+\n"
+	                      "topic read c/d\n"
+	                      "topic write w/#\n"
+	                      "topic read e/+/f\n");
 
 	assert_true(sub(a, "u", "a/#"));
 	assert_true(sub(a, "u", "a/+"));
@@ -271,7 +272,7 @@ static void test_subscribe_coverage(void **state)
 static void test_shared_subscriptions(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic read jobs/#\n");
+	                      "topic read jobs/#\n");
 
 	assert_true(sub(a, "u", "$share/g/jobs/#"));
 	assert_true(sub(a, "u", "$share/workers/jobs/+"));
@@ -289,12 +290,12 @@ static void test_shared_subscriptions(void **state)
 static void test_dollar_topics(void **state)
 {
 	struct acl *a = parse("user u\n"
-			      "topic readwrite #\n"
-			      "topic read +/broker/#\n"
-			      "user admin\n"
-			      "topic read $SYS/#\n"
-			      "user v\n"
-			      "topic read $SYS/broker/+\n");
+	                      "topic readwrite #\n"
+	                      "topic read +/broker/#\n"
+	                      "user admin\n"
+	                      "topic read $SYS/#\n"
+	                      "user v\n"
+	                      "topic read $SYS/broker/+\n");
 
 	assert_true(rd(a, "u", "any/thing"));
 	assert_false(rd(a, "u", "$SYS/broker/uptime"));
@@ -317,7 +318,7 @@ static void test_dollar_topics(void **state)
 static void test_empty_denies_all(void **state)
 {
 	const char *texts[] = {"", "\n\n", "# only comments\n   # indented\n",
-			       "\r\n \t \r\n"};
+	                       "\r\n \t \r\n"};
 
 	for (size_t i = 0; i < sizeof(texts) / sizeof(*texts); i++) {
 		struct acl *a = parse(texts[i]);
@@ -334,8 +335,8 @@ static void test_empty_denies_all(void **state)
 static void test_crlf_and_blanks(void **state)
 {
 	struct acl *a = parse("user  alice \r\n"
-			      "\ttopic   read   a/b  \r\n"
-			      "topic read a b c\r\n");
+	                      "\ttopic   read   a/b  \r\n"
+	                      "topic read a b c\r\n");
 
 	assert_true(rd(a, "alice", "a/b"));
 	assert_true(rd(a, "alice", "a b c"));
@@ -351,16 +352,17 @@ static void test_malformed(void **state)
 	parse_fails("topic deny\n", "t.acl:1: missing topic after 'deny'");
 	parse_fails("user\n", "t.acl:1: user needs a name");
 	parse_fails("topic read a/#/b\n",
-		    "t.acl:1: invalid topic filter 'a/#/b'");
-	parse_fails("topic read a/b+\n", "t.acl:1: invalid topic filter 'a/b+'");
+	            "t.acl:1: invalid topic filter 'a/#/b'");
+	parse_fails("topic read a/b+\n",
+	            "t.acl:1: invalid topic filter 'a/b+'");
 	parse_fails("# x\ntopic read a/x#\n",
-		    "t.acl:2: invalid topic filter 'a/x#'");
+	            "t.acl:2: invalid topic filter 'a/x#'");
 	parse_fails("pattern read a/x%c\n", "t.acl:1: invalid pattern 'a/x%c'");
 	parse_fails("pattern read %u-%c/a\n",
-		    "t.acl:1: invalid pattern '%u-%c/a'");
+	            "t.acl:1: invalid pattern '%u-%c/a'");
 	parse_fails("Topic a\n", "t.acl:1: unknown keyword 'Topic'");
 	parse_fails("topic a\r\ntopic READ a\r\n",
-		    "t.acl:2: unknown access 'READ'");
+	            "t.acl:2: unknown access 'READ'");
 }
 
 static void test_load_file(void **state)
@@ -382,7 +384,7 @@ static void test_load_file(void **state)
 		char want[600];
 
 		snprintf(want, sizeof(want), "%s:3: unknown keyword 'bogus'",
-			 path);
+		         path);
 		assert_string_equal(err, want);
 	}
 	f = fopen(path, "w");
@@ -413,7 +415,7 @@ static void test_many_users(void **state)
 	assert_non_null(text);
 	for (int i = 0; i < 2000; i++)
 		len += snprintf(text + len, cap - len,
-				"user u%d\ntopic read t/%d\n", i, i);
+		                "user u%d\ntopic read t/%d\n", i, i);
 	a = parse(text);
 	free(text);
 	for (int i = 0; i < 2000; i += 37) {
@@ -431,7 +433,7 @@ static void test_many_users(void **state)
 #define MAX_ITEMS 400
 
 static size_t enumerate(const char *const *lv, size_t nlv, size_t depth,
-			bool filters, char (*out)[32])
+                        bool filters, char (*out)[32])
 {
 	size_t n = 0, start = 0, end;
 
@@ -446,7 +448,7 @@ static size_t enumerate(const char *const *lv, size_t nlv, size_t depth,
 				if (filters && d > 1 && lv[j][0] == '$')
 					continue;
 				snprintf(out[n++], 32, "%s%s%s", prefix,
-					 d == 1 ? "" : "/", lv[j]);
+				         d == 1 ? "" : "/", lv[j]);
 			}
 		start = end;
 	}
@@ -469,7 +471,8 @@ static void test_matches_brute_force(void **state)
 	size_t nt = enumerate(tlv, 4, 4, false, topics);
 	char text[64];
 
-	assert_true(nf < MAX_ITEMS && nt < MAX_ITEMS);
+	assert_int_equal(nf, 69);
+	assert_int_equal(nt, 340);
 	for (size_t i = 0; i < nf; i++) {
 		const char *r = filters[i];
 		struct acl *a;
@@ -478,18 +481,18 @@ static void test_matches_brute_force(void **state)
 		a = parse(text);
 		for (size_t k = 0; k < nt; k++)
 			assert_int_equal(rd(a, NULL, topics[k]),
-					 subs_topic_matches(r, strlen(r),
-							    topics[k],
-							    strlen(topics[k])));
+			                 subs_topic_matches(r, strlen(r),
+			                                    topics[k],
+			                                    strlen(topics[k])));
 		for (size_t j = 0; j < nf; j++) {
 			const char *f = filters[j];
 			bool want = true;
 
 			for (size_t k = 0; k < nt && want; k++)
 				if (subs_topic_matches(f, strlen(f), topics[k],
-						       strlen(topics[k])) &&
+				                       strlen(topics[k])) &&
 				    !subs_topic_matches(r, strlen(r), topics[k],
-							strlen(topics[k])))
+				                        strlen(topics[k])))
 					want = false;
 			if (sub(a, NULL, f) != want)
 				print_error("rule %s filter %s\n", r, f);
@@ -499,24 +502,72 @@ static void test_matches_brute_force(void **state)
 	}
 }
 
+/* Replaces every level "a" of r by "%c". */
+static void to_pattern(const char *r, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (const char *p = r; *p && n + 3 < cap; p++) {
+		bool whole = *p == 'a' && (p == r || p[-1] == '/') &&
+		             (p[1] == '/' || p[1] == '\0');
+
+		n += snprintf(out + n, cap - n, whole ? "%%c" : "%c", *p);
+	}
+	out[n] = '\0';
+}
+
+/* A pattern whose %c levels stand for client id "a" must answer exactly
+ * as the plain rule with "a" written out. */
+static void test_patterns_brute_force(void **state)
+{
+	static const char *const flv[] = {"a", "b", "+", "#", "$x"};
+	static char filters[MAX_ITEMS][32];
+	size_t nf = enumerate(flv, 5, 3, true, filters);
+	char text[128], pat[32];
+
+	for (size_t i = 0; i < nf; i++) {
+		struct acl *plain, *pattern;
+
+		snprintf(text, sizeof(text), "topic read %.31s\n", filters[i]);
+		to_pattern(filters[i], pat, sizeof(pat));
+		plain = parse(text);
+		snprintf(text, sizeof(text), "pattern read %s\n", pat);
+		pattern = parse(text);
+		for (size_t j = 0; j < nf; j++) {
+			const char *f = filters[j];
+
+			assert_int_equal(
+			        may(plain, "a", NULL, f, ACL_SUBSCRIBE),
+			        may(pattern, "a", NULL, f, ACL_SUBSCRIBE));
+			if (!strpbrk(f, "+#"))
+				assert_int_equal(
+				        may(plain, "a", NULL, f, ACL_READ),
+				        may(pattern, "a", NULL, f, ACL_READ));
+		}
+		acl_free(plain);
+		acl_free(pattern);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_anonymous_and_users),
-		cmocka_unit_test(test_access_words),
-		cmocka_unit_test(test_wildcard_rules),
-		cmocka_unit_test(test_deny_wins),
-		cmocka_unit_test(test_patterns),
-		cmocka_unit_test(test_wildcard_ids_do_not_expand),
-		cmocka_unit_test(test_subscribe_coverage),
-		cmocka_unit_test(test_shared_subscriptions),
-		cmocka_unit_test(test_dollar_topics),
-		cmocka_unit_test(test_empty_denies_all),
-		cmocka_unit_test(test_crlf_and_blanks),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_load_file),
-		cmocka_unit_test(test_many_users),
-		cmocka_unit_test(test_matches_brute_force),
+	        cmocka_unit_test(test_anonymous_and_users),
+	        cmocka_unit_test(test_access_words),
+	        cmocka_unit_test(test_wildcard_rules),
+	        cmocka_unit_test(test_deny_wins),
+	        cmocka_unit_test(test_patterns),
+	        cmocka_unit_test(test_wildcard_ids_do_not_expand),
+	        cmocka_unit_test(test_subscribe_coverage),
+	        cmocka_unit_test(test_shared_subscriptions),
+	        cmocka_unit_test(test_dollar_topics),
+	        cmocka_unit_test(test_empty_denies_all),
+	        cmocka_unit_test(test_crlf_and_blanks),
+	        cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_load_file),
+	        cmocka_unit_test(test_many_users),
+	        cmocka_unit_test(test_matches_brute_force),
+	        cmocka_unit_test(test_patterns_brute_force),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -919,8 +919,8 @@ static void test_bad_subscribe(void **state)
 	PROTO(0x82, 4, 0, 1); /* no filters */
 	PROTO(0x82, 5, 0, 1, 0);
 	PROTO(0x82, 4, 0, 0, 0, 1, 'a', 0);     /* packet id 0 */
-	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 3); /* QoS 3 */
-	MALFORMED(0x82, 5, 0, 1, 0, 0, 1, 'a', 3);
+	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 3); /* QoS 3: malformed in 3.1.1 */
+	PROTO(0x82, 5, 0, 1, 0, 0, 1, 'a', 3);  /* protocol error in 5.0 */
 	MALFORMED(0x82, 4, 0, 1, 0, 1, 'a', 0x04); /* v3 reserved */
 	MALFORMED(0x82, 3, 0, 1, 0, 1, 'a', 0x80);
 	OK(0x82, 5, 0, 1, 0, 0, 1, 'a', 0x2E);

@@ -1,0 +1,69 @@
+/* The authentication/authorisation snapshot; see auth.h. */
+#include "broker/auth.h"
+
+#include <stdlib.h>
+
+#include "base/error.h"
+#include "broker/acl.h"
+#include "broker/config.h"
+#include "broker/passwd.h"
+
+int auth_load(const struct config *cfg, struct auth **out, char *err,
+	      size_t errlen)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+	int rc;
+
+	*out = NULL;
+	if (!a)
+		return TERN_ENOMEM;
+	atomic_init(&a->refs, 1);
+	a->allow_anonymous = cfg->allow_anonymous == 1;
+	if (cfg->password_file &&
+	    (rc = passwd_load(cfg->password_file, &a->pw, err, errlen)) != 0)
+		goto fail;
+	if (cfg->acl_file &&
+	    (rc = acl_load(cfg->acl_file, &a->acl, err, errlen)) != 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	auth_unref(a);
+	return rc;
+}
+
+void auth_unref(struct auth *a)
+{
+	if (!a || atomic_fetch_sub_explicit(&a->refs, 1,
+					    memory_order_acq_rel) != 1)
+		return;
+	passwd_free(a->pw);
+	acl_free(a->acl);
+	free(a);
+}
+
+enum auth_result auth_connect(const struct auth *a, const char *username,
+			      const uint8_t *password, size_t pwlen,
+			      bool has_password)
+{
+	if (!username)
+		return a->allow_anonymous ? AUTH_OK : AUTH_NOT_AUTHORIZED;
+	if (!a->pw)
+		return a->allow_anonymous ? AUTH_OK : AUTH_NOT_AUTHORIZED;
+	/* passwd_check spends the same time on unknown users. */
+	if (!has_password ||
+	    !passwd_check(a->pw, username, password, pwlen))
+		return AUTH_BAD_CREDENTIALS;
+	return AUTH_OK;
+}
+
+bool auth_allows(const struct auth *a, const char *client_id,
+		 const char *username, const char *topic, size_t len,
+		 int access)
+{
+	if (!a)
+		return false; /* no snapshot yet: fail closed */
+	if (!a->acl)
+		return true;
+	return acl_check(a->acl, client_id, username, topic, len, access);
+}
