@@ -214,26 +214,27 @@ static void reload(struct broker *b, const struct options *o)
 
 	if (load_config(&fresh, o) != 0 || check_supported(&fresh) != 0) {
 		log_msg(LOG_ERR, "Reload failed; keeping the running "
-				 "configuration.");
+		                 "configuration.");
 		goto out;
 	}
 	if (auth_load(&fresh, &auth, err, sizeof(err)) != 0) {
-		log_msg(LOG_ERR, "Reload failed: %s; keeping the running "
-				 "configuration.",
-			err);
+		log_msg(LOG_ERR,
+		        "Reload failed: %s; keeping the running "
+		        "configuration.",
+		        err);
 		goto out;
 	}
 	apply_logging(&fresh);
 	broker_set_auth(b, auth);
 	log_msg(LOG_NOTICE, "Reloaded configuration: logging, password and "
-			    "ACL files applied; other changes need a restart.");
+	                    "ACL files applied; other changes need a restart.");
 out:
 	config_free(&fresh);
 }
 
 /* Waits for signals until asked to stop. */
 static void wait_signals(const sigset_t *set, struct broker *b,
-			 const struct options *o)
+                         const struct options *o)
 {
 	for (;;) {
 		int sig;

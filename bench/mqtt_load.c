@@ -14,9 +14,13 @@
  * Packets are encoded and decoded with tern's own codec (src/mqtt/packet.h),
  * which also validates everything the broker sends.
  *
- * With --pid the broker's CPU time (utime + stime from /proc/PID/stat) is
- * read when publishing starts and when the run ends, and reported per
- * delivered message.
+ * Publishing starts once every connection is up and subscribed, and lasts
+ * -d seconds. The throughput reported is the number of messages delivered
+ * while publishers were publishing, per second; the drain that follows only
+ * completes the accounting of loss, duplicates and latency. With --pid the
+ * broker's CPU time (utime + stime from /proc/PID/stat) is read when
+ * publishing starts and when the run ends, and reported per delivered
+ * message.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,6 +109,11 @@ enum state { ST_CONNECTING, ST_CONNACK, ST_SUBACK, ST_READY, ST_DEAD };
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_DONE };
 
+/* How the drain ended: all delivered, nothing more arriving, or timeout. */
+enum tail { TAIL_COMPLETE, TAIL_IDLE, TAIL_TIMEOUT };
+
+static const char *const tail_names[] = {"complete", "idle", "timeout"};
+
 struct conn {
 	int fd;
 	enum role role;
@@ -134,6 +143,7 @@ struct conn {
 
 struct stats {
 	uint64_t delivered; /* first arrivals of a (publisher, sequence) */
+	uint64_t in_window; /* of those, arrived while publishing */
 	uint64_t duplicates;
 	uint64_t reordered;
 	uint64_t late;
@@ -148,6 +158,7 @@ struct load {
 	struct conn *c; /* publishers first, then subscribers */
 	unsigned nconn;
 	enum phase phase;
+	enum tail tail;
 	uint64_t t_setup_end;
 	uint64_t t_start;
 	uint64_t t_end;
@@ -652,6 +663,7 @@ static void sub_deliver(struct load *L, struct conn *c,
 		L->st.reordered++;
 	}
 	L->st.delivered++;
+	L->st.in_window += now < L->t_end;
 	L->t_last_delivery = now;
 	hist_add(&L->lat, now - stamp);
 }
@@ -774,7 +786,7 @@ static void on_packet(struct load *L, struct conn *c,
 static void conn_parse(struct load *L, struct conn *c, uint64_t now)
 {
 	while (c->state != ST_DEAD && buf_len(&c->in) > 0) {
-		const uint8_t *b = c->in.p + c->in.head;
+		const uint8_t *b;
 		struct mqtt_fixed fh;
 		struct mqtt_packet p;
 		struct mqtt_error err;
@@ -1033,18 +1045,26 @@ static void stop_run(struct load *L, uint64_t now)
 	getrusage(RUSAGE_SELF, &L->ru1);
 }
 
-/* Whether the tail is complete: everything sent, acked and delivered. */
-static bool drained(const struct load *L, uint64_t now)
+/*
+ * Whether the run is over: everything sent, acked and delivered, or
+ * everything sent and acked and nothing arrived for a while (the rest is
+ * lost), or the drain timeout passed.
+ */
+static bool drained(struct load *L, uint64_t now)
 {
 	unsigned i;
 
+	L->tail = TAIL_TIMEOUT;
+	if (now >= L->t_drain_end)
+		return true;
 	for (i = 0; i < L->o.pubs; i++)
 		if (L->c[i].state != ST_DEAD &&
 		    (buf_len(&L->c[i].out) > 0 || L->c[i].inflight > 0))
 			return false;
+	L->tail = TAIL_COMPLETE;
 	if (L->st.delivered >= expected_deliveries(L))
 		return true;
-	/* Nothing more is coming: count the rest as lost. */
+	L->tail = TAIL_IDLE;
 	return now - L->t_last_rx >= IDLE_NS;
 }
 
@@ -1084,7 +1104,7 @@ static int advance(struct load *L, uint64_t now)
 		}
 		break;
 	case PH_DRAIN:
-		if (now >= L->t_drain_end || drained(L, now))
+		if (drained(L, now))
 			stop_run(L, now);
 		break;
 	case PH_DONE: break;
@@ -1213,7 +1233,7 @@ static void report(const struct load *L)
 	                                               : L->t_stop;
 	double elapsed = (double)(end - L->t_start) / NS_PER_S;
 	double sent_s = o->duration;
-	double rate, lost, bcpu = -1, ccpu, lat[5];
+	double rate, total_rate, lost, bcpu = -1, ccpu, lat[5];
 	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
 	unsigned i;
 
@@ -1224,7 +1244,8 @@ static void report(const struct load *L)
 	expected = expected_deliveries(L);
 	lost = expected > L->st.delivered ? (double)(expected - L->st.delivered)
 	                                  : 0;
-	rate = elapsed > 0 ? (double)L->st.delivered / elapsed : 0;
+	rate = (double)L->st.in_window / o->duration;
+	total_rate = elapsed > 0 ? (double)L->st.delivered / elapsed : 0;
 	ccpu = tv_us(&L->ru0.ru_utime, &L->ru1.ru_utime) +
 	       tv_us(&L->ru0.ru_stime, &L->ru1.ru_stime);
 	ccpu = L->st.delivered ? ccpu / (double)L->st.delivered : 0;
@@ -1242,9 +1263,10 @@ static void report(const struct load *L)
 	       o->payload, o->duration, o->rate > 0 ? "limited" : "max");
 	printf("  published   %" PRIu64 " (%.0f/s), %" PRIu64 " acked\n",
 	       published, (double)published / sent_s, completed);
-	printf("  delivered   %" PRIu64 " of %" PRIu64 " expected, %.0f/s "
-	       "over %.2f s\n",
-	       L->st.delivered, expected, rate, elapsed);
+	printf("  delivered   %" PRIu64 " of %" PRIu64 " expected; %.0f/s "
+	       "while publishing, %.0f/s over %.2f s; tail %s\n",
+	       L->st.delivered, expected, rate, total_rate, elapsed,
+	       tail_names[L->tail]);
 	printf("  lost %.0f  duplicates %" PRIu64 "  reordered %" PRIu64
 	       "  late %" PRIu64 "  foreign %" PRIu64 "  errors %" PRIu64 "\n",
 	       lost, L->st.duplicates, L->st.reordered, L->st.late,
@@ -1259,8 +1281,9 @@ static void report(const struct load *L)
 	       ",\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64
 	       ",\"lost\":%.0f,\"duplicates\":%" PRIu64
 	       ",\"reordered\":%" PRIu64 ",\"late\":%" PRIu64
-	       ",\"errors\":%" PRIu64 ",\"elapsed_s\":%.3f,"
-	       "\"delivered_per_s\":%.1f,\"lat_p50_us\":%.1f,"
+	       ",\"errors\":%" PRIu64 ",\"tail\":\"%s\",\"elapsed_s\":%.3f,"
+	       "\"delivered_per_s\":%.1f,\"delivered_per_s_total\":%.1f,"
+	       "\"lat_p50_us\":%.1f,"
 	       "\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,"
 	       "\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"broker_cpu_us_per_msg\":%.3f,"
@@ -1268,8 +1291,8 @@ static void report(const struct load *L)
 	       o->version, o->qos, o->pubs, o->subs, o->payload, o->duration,
 	       o->rate, published, completed, expected, L->st.delivered, lost,
 	       L->st.duplicates, L->st.reordered, L->st.late, L->st.errors,
-	       elapsed, rate, lat[0], lat[1], lat[2], lat[3], lat[4], bcpu,
-	       ccpu);
+	       tail_names[L->tail], elapsed, rate, total_rate, lat[0], lat[1],
+	       lat[2], lat[3], lat[4], bcpu, ccpu);
 }
 
 /* Sets up connections; counts, for each publisher, matching subscribers. */

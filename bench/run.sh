@@ -189,6 +189,18 @@ ratio() {
 		b <= 0 || a < 0) print "-"; else printf "%.2f×", a / b }'
 }
 
+# lost LETTER KIND: the largest loss over the repetitions, marked with a
+# dagger when a run's drain timed out with messages still on their way.
+lost() {
+	local n
+	n=$(stats "$1" "$2" lost | cut -d' ' -f3)
+	if grep -qs '"tail":"timeout"' "$WORK/$1.$2".*.json; then
+		echo "$n†"
+	else
+		echo "$n"
+	fi
+}
+
 # cell FORMAT LETTER KIND KEY: "median (min–max)".
 cell() {
 	local s med lo hi
@@ -224,6 +236,10 @@ for f in "$WORK"/*.json; do
 	[ -s "$f" ] || continue
 	name=$(basename "$f" .json)
 	q=$(jget qos "$f")
+	if grep -q '"tail":"timeout"' "$f"; then
+		echo "- $name: drain timed out after $(jget elapsed_s "$f") s" \
+			"with $(jget lost "$f") messages undelivered" >>"$PROBLEMS"
+	fi
 	for k in lost duplicates reordered late errors; do
 		v=$(jget "$k" "$f")
 		[ "$k" = lost ] && [ "$q" = 0 ] && continue
@@ -263,7 +279,7 @@ table() {
 				"| $(cell fmt_cpu "$letter" "$kind" broker_cpu_us_per_msg)" \
 				"| $(fmt_lat "$(stats "$letter" "$kind" lat_p50_us | cut -d' ' -f1)")" \
 				"| $(fmt_lat "$(stats "$letter" "$kind" lat_p99_us | cut -d' ' -f1)")" \
-				"| $(stats "$letter" "$kind" lost | cut -d' ' -f3) |"
+				"| $(lost "$letter" "$kind") |"
 		done
 		mt=$(stats "$letter" ternd delivered_per_s | cut -d' ' -f1)
 		mm=$(stats "$letter" mosquitto delivered_per_s | cut -d' ' -f1)
@@ -273,9 +289,18 @@ table() {
 			"| **$(ratio "$ct" "$cm")** | | | |"
 	done
 	echo
-	echo "Latency is end to end (publisher send to subscriber receive)." \
-		"At max rate it is mostly queueing in socket buffers and the" \
-		"broker, so compare it only in (d) and (e)."
+	echo "Delivered msg/s counts messages that reached subscribers while" \
+		"publishers were publishing. Broker CPU is the broker's" \
+		"utime+stime from the start of publishing to the end of the" \
+		"drain, per delivered message. Latency is end to end" \
+		"(publisher send to subscriber receive); at max rate it is" \
+		"mostly queueing in socket buffers and the broker, so compare" \
+		"it only in (d) and (e). Lost counts messages published but" \
+		"never delivered (QoS 0 may be dropped under overload; above" \
+		"QoS 0 only queue overflow may drop, which the broker counts in" \
+		"\$SYS/broker/publish/messages/dropped); † marks runs whose drain" \
+		"timed out with messages still arriving, whose count includes" \
+		"messages that were queued, not dropped."
 	if [ -s "$PROBLEMS" ]; then
 		echo
 		echo "## Problems"

@@ -9,7 +9,7 @@
 #include "broker/passwd.h"
 
 int auth_load(const struct config *cfg, struct auth **out, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	struct auth *a = calloc(1, sizeof(*a));
 	int rc;
@@ -34,8 +34,8 @@ fail:
 
 void auth_unref(struct auth *a)
 {
-	if (!a || atomic_fetch_sub_explicit(&a->refs, 1,
-					    memory_order_acq_rel) != 1)
+	if (!a ||
+	    atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	passwd_free(a->pw);
 	acl_free(a->acl);
@@ -43,23 +43,22 @@ void auth_unref(struct auth *a)
 }
 
 enum auth_result auth_connect(const struct auth *a, const char *username,
-			      const uint8_t *password, size_t pwlen,
-			      bool has_password)
+                              const uint8_t *password, size_t pwlen,
+                              bool has_password)
 {
 	if (!username)
 		return a->allow_anonymous ? AUTH_OK : AUTH_NOT_AUTHORIZED;
 	if (!a->pw)
 		return a->allow_anonymous ? AUTH_OK : AUTH_NOT_AUTHORIZED;
 	/* passwd_check spends the same time on unknown users. */
-	if (!has_password ||
-	    !passwd_check(a->pw, username, password, pwlen))
+	if (!has_password || !passwd_check(a->pw, username, password, pwlen))
 		return AUTH_BAD_CREDENTIALS;
 	return AUTH_OK;
 }
 
 bool auth_allows(const struct auth *a, const char *client_id,
-		 const char *username, const char *topic, size_t len,
-		 int access)
+                 const char *username, const char *topic, size_t len,
+                 int access)
 {
 	if (!a)
 		return false; /* no snapshot yet: fail closed */

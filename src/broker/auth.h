@@ -37,7 +37,7 @@ enum auth_result {
  * reference), or TERN_ECONFIG / TERN_ENOMEM with a message in err.
  */
 int auth_load(const struct config *cfg, struct auth **out, char *err,
-	      size_t errlen);
+              size_t errlen);
 
 static inline struct auth *auth_ref(struct auth *a)
 {
@@ -54,15 +54,15 @@ void auth_unref(struct auth *a);
  * file and with anonymous access refused, nobody is let in (fail closed).
  */
 enum auth_result auth_connect(const struct auth *a, const char *username,
-			      const uint8_t *password, size_t pwlen,
-			      bool has_password);
+                              const uint8_t *password, size_t pwlen,
+                              bool has_password);
 
 /*
  * Whether the client may act on topic: `access` is ACL_READ, ACL_WRITE or
  * ACL_SUBSCRIBE (acl.h). Always true without an ACL file.
  */
 bool auth_allows(const struct auth *a, const char *client_id,
-		 const char *username, const char *topic, size_t len,
-		 int access);
+                 const char *username, const char *topic, size_t len,
+                 int access);
 
 #endif

@@ -17,8 +17,8 @@
 #include "broker/subs.h"
 #include "broker/worker.h"
 
-int broker_init(struct broker *b, const struct config *cfg,
-		struct auth *auth, int nworkers)
+int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
+                int nworkers)
 {
 	int i;
 
@@ -31,8 +31,8 @@ int broker_init(struct broker *b, const struct config *cfg,
 	b->subs = subs_new();
 	b->retain = retain_new();
 	b->workers = calloc((size_t)nworkers, sizeof(*b->workers));
-	b->listener_conns = calloc(cfg->nlisteners + 1,
-				   sizeof(*b->listener_conns));
+	b->listener_conns =
+	        calloc(cfg->nlisteners + 1, sizeof(*b->listener_conns));
 	if (!b->subs || !b->retain || !b->workers || !b->listener_conns)
 		return TERN_ENOMEM;
 	for (i = 0; i < nworkers; i++) {

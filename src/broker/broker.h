@@ -88,8 +88,8 @@ struct broker {
  * listener socket for every worker, so port conflicts are reported here.
  * Returns 0 or a negative TERN_E* code with a message logged.
  */
-int broker_init(struct broker *b, const struct config *cfg,
-		struct auth *auth, int nworkers);
+int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
+                int nworkers);
 
 /* Starts the worker threads. Returns 0 or TERN_EIO. */
 int broker_start(struct broker *b);
@@ -104,9 +104,13 @@ void broker_stop(struct broker *b);
 /*
  * Routes a message to every matching subscriber; takes no ownership of m.
  * `w` is the calling worker (for same-thread fast paths). Stores retained
- * messages when m->retain. Returns the number of subscribers matched.
+ * messages when m->retain. If `backlog` is not NULL and an online
+ * subscriber's queue is backlogged, *backlog gets a reference to one such
+ * session (the caller holds the publisher back until it drains). Returns
+ * the number of subscriptions matched.
  */
-int broker_publish(struct broker *b, struct worker *w, struct msg *m);
+int broker_publish(struct broker *b, struct worker *w, struct msg *m,
+                   struct session **backlog);
 
 /* Messages of a leaving shared-subscription member, to hand on. */
 struct redeliver {

@@ -61,6 +61,7 @@ static void conn_unref_msg(void *ref)
 }
 
 static void conn_on_io(struct loop_io *io, uint32_t events);
+static void conn_unthrottle(struct conn *c);
 
 void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
                  const char *peer, const char *host)
@@ -363,7 +364,7 @@ static int conn_parse(struct conn *c)
 	size_t off = 0;
 	int rc = 0;
 
-	while (c->state != CONN_CLOSED && off < c->rlen) {
+	while (c->state != CONN_CLOSED && !c->throttled && off < c->rlen) {
 		struct mqtt_fixed fh;
 		int hl = mqtt_fixed_header(c->rbuf + off, c->rlen - off, &fh);
 
@@ -421,7 +422,9 @@ static void conn_on_readable(struct conn *c)
 {
 	int i;
 
-	for (i = 0; i < CONN_READS_PER_EVENT && c->state != CONN_CLOSED; i++) {
+	for (i = 0; i < CONN_READS_PER_EVENT && c->state != CONN_CLOSED &&
+	            !c->throttled;
+	     i++) {
 		size_t room;
 		ssize_t n;
 
@@ -627,6 +630,8 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 		        c->peer, why);
 	}
 	c->state = CONN_CLOSED;
+	if (c->throttled)
+		conn_unthrottle(c);
 	will = conn_detach(c, &rl);
 	loop_del(w->loop, &c->io);
 	shutdown(c->io.fd, SHUT_RDWR);
@@ -646,7 +651,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	if (rl.n)
 		route_redeliver(b, w, &rl);
 	if (will) {
-		broker_publish(b, w, will);
+		broker_publish(b, w, will, NULL);
 		msg_unref(will);
 	}
 }
@@ -665,6 +670,64 @@ void conn_free(struct conn *c)
 	free(c->client_id);
 	free(c->username);
 	free(c);
+}
+
+/* How long a publisher may be held back for one backlogged consumer; one
+ * that does not drain in that time is marked slow for CONN_SLOW_MS and
+ * no longer holds publishers back (it gets drops at its bound instead). */
+#define CONN_THROTTLE_MS 100
+#define CONN_SLOW_MS     1000
+
+void conn_throttle(struct conn *c, struct session *s)
+{
+	struct worker *w = c->w;
+
+	if (c->throttled || c->state != CONN_ACTIVE) {
+		session_unref(s);
+		return;
+	}
+	c->throttled = true;
+	c->throttle_s = s;
+	c->throttle_until = clock_ms() + CONN_THROTTLE_MS;
+	loop_modify(w->loop, &c->io, c->io.events & ~(uint32_t)EPOLLIN);
+	c->throttle_next = w->throttled;
+	w->throttled = c;
+}
+
+/* Unlinks c from the worker's throttled list and drops the session. */
+static void conn_unthrottle(struct conn *c)
+{
+	struct conn **pp;
+
+	for (pp = &c->w->throttled; *pp; pp = &(*pp)->throttle_next)
+		if (*pp == c) {
+			*pp = c->throttle_next;
+			break;
+		}
+	c->throttled = false;
+	c->throttle_next = NULL;
+	session_unref(c->throttle_s);
+	c->throttle_s = NULL;
+}
+
+bool conn_check_throttle(struct conn *c, uint64_t now)
+{
+	struct session *s = c->throttle_s;
+	bool drained;
+
+	pthread_mutex_lock(&s->mu);
+	drained = !s->w || session_drained(c->w->b, s);
+	if (!drained && now >= c->throttle_until)
+		s->slow_until = now + CONN_SLOW_MS;
+	pthread_mutex_unlock(&s->mu);
+	if (!drained && now < c->throttle_until)
+		return false;
+	conn_unthrottle(c);
+	loop_modify(c->w->loop, &c->io, c->io.events | EPOLLIN);
+	/* Packets read before the pause are still buffered. */
+	if (c->rlen)
+		conn_parse(c);
+	return true;
 }
 
 void conn_check_timeouts(struct conn *c, uint64_t now)

@@ -73,6 +73,13 @@ struct conn {
 	char *alias_out[CONN_ALIAS_OUT_MAX + 1];
 	uint16_t nalias_out;
 
+	/* Back-pressure: reading paused until throttle_s drains or
+	 * throttle_until passes (worker_check_throttled). */
+	bool throttled;
+	struct session *throttle_s;
+	uint64_t throttle_until;
+	struct conn *throttle_next;
+
 	struct msg *will;
 	uint32_t will_delay;
 	bool will_now; /* DISCONNECT 0x04: publish the will */
@@ -129,6 +136,21 @@ int conn_flush(struct conn *c);
  * NULL (nothing locked).
  */
 struct session *conn_session_lock(struct conn *c);
+
+/*
+ * Holds back a publisher whose messages fill the queue of session s (a
+ * reference moves to c): reading stops until s drains or a short deadline
+ * passes, so a fast publisher is slowed to its consumers' pace instead of
+ * overflowing their queues. Owning worker only.
+ */
+void conn_throttle(struct conn *c, struct session *s);
+
+/*
+ * Checks a throttled connection: resumes reading (and parses what is
+ * buffered) once its session drained or the deadline passed. Returns true
+ * when it was resumed.
+ */
+bool conn_check_throttle(struct conn *c, uint64_t now);
 
 /* Per-tick check of deadlines (CONNECT deadline, keepalive). */
 void conn_check_timeouts(struct conn *c, uint64_t now);

@@ -136,19 +136,19 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 
 	if (cn->props.present & MQTT_PBIT(MQTT_PROP_AUTH_METHOD))
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-				      MQTT_RC_BAD_AUTH_METHOD,
-				      "unsupported authentication method");
+		                      MQTT_RC_BAD_AUTH_METHOD,
+		                      "unsupported authentication method");
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
 	r = auth_connect(c->w->auth, c->username, cn->password.p,
-			 cn->password.len, cn->has_password);
+	                 cn->password.len, cn->has_password);
 	if (r == AUTH_BAD_CREDENTIALS)
 		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
-				      MQTT_RC_BAD_USER_OR_PASSWORD,
-				      "bad username or password");
+		                      MQTT_RC_BAD_USER_OR_PASSWORD,
+		                      "bad username or password");
 	if (r == AUTH_NOT_AUTHORIZED)
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
-				      MQTT_RC_NOT_AUTHORIZED, "not authorised");
+		                      MQTT_RC_NOT_AUTHORIZED, "not authorised");
 	return 0;
 }
 
@@ -375,7 +375,7 @@ int handle_connect(struct conn *c, struct mqtt_packet *p)
 		        c->username ? c->username : "", c->username ? "'" : "",
 		        conn_transport_name(c->transport));
 	if (stale_will) {
-		broker_publish(b, c->w, stale_will);
+		broker_publish(b, c->w, stale_will, NULL);
 		msg_unref(stale_will);
 	}
 	return 0;

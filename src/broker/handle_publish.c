@@ -101,6 +101,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	const struct mqtt_publish *pub = &p->u.publish;
 	struct broker *b = c->w->b;
 	uint32_t limit = b->cfg->message_size_limit;
+	struct session *backlog = NULL;
 	const char *topic;
 	size_t tlen;
 	struct msg *m;
@@ -117,14 +118,14 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	if (!(topic = publish_topic(c, pub, &tlen)))
 		return TERN_EPROTO;
 	if (!auth_allows(c->w->auth, c->client_id, c->username, topic, tlen,
-			 ACL_WRITE)) {
+	                 ACL_WRITE)) {
 		/* v5 tells the publisher (0x87); v3 has no way to, so the
 		 * message is acknowledged and dropped, as Mosquitto does. */
 		log_msg(LOG_NOTICE, "Denied PUBLISH from %s to %.*s.",
-			c->client_id, (int)tlen, topic);
+		        c->client_id, (int)tlen, topic);
 		STAT_ADD(b, pub_dropped, 1);
 		publish_ack(c, pub,
-			    c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+		            c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0);
 		return 0;
 	}
 	if (limit && pub->payload_len > limit) {
@@ -148,9 +149,11 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return TERN_ENOMEM;
 	}
-	broker_publish(b, c->w, m);
+	broker_publish(b, c->w, m, &backlog);
 	msg_unref(m);
 	publish_ack(c, pub, 0);
+	if (backlog)
+		conn_throttle(c, backlog);
 	return 0;
 }
 

@@ -36,7 +36,7 @@ static void sub_on_retained(void *ctx, struct msg *m)
 
 	if (msg_expired(m, r->now, NULL) ||
 	    !auth_allows(r->c->w->auth, r->c->client_id, r->c->username,
-			 m->topic, m->topic_len, ACL_READ))
+	                 m->topic, m->topic_len, ACL_READ))
 		return;
 	if (r->sub_id) {
 		ids = malloc(sizeof(*ids));
@@ -63,13 +63,13 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 	shared = mqtt_share_split(e->filter.p, e->filter.len, &group, &inner);
 	*send_retained = false;
 	if (!auth_allows(c->w->auth, c->client_id, c->username,
-			 (const char *)e->filter.p, e->filter.len,
-			 ACL_SUBSCRIBE)) {
+	                 (const char *)e->filter.p, e->filter.len,
+	                 ACL_SUBSCRIBE)) {
 		log_msg(LOG_NOTICE, "Denied SUBSCRIBE from %s to %.*s.",
-			c->client_id, (int)e->filter.len,
-			(const char *)e->filter.p);
+		        c->client_id, (int)e->filter.len,
+		        (const char *)e->filter.p);
 		return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED
-					     : MQTT_RC_UNSPECIFIED;
+		                             : MQTT_RC_UNSPECIFIED;
 	}
 	rec = session_sub_put(s, (const char *)e->filter.p, e->filter.len,
 	                      &added);

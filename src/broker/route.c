@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "broker/acl.h"
@@ -80,29 +81,34 @@ static int match_cmp(const void *a, const void *b)
 	return (int)x->shared - (int)y->shared;
 }
 
-/* Delivers m to one session with the merged options of its matches. */
-static void route_deliver(struct broker *b, struct worker *self,
+/*
+ * Delivers m to one session with the merged options of its matches.
+ * Returns true when the session is online and its queue is backlogged, so
+ * the publisher should be held back (see conn_throttle).
+ */
+static bool route_deliver(struct broker *b, struct worker *self,
                           struct session *s, struct msg *m, uint8_t qos,
                           bool retain, bool shared, uint32_t *ids,
                           uint16_t nids)
 {
 	struct worker *owner;
+	bool backlog;
 
 	pthread_mutex_lock(&s->mu);
 	owner = s->w;
 	/* Read access is checked at every delivery, so an ACL reload applies
 	 * to existing subscriptions too. */
 	if (self && !auth_allows(self->auth, s->client_id, s->username,
-				 m->topic, m->topic_len, ACL_READ)) {
+	                         m->topic, m->topic_len, ACL_READ)) {
 		pthread_mutex_unlock(&s->mu);
 		free(ids);
-		return;
+		return false;
 	}
 	if (!owner && qos == 0) {
 		/* QoS 0 is not queued for offline sessions (as Mosquitto). */
 		pthread_mutex_unlock(&s->mu);
 		free(ids);
-		return;
+		return false;
 	}
 	if (session_enqueue(b, s, m, qos, retain, shared, ids, nids) != 0) {
 		pthread_mutex_unlock(&s->mu);
@@ -110,19 +116,19 @@ static void route_deliver(struct broker *b, struct worker *self,
 			log_msg(LOG_DEBUG,
 			        "Queue full for %s; message dropped.",
 			        s->client_id);
-		return;
+		return false;
 	}
-	if (owner == self) {
+	if (owner == self)
 		conn_pump_locked(s->conn, s);
-		owner = NULL;
-	}
+	backlog = owner && session_backlogged(b, s, clock_ms());
 	pthread_mutex_unlock(&s->mu);
-	if (owner && !atomic_exchange(&s->ready, true))
+	if (owner && owner != self && !atomic_exchange(&s->ready, true))
 		worker_post_pump(owner, s);
+	return backlog;
 }
 
 /* Merges the matches v[0..n) of one session and delivers. */
-static void route_group(struct broker *b, struct worker *self, struct msg *m,
+static bool route_group(struct broker *b, struct worker *self, struct msg *m,
                         struct match *v, size_t n)
 {
 	uint8_t qos = 0;
@@ -149,10 +155,12 @@ static void route_group(struct broker *b, struct worker *self, struct msg *m,
 	} else {
 		nids = 0;
 	}
-	route_deliver(b, self, v[0].s, m, qos, retain, v[0].shared, ids, nids);
+	return route_deliver(b, self, v[0].s, m, qos, retain, v[0].shared, ids,
+	                     nids);
 }
 
-int broker_publish(struct broker *b, struct worker *self, struct msg *m)
+int broker_publish(struct broker *b, struct worker *self, struct msg *m,
+                   struct session **backlog)
 {
 	static const struct subs_visitor visitor = {route_on_match,
 	                                            route_accept_shared};
@@ -176,7 +184,9 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m)
 			while (j < r.n && r.v[j].s == r.v[i].s &&
 			       !r.v[j].shared)
 				j++;
-		route_group(b, self, m, &r.v[i], j - i);
+		if (route_group(b, self, m, &r.v[i], j - i) && backlog &&
+		    !*backlog)
+			*backlog = session_ref(r.v[i].s);
 	}
 	for (i = 0; i < r.n; i++)
 		session_unref(r.v[i].s);

@@ -275,6 +275,38 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	return 0;
 }
 
+/* Queue length (messages) at which back-pressure starts. */
+#define SESSION_HIGH_WATER 1000u
+
+static uint32_t session_high_water(const struct broker *b)
+{
+	int max = b->cfg->max_queued_messages;
+
+	uint32_t hw = max > 0 ? (uint32_t)(max + 1) / 2 : SESSION_HIGH_WATER;
+
+	/* A deeper queue only adds latency once the consumer is busy. */
+	return hw < SESSION_HIGH_WATER ? hw : SESSION_HIGH_WATER;
+}
+
+bool session_backlogged(const struct broker *b, const struct session *s,
+                        uint64_t now)
+{
+	uint64_t maxb = b->cfg->max_queued_bytes;
+
+	if (now < s->slow_until)
+		return false;
+	return s->qlen > session_high_water(b) ||
+	       (maxb && s->qbytes > maxb / 2);
+}
+
+bool session_drained(const struct broker *b, const struct session *s)
+{
+	uint64_t maxb = b->cfg->max_queued_bytes;
+
+	return s->qlen <= session_high_water(b) &&
+	       (!maxb || s->qbytes <= maxb / 2);
+}
+
 bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out)
 {
 	if (!s->qlen)

@@ -92,6 +92,9 @@ struct session {
 	uint64_t will_at;
 
 	atomic_bool ready; /* on some worker's ready list */
+	/* Publishers are not held back for this session before this time
+	 * (clock_ms): it did not drain when last asked to. Under mu. */
+	uint64_t slow_until;
 };
 
 /* Creates a detached session with one reference. NULL on OOM. */
@@ -148,6 +151,17 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
  * Returns false when the queue is empty. Caller holds s->mu.
  */
 bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out);
+
+/*
+ * Back-pressure thresholds (caller holds s->mu). A session is backlogged
+ * when its queue is above half its bound (max_queued_messages or
+ * max_queued_bytes), at most 1000 messages, and it has not been
+ * marked slow; it has drained once it is back at or below that mark, so
+ * the queue stays near half its bound while the consumer keeps pace.
+ */
+bool session_backlogged(const struct broker *b, const struct session *s,
+                        uint64_t now);
+bool session_drained(const struct broker *b, const struct session *s);
 
 /* Allocates a packet id not in flight (caller holds s->mu). */
 uint16_t session_next_pid(struct session *s);

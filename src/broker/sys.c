@@ -31,7 +31,7 @@ static void sys_put(struct broker *b, struct worker *w, uint64_t now,
 
 	if (!m)
 		return;
-	broker_publish(b, w, m);
+	broker_publish(b, w, m, NULL);
 	msg_unref(m);
 }
 
@@ -225,7 +225,7 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 	if (rl.n)
 		route_redeliver(b, w, &rl);
 	for (i = 0; i < wills.n; i++) {
-		broker_publish(b, w, wills.v[i]);
+		broker_publish(b, w, wills.v[i], NULL);
 		msg_unref(wills.v[i]);
 	}
 	free(wills.v);

@@ -28,22 +28,22 @@
 /* Whether a new connection would exceed max_connections (global or of its
  * listener); logs the refusal. */
 static bool worker_over_limit(struct broker *b, const struct listener_sock *ls,
-			      const char *peer)
+                              const char *peer)
 {
 	int global = b->cfg->max_connections, local = ls->cfg->max_connections;
 
 	if (global >= 0 && atomic_load(&b->st.connections) >= global) {
 		log_msg(LOG_NOTICE,
-			"Connection from %s refused: max_connections (%d) "
-			"reached.",
-			peer, global);
+		        "Connection from %s refused: max_connections (%d) "
+		        "reached.",
+		        peer, global);
 		return true;
 	}
 	if (local >= 0 && atomic_load(&b->listener_conns[ls->index]) >= local) {
 		log_msg(LOG_NOTICE,
-			"Connection from %s refused: max_connections (%d) of "
-			"the listener on port %u reached.",
-			peer, local, ls->port);
+		        "Connection from %s refused: max_connections (%d) of "
+		        "the listener on port %u reached.",
+		        peer, local, ls->port);
 		return true;
 	}
 	return false;
@@ -328,6 +328,17 @@ static void worker_refresh_auth(struct worker *w)
 	w->auth_gen = gen;
 }
 
+/* Resumes held-back publishers whose consumers drained. */
+static void worker_check_throttled(struct worker *w, uint64_t now)
+{
+	struct conn *c = w->throttled, *next;
+
+	for (; c; c = next) {
+		next = c->throttle_next;
+		conn_check_throttle(c, now);
+	}
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -340,6 +351,10 @@ void *worker_main(void *arg)
 		uint64_t now = clock_ms();
 		int timeout =
 		        now >= w->next_tick ? 0 : (int)(w->next_tick - now);
+
+		/* Held-back publishers are re-checked every millisecond. */
+		if (w->throttled && timeout > 1)
+			timeout = 1;
 
 		if (loop_run_once(w->loop, timeout) < 0) {
 			log_msg(LOG_ERR, "epoll_wait: %s", strerror(errno));
@@ -354,6 +369,8 @@ void *worker_main(void *arg)
 			w->next_tick = now + WORKER_TICK_MS;
 		}
 		worker_flush_all(w);
+		if (w->throttled)
+			worker_check_throttled(w, clock_ms());
 		worker_free_dead(w);
 	}
 	return NULL;

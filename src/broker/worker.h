@@ -30,7 +30,7 @@ struct listener_sock {
 	const struct listener_cfg *cfg;
 	int transport; /* enum transport_kind */
 	uint16_t port;
-	size_t index;  /* position in config.listeners */
+	size_t index; /* position in config.listeners */
 };
 
 enum inbox_kind {
@@ -57,13 +57,14 @@ struct worker {
 	size_t nconns;
 	struct conn *flush_list; /* connections with output to write */
 	struct conn *dead;       /* closed this iteration, freed at its end */
+	struct conn *throttled;  /* publishers held back (conn_throttle) */
 
 	pthread_mutex_t inbox_mu;
 	struct inbox_item *inbox, *inbox_spare;
 	size_t ninbox, inbox_cap, spare_cap;
 
-	struct auth *auth;   /* snapshot used by this worker */
-	unsigned auth_gen;   /* b->auth_gen it corresponds to */
+	struct auth *auth; /* snapshot used by this worker */
+	unsigned auth_gen; /* b->auth_gen it corresponds to */
 
 	uint64_t next_tick;
 	uint64_t next_sys;
