@@ -93,7 +93,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			char *end;
 			long v = strtol(optarg, &end, 10);
 
-			if (*end || v < 1 || v > 1024) {
+			if (*end || v < 0 || v > 1024) {
 				fprintf(stderr, "ternd: bad --threads '%s'\n",
 				        optarg);
 				return -1;
@@ -138,7 +138,7 @@ static int load_config(struct config *cfg, const struct options *o)
 	}
 	if (config_finish(cfg) != 0)
 		return -1;
-	if (o->threads > 0)
+	if (o->threads >= 0)
 		cfg->threads = o->threads;
 	if (o->verbose)
 		cfg->log_type = LOGT_ALL;
