@@ -1,0 +1,80 @@
+/*
+ * HTTP/1.1 request heads (RFC 9112), parsed in place and pure: the parser
+ * fills a struct whose strings point into the caller's buffer. Used by
+ * WebSocket listeners for the upgrade to MQTT and for plain GETs (the web
+ * client, /healthz, /metrics).
+ */
+#ifndef TERN_HTTP_HTTP_H
+#define TERN_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_str {
+	const char *p; /* into the request buffer, not NUL-terminated */
+	size_t len;
+};
+
+struct http_header {
+	struct http_str name;
+	struct http_str value; /* surrounding whitespace trimmed */
+};
+
+struct http_request {
+	struct http_str method;
+	struct http_str target; /* request-target as sent ("/mqtt?x=1") */
+	struct http_str path;   /* target without the query */
+	struct http_str query;  /* after '?', may be empty */
+	int minor;              /* HTTP/1.<minor> */
+	struct http_header *headers; /* caller's array */
+	size_t nheaders;
+};
+
+/*
+ * Parses the request head at buf[0..len). `headers` (capacity max_headers)
+ * receives the header fields. Returns the head's length (through the empty
+ * line) when complete, TERN_EAGAIN when the empty line has not arrived,
+ * TERN_EMALFORMED for a malformed head (-> 400), TERN_ETOOBIG for more
+ * than max_headers fields (-> 431), TERN_EVERSION for an HTTP version other
+ * than 1.0/1.1 (-> 505). Obsolete line folding is malformed. NUL and bare
+ * CR are malformed. Does not limit the head's size: the caller does (431).
+ */
+int http_parse_request(const char *buf, size_t len, struct http_request *req,
+		       struct http_header *headers, size_t max_headers);
+
+/* The first header named `name` (case-insensitive), or NULL. */
+const struct http_header *http_find(const struct http_request *req,
+				    const char *name);
+
+/* How many headers are named `name` (duplicates matter for some). */
+size_t http_count(const struct http_request *req, const char *name);
+
+/*
+ * Whether the comma-separated list `value` (e.g. "keep-alive, Upgrade")
+ * contains `token`, compared case-insensitively, ignoring whitespace.
+ */
+bool http_list_has(struct http_str value, const char *token);
+
+/*
+ * The outcome of checking a WebSocket upgrade request (RFC 6455 §4.2.1).
+ * status 101: accept holds the Sec-WebSocket-Accept value (28 chars + NUL)
+ * and `subprotocol` the chosen one from the client's comma-separated offer
+ * (first of the client's list that is in `supported`, a comma-separated
+ * list such as "mqtt,mqttv3.1"), or len 0 when none was offered.
+ * Otherwise status is 400 (missing/invalid Upgrade, Connection, key), 405
+ * (not GET), 426 (Sec-WebSocket-Version not 13: answer with
+ * "Sec-WebSocket-Version: 13"), or 400 when subprotocols were offered but
+ * none is supported; `why` is a static sentence for the log.
+ */
+struct ws_upgrade {
+	int status;
+	char accept[29];
+	struct http_str subprotocol;
+	const char *why;
+};
+
+void http_ws_upgrade(const struct http_request *req, const char *supported,
+		     struct ws_upgrade *out);
+
+#endif
