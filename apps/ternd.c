@@ -151,14 +151,20 @@ static int check_supported(const struct config *cfg)
 {
 	size_t i;
 
-	for (i = 0; i < cfg->nlisteners; i++)
-		if (cfg->listeners[i].protocol != PROTO_MQTT) {
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct listener_cfg *l = &cfg->listeners[i];
+		const char *key = l->ws_compression    ? "ws_compression"
+		                  : l->proxy_protocol  ? "proxy_protocol"
+		                  : l->trusted_proxies ? "trusted_proxies"
+		                                       : NULL;
+
+		if (key) {
 			fprintf(stderr,
-			        "ternd: listener %u: protocol "
-			        "websockets is not supported yet\n",
-			        cfg->listeners[i].port);
+			        "ternd: listener %u: %s is not supported yet\n",
+			        l->port, key);
 			return -1;
 		}
+	}
 	return 0;
 }
 
@@ -191,8 +197,15 @@ static void print_urls(const struct config *cfg)
 	for (i = 0; i < cfg->nlisteners; i++) {
 		const struct listener_cfg *l = &cfg->listeners[i];
 		const char *host = l->bind ? l->bind : "localhost";
+		bool v6 = strchr(host, ':') != NULL;
 
-		log_msg(LOG_NOTICE, "Listening: mqtt://%s:%u", host, l->port);
+		if (l->protocol == PROTO_WEBSOCKETS)
+			log_msg(LOG_NOTICE, "Listening: ws://%s%s%s:%u%s",
+			        v6 ? "[" : "", host, v6 ? "]" : "", l->port,
+			        l->ws_paths ? "" : "/mqtt");
+		else
+			log_msg(LOG_NOTICE, "Listening: mqtt://%s%s%s:%u",
+			        v6 ? "[" : "", host, v6 ? "]" : "", l->port);
 	}
 	if (cfg->local_only)
 		log_msg(LOG_NOTICE,

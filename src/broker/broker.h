@@ -23,6 +23,17 @@ struct auth;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
 
+/* Why a WebSocket handshake failed (counted per cause). */
+enum ws_fail_cause {
+	WSF_REQUEST = 0, /* malformed or oversized request, bad key, not GET */
+	WSF_VERSION,     /* Sec-WebSocket-Version is not 13 */
+	WSF_PATH,        /* not one of the listener's paths */
+	WSF_ORIGIN,      /* Origin not allowed */
+	WSF_SUBPROTOCOL, /* offered subprotocols, none supported */
+	WSF_TIMEOUT,     /* handshake not done before the deadline */
+	WSF_COUNT,
+};
+
 /* Counters for $SYS and metrics; relaxed atomics, written by any worker. */
 struct broker_stats {
 	atomic_uint_fast64_t msgs_received; /* all packets */
@@ -38,6 +49,12 @@ struct broker_stats {
 	atomic_int_fast64_t sessions_offline;    /* persistent, disconnected */
 	atomic_int_fast64_t connections;         /* open sockets */
 	atomic_int_fast64_t transport_connected[TR_COUNT];
+	atomic_uint_fast64_t ws_upgrades; /* handshakes completed */
+	atomic_uint_fast64_t ws_handshake_fail[WSF_COUNT];
+	atomic_uint_fast64_t ws_protocol_errors; /* bad frames after upgrade */
+	atomic_uint_fast64_t ws_frames_out;
+	atomic_uint_fast64_t ws_bytes_in; /* payload bytes */
+	atomic_uint_fast64_t ws_bytes_out;
 	atomic_int_fast64_t queued_messages; /* in session queues */
 	atomic_int_fast64_t queued_bytes;
 };

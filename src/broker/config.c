@@ -330,6 +330,7 @@ int config_add_listener(struct config *c, uint16_t port, const char *bind)
 	}
 	c->listeners = l;
 	l += c->nlisteners++;
+	memset(l, 0, sizeof(*l));
 	l->port = port;
 	l->bind = b;
 	l->protocol = PROTO_MQTT;
@@ -596,6 +597,8 @@ static const struct word protocols[] = {
 #define NUM(n, t, T, f, lo, hi) \
 	{.name = n, .type = t, .off = CFG(f, T), .min = lo, .max = hi}
 #define SPECIAL(n, f) {.name = n, .type = T_SPECIAL, .fn = f}
+#define LSTRING(n, f) {.name = n, .type = T_STRING, .scope = S_LISTENER, \
+	.loff = LCFG(f, char *)}
 
 static const struct key keys[] = {
 	SPECIAL("listener", parse_listener),
@@ -633,6 +636,18 @@ static const struct key keys[] = {
 	STRING("persistence_location", persistence_location),
 	NUM("autosave_interval", T_INT, int, autosave_interval, 0, INT_MAX),
 	SPECIAL("per_listener_settings", parse_per_listener),
+	LSTRING("ws_path", ws_paths),
+	LSTRING("ws_subprotocols", ws_subprotocols),
+	LSTRING("ws_origins", ws_origins),
+	LSTRING("http_dir", http_dir),
+	LSTRING("trusted_proxies", trusted_proxies),
+	{.name = "ws_compression", .type = T_BOOL, .scope = S_LISTENER,
+	 .loff = LCFG(ws_compression, bool)},
+	{.name = "proxy_protocol", .type = T_BOOL, .scope = S_LISTENER,
+	 .loff = LCFG(proxy_protocol, bool)},
+	{.name = "ws_max_frame_size", .type = T_U32, .scope = S_LISTENER,
+	 .loff = LCFG(ws_max_frame_size, uint32_t), .min = 0,
+	 .max = UINT32_MAX},
 	SPECIAL("include_dir", parse_include_dir),
 	SPECIAL("user", parse_user),
 };
@@ -827,8 +842,14 @@ void config_free(struct config *c)
 {
 	size_t i;
 
-	for (i = 0; i < c->nlisteners; i++)
+	for (i = 0; i < c->nlisteners; i++) {
 		free(c->listeners[i].bind);
+		free(c->listeners[i].ws_paths);
+		free(c->listeners[i].ws_subprotocols);
+		free(c->listeners[i].ws_origins);
+		free(c->listeners[i].http_dir);
+		free(c->listeners[i].trusted_proxies);
+	}
 	free(c->listeners);
 	free(c->password_file);
 	free(c->acl_file);
@@ -845,8 +866,10 @@ int config_finish(struct config *c)
 		/* Mosquitto 2.0's safe default: nothing configured means
 		 * reachable from this machine only, and then anonymous
 		 * clients are harmless enough to allow. */
-		if (config_add_listener(c, 1883, NULL))
+		if (config_add_listener(c, 1883, NULL) ||
+		    config_add_listener(c, 8083, NULL))
 			return TERN_ENOMEM;
+		c->listeners[1].protocol = PROTO_WEBSOCKETS;
 		c->local_only = true;
 		if (c->allow_anonymous < 0)
 			c->allow_anonymous = 1;

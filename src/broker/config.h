@@ -18,6 +18,19 @@ struct listener_cfg {
 	char *bind;          /* address to bind, NULL = all addresses */
 	int protocol;        /* enum listener_protocol */
 	int max_connections; /* -1 = unlimited */
+
+	/* WebSocket listeners (tern's keys; NULL = default). */
+	char *ws_paths;             /* "/mqtt" or a list: "/mqtt /ws" */
+	char *ws_subprotocols;      /* "mqtt,mqttv3.1" */
+	char *ws_origins;           /* allowed Origin values; NULL = any */
+	bool ws_compression;        /* permessage-deflate offered */
+	uint32_t ws_max_frame_size; /* largest client message; 0 = packet max */
+	char *http_dir; /* static files instead of the built-in ones */
+	/* Any listener: addresses/CIDRs whose X-Forwarded-For, X-Real-IP or
+	 * PROXY header is believed; connections that start with a PROXY
+	 * header. */
+	char *trusted_proxies;
+	bool proxy_protocol;
 };
 
 /* Log type bits for log_type. */

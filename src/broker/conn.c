@@ -21,6 +21,7 @@
 #include "broker/msg.h"
 #include "broker/session.h"
 #include "broker/worker.h"
+#include "net/ws.h"
 
 /* Stop pumping session queues into the socket buffer above this. */
 #define CONN_OQ_HIGH (1u << 20)
@@ -84,7 +85,17 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	outq_init(&c->oq, conn_unref_msg);
+	c->state = CONN_CONNECTING;
+	if (c->transport == TR_WS) {
+		c->state = CONN_HTTP;
+		if (conn_ws_start(c) != 0) {
+			close(fd);
+			free(c);
+			return;
+		}
+	}
 	if (loop_add(w->loop, &c->io, EPOLLIN) != 0) {
+		conn_ws_free(c);
 		close(fd);
 		free(c);
 		return;
@@ -359,7 +370,7 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 }
 
 /* Parses and handles every complete packet in rbuf; keeps the rest. */
-static int conn_parse(struct conn *c)
+int conn_parse(struct conn *c)
 {
 	size_t off = 0;
 	int rc = 0;
@@ -385,7 +396,9 @@ static int conn_parse(struct conn *c)
 			return rc;
 	}
 	if (off) {
-		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		/* Raw WebSocket bytes not yet decoded follow the MQTT
+		 * bytes; they move down too. */
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off + c->rraw);
 		c->rlen -= off;
 	}
 	return 0;
@@ -397,7 +410,7 @@ static int conn_rbuf_room(struct conn *c)
 	size_t ncap;
 	uint8_t *nb;
 
-	if (c->rcap - c->rlen >= 1024)
+	if (c->rcap - c->rlen - c->rraw >= 1024)
 		return 0;
 	ncap = c->rcap ? c->rcap * 2 : 4096;
 	nb = realloc(c->rbuf, ncap);
@@ -411,7 +424,7 @@ static int conn_rbuf_room(struct conn *c)
 /* Shrinks a large idle read buffer so idle connections stay small. */
 static void conn_rbuf_trim(struct conn *c)
 {
-	if (c->rlen == 0 && c->rcap > 65536) {
+	if (c->rlen == 0 && c->rraw == 0 && c->rcap > 65536) {
 		free(c->rbuf);
 		c->rbuf = NULL;
 		c->rcap = 0;
@@ -432,10 +445,10 @@ static void conn_on_readable(struct conn *c)
 			conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
 			return;
 		}
-		room = c->rcap - c->rlen;
+		room = c->rcap - c->rlen - c->rraw;
 		if (room > CONN_READ_CHUNK)
 			room = CONN_READ_CHUNK;
-		n = read(c->io.fd, c->rbuf + c->rlen, room);
+		n = read(c->io.fd, c->rbuf + c->rlen + c->rraw, room);
 		if (n == 0) {
 			conn_close(c, 0, "closed its connection");
 			return;
@@ -446,8 +459,16 @@ static void conn_on_readable(struct conn *c)
 			conn_close(c, 0, strerror(errno));
 			return;
 		}
-		c->rlen += (size_t)n;
 		STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+		if (c->ws) {
+			/* HTTP head or WebSocket frames: decoded into MQTT
+			 * bytes at rlen, or answered by conn_ws_input. */
+			c->rraw += (size_t)n;
+			if (conn_ws_input(c) != 0)
+				return;
+		} else {
+			c->rlen += (size_t)n;
+		}
 		if (conn_parse(c) != 0)
 			return;
 		if ((size_t)n < room)
@@ -460,6 +481,10 @@ int conn_flush(struct conn *c)
 {
 	struct iovec iov[64];
 
+	if (c->ws && conn_ws_frame(c) != 0) {
+		conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return TERN_ENOMEM;
+	}
 	while (c->oq.bytes) {
 		int n = outq_iov(&c->oq, iov, 64);
 		ssize_t w = writev(c->io.fd, iov, n);
@@ -602,7 +627,10 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 		p.u.disconnect.reason = reason;
 		conn_send(c, &p);
 	}
-	/* Best effort: give the DISCONNECT/CONNACK a chance to leave. */
+	/* Best effort: give the DISCONNECT/CONNACK (and the WebSocket close
+	 * frame) a chance to leave. */
+	if (c->ws)
+		conn_ws_close(c, WS_CLOSE_NORMAL);
 	if (c->oq.bytes) {
 		struct iovec iov[64];
 		int n = outq_iov(&c->oq, iov, 64);
@@ -661,6 +689,7 @@ void conn_free(struct conn *c)
 	int i;
 
 	outq_free(&c->oq);
+	conn_ws_free(c);
 	msg_unref(c->will);
 	for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
 		free(c->aliases[i]);
@@ -734,9 +763,16 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 {
 	const struct config *cfg = c->w->b->cfg;
 
-	if (c->state == CONN_CONNECTING) {
-		if (now - c->accepted_at >= cfg->connect_timeout * 1000ull)
-			conn_close(c, 0, "no CONNECT before the deadline");
+	if (c->state == CONN_HTTP || c->state == CONN_CONNECTING) {
+		if (now - c->accepted_at < cfg->connect_timeout * 1000ull)
+			return;
+		if (c->state == CONN_HTTP)
+			STAT_ADD(c->w->b, ws_handshake_fail[WSF_TIMEOUT], 1);
+		conn_close(
+		        c, 0,
+		        c->state == CONN_HTTP
+		                ? "no WebSocket handshake before the deadline"
+		                : "no CONNECT before the deadline");
 		return;
 	}
 	/* MQTT 3.1.2.10: one and a half times the keep alive. */

@@ -29,7 +29,12 @@ struct qmsg;
 struct session;
 struct worker;
 
-enum conn_state { CONN_CONNECTING = 0, CONN_ACTIVE, CONN_CLOSED };
+enum conn_state {
+	CONN_HTTP = 0,   /* WebSocket listener: reading the HTTP request */
+	CONN_CONNECTING, /* waiting for CONNECT */
+	CONN_ACTIVE,
+	CONN_CLOSED,
+};
 
 /* Topic Alias Maximum we grant clients (v5 CONNACK). */
 #define CONN_TOPIC_ALIAS_MAX 32
@@ -47,8 +52,11 @@ struct conn {
 	char peer[SOCK_ADDRSTRLEN]; /* "host:port" */
 	char host[SOCK_ADDRSTRLEN];
 
-	uint8_t *rbuf; /* unparsed input in rbuf[0..rlen) */
-	size_t rlen, rcap;
+	/* Input: MQTT bytes not yet parsed in rbuf[0..rlen), then (WebSocket
+	 * only) rraw raw bytes not yet decoded. */
+	uint8_t *rbuf;
+	size_t rlen, rraw, rcap;
+	struct conn_ws *ws; /* WebSocket state; NULL for plain MQTT */
 	struct outq oq;
 
 	struct conn *next, *prev; /* worker's list */
@@ -126,6 +134,12 @@ int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now);
  */
 void conn_pump_locked(struct conn *c, struct session *s);
 
+/*
+ * Parses and handles every complete MQTT packet in rbuf[0..rlen). Returns 0,
+ * or <0 when the connection was closed.
+ */
+int conn_parse(struct conn *c);
+
 /* Writes as much queued output as the socket takes. Returns 0 or <0 when
  * the connection was closed. */
 int conn_flush(struct conn *c);
@@ -174,6 +188,21 @@ int handle_unsubscribe(struct conn *c, struct mqtt_packet *p);
 int handle_pingreq(struct conn *c, struct mqtt_packet *p);
 int handle_disconnect(struct conn *c, struct mqtt_packet *p);
 int handle_auth(struct conn *c, struct mqtt_packet *p);
+
+/*
+ * WebSocket connections (conn_ws.c). conn_ws_input() handles the rraw raw
+ * bytes: the HTTP upgrade (or a plain HTTP request, answered and closed)
+ * and then frames, whose payload is appended to the MQTT bytes. Returns 0,
+ * or <0 when the connection was closed. conn_ws_frame() wraps the output
+ * queued since the last call in one binary frame (before each write).
+ */
+struct conn_ws;
+int conn_ws_start(struct conn *c);
+int conn_ws_input(struct conn *c);
+int conn_ws_frame(struct conn *c);
+/* Queues a close frame (best effort, at conn_close). */
+void conn_ws_close(struct conn *c, uint16_t code);
+void conn_ws_free(struct conn *c);
 
 /* Name of a transport for logs ("tcp", "ws", ...). */
 const char *conn_transport_name(int transport);

@@ -111,7 +111,8 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 		ls->cfg = lc;
 		ls->index = (size_t)(lc - cfg->listeners);
 		ls->port = lc->port;
-		ls->transport = TR_TCP;
+		ls->transport =
+		        lc->protocol == PROTO_WEBSOCKETS ? TR_WS : TR_TCP;
 		w->nlsocks++;
 		if (loop_add(w->loop, &ls->io, EPOLLIN) != 0)
 			return TERN_EIO;

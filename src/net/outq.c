@@ -22,7 +22,7 @@ void outq_free(struct outq *q)
 	size_t i;
 
 	for (i = q->head; i < q->tail; i++)
-		if (q->ents[i].ref && q->unref)
+		if (q->ents[i].ref && q->ents[i].ref != OUTQ_INLINE && q->unref)
 			q->unref(q->ents[i].ref);
 	free(q->ents);
 	free(q->arena);
@@ -72,7 +72,8 @@ uint8_t *outq_reserve(struct outq *q, size_t n)
 		q->arena_cap = ncap;
 	}
 	last = q->tail > q->head ? &q->ents[q->tail - 1] : NULL;
-	if (last && !last->ref && last->off + last->len == q->arena_len) {
+	if (last && !last->ref && last->off + last->len == q->arena_len &&
+	    (!q->framing || q->unframed_ents > 0)) {
 		last->len += n;
 	} else {
 		if (outq_grow_ents(q) != 0)
@@ -81,9 +82,13 @@ uint8_t *outq_reserve(struct outq *q, size_t n)
 		                                       .base = NULL,
 		                                       .off = q->arena_len,
 		                                       .len = n};
+		if (q->framing)
+			q->unframed_ents++;
 	}
 	q->arena_len += n;
 	q->bytes += n;
+	if (q->framing)
+		q->unframed_bytes += n;
 	return q->arena + q->arena_len - n;
 }
 
@@ -94,8 +99,14 @@ void outq_commit(struct outq *q, size_t reserved, size_t used)
 	q->ents[q->tail - 1].len -= unused;
 	q->arena_len -= unused;
 	q->bytes -= unused;
-	if (q->ents[q->tail - 1].len == 0)
+	if (q->framing)
+		q->unframed_bytes -= unused;
+	/* Only an entry this reservation created can become empty. */
+	if (q->ents[q->tail - 1].len == 0) {
 		q->tail--;
+		if (q->framing)
+			q->unframed_ents--;
+	}
 }
 
 int outq_append(struct outq *q, const void *p, size_t n)
@@ -118,7 +129,41 @@ int outq_append_ref(struct outq *q, void *ref, const void *base, size_t len)
 	q->ents[q->tail++] = (struct outq_ent){
 	        .ref = ref, .base = base, .off = 0, .len = len};
 	q->bytes += len;
+	if (q->framing) {
+		q->unframed_ents++;
+		q->unframed_bytes += len;
+	}
 	return 0;
+}
+
+int outq_frame(struct outq *q, const uint8_t *hdr, size_t n)
+{
+	struct outq_ent *e;
+	size_t pos;
+
+	if (!q->unframed_bytes)
+		return 0;
+	if (outq_grow_ents(q) != 0)
+		return TERN_ENOMEM;
+	/* The unframed entries are the last ones; the header goes first. */
+	pos = q->tail - q->unframed_ents;
+	memmove(&q->ents[pos + 1], &q->ents[pos],
+	        q->unframed_ents * sizeof(*q->ents));
+	e = &q->ents[pos];
+	memset(e, 0, sizeof(*e));
+	e->ref = OUTQ_INLINE;
+	memcpy(e->inl, hdr, n);
+	e->len = n;
+	q->tail++;
+	q->bytes += n;
+	outq_mark(q);
+	return 0;
+}
+
+void outq_mark(struct outq *q)
+{
+	q->unframed_ents = 0;
+	q->unframed_bytes = 0;
 }
 
 int outq_iov(const struct outq *q, struct iovec *iov, int max)
@@ -129,8 +174,12 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max)
 	for (i = q->head; i < q->tail && n < max; i++, n++) {
 		const struct outq_ent *e = &q->ents[i];
 
-		iov[n].iov_base =
-		        (void *)(e->ref ? e->base + e->off : q->arena + e->off);
+		if (e->ref == OUTQ_INLINE)
+			iov[n].iov_base = (void *)(e->inl + e->off);
+		else if (e->ref)
+			iov[n].iov_base = (void *)(e->base + e->off);
+		else
+			iov[n].iov_base = (void *)(q->arena + e->off);
 		iov[n].iov_len = e->len;
 	}
 	return n;
@@ -171,7 +220,7 @@ void outq_consume(struct outq *q, size_t n)
 			break;
 		}
 		n -= e->len;
-		if (e->ref && q->unref)
+		if (e->ref && e->ref != OUTQ_INLINE && q->unref)
 			q->unref(e->ref);
 		q->head++;
 	}

@@ -14,11 +14,15 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+/* outq_ent.ref of an entry whose bytes live in the entry itself (inl). */
+#define OUTQ_INLINE ((void *)1)
+
 struct outq_ent {
 	void *ref; /* reference released after writing; NULL = arena */
 	const uint8_t *base; /* ref's bytes (NULL for arena entries) */
 	size_t off;          /* arena offset, or offset from base */
 	size_t len;
+	uint8_t inl[16]; /* OUTQ_INLINE bytes (a WebSocket frame header) */
 };
 
 struct outq {
@@ -28,6 +32,12 @@ struct outq {
 	size_t arena_len, arena_cap;
 	size_t bytes; /* pending bytes */
 	void (*unref)(void *ref);
+	/* Framing (WebSocket): the last unframed_ents entries, holding
+	 * unframed_bytes, have no frame header yet; appends never merge into
+	 * an entry that already has one. */
+	int framing;
+	size_t unframed_ents;
+	size_t unframed_bytes;
 };
 
 /* Initialises an empty queue; unref releases references (may be NULL). */
@@ -64,6 +74,17 @@ int outq_append_ref(struct outq *q, void *ref, const void *base, size_t len);
  * Returns the number of entries filled.
  */
 int outq_iov(const struct outq *q, struct iovec *iov, int max);
+
+/*
+ * Framing, for transports that wrap the byte stream in frames (WebSocket):
+ * outq_frame() inserts the header hdr[0..n) (n <= 16) in front of every
+ * byte appended since the last outq_frame()/outq_mark(), so a batch of
+ * queued packets leaves as one frame. outq_mark() declares the bytes
+ * appended so far complete as they are (e.g. a control frame written
+ * whole). Returns 0 or TERN_ENOMEM.
+ */
+int outq_frame(struct outq *q, const uint8_t *hdr, size_t n);
+void outq_mark(struct outq *q);
 
 /* Marks n bytes as written, releasing finished references. */
 void outq_consume(struct outq *q, size_t n);

@@ -1,7 +1,7 @@
 // $SYS topics (CONVENTIONS.md), published every sys_interval (1 s here).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker, KIND } from './lib/broker.mjs';
+import { startBroker, KIND, TRANSPORT } from './lib/broker.mjs';
 import { rawConnect } from './lib/raw.mjs';
 import { connect, closeAll, uid, sleep, sub, pub } from './lib/util.mjs';
 
@@ -120,14 +120,16 @@ describe('$SYS', () => {
     }
   });
 
-  test('tern: $SYS/broker/transport/tcp/connected', { skip: KIND !== 'tern' && 'tern-only topic' }, async () => {
-    // Tests run one at a time, so while this one runs the only TCP clients
-    // are c and waitSys's own watcher.
+  test(`tern: $SYS/broker/transport/${TRANSPORT}/connected`, { skip: KIND !== 'tern' && 'tern-only topic' }, async () => {
+    // Tests run one at a time, so while this one runs the only MQTT.js
+    // clients (on broker.url: tcp, or ws with TERN_E2E_TRANSPORT=ws) are c
+    // and waitSys's own watcher; readSys's raw clients are TCP.
+    const name = `transport/${broker.transport}/connected`;
     const c = await connect(broker, { protocolVersion: 5 });
     try {
-      await waitSys('transport/tcp/connected', (v) => Number(v) === 2);
+      await waitSys(name, (v) => Number(v) === 2);
     } finally { await closeAll(c); }
-    await waitSys('transport/tcp/connected', (v) => Number(v) === 1);
+    await waitSys(name, (v) => Number(v) === 1);
   });
 
   test('a wildcard subscription at the root does not receive $SYS', async () => {

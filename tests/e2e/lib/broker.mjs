@@ -8,6 +8,12 @@
 //
 // stop() fails the test when the broker exits non-zero or printed a
 // sanitizer report, so ASan/UBSan/TSan findings fail the suite.
+//
+// Every broker also has an MQTT-over-WebSocket listener on a second free
+// port (broker.wsPort, broker.wsUrl = ws://127.0.0.1:WSPORT/mqtt). With
+// TERN_E2E_TRANSPORT=ws, broker.url is that ws URL, so every MQTT.js test
+// runs over WebSocket; raw-packet tests always use broker.port (TCP), and
+// broker.tcpUrl is the TCP URL whatever the transport.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -16,6 +22,10 @@ import path from 'node:path';
 
 export const KIND = process.env.BROKER === 'mosquitto' ? 'mosquitto' : 'tern';
 export const THREADS = Number(process.env.TERN_THREADS || 1);
+export const TRANSPORT = process.env.TERN_E2E_TRANSPORT === 'ws' ? 'ws' : 'tcp';
+if (process.env.TERN_E2E_TRANSPORT && !['ws', 'tcp'].includes(process.env.TERN_E2E_TRANSPORT)) {
+  throw new Error(`TERN_E2E_TRANSPORT must be tcp or ws, not ${process.env.TERN_E2E_TRANSPORT}`);
+}
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -51,17 +61,28 @@ function waitForPort(port, proc, ms) {
 
 const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer)/;
 
-// Starts a broker listening on a free loopback port.
-//   opts.config: extra config lines (string), appended after the listener
+// Starts a broker listening on two free loopback ports: MQTT over TCP
+// (port) and MQTT over WebSocket (wsPort, path /mqtt).
+//   opts.config: extra config lines (string), appended after the TCP
+//                listener line, so per-listener keys apply to TCP
 //   opts.args:   extra command-line arguments
 //   opts.anonymous: allow_anonymous (default true)
-// Returns { kind, port, host, url, stop(), output() }.
+// Returns { kind, port, wsPort, host, url, tcpUrl, wsUrl, transport, stop(), output() }.
 export async function startBroker(opts = {}) {
   const port = opts.port || await freePort();
+  let wsPort = opts.wsPort || await freePort();
+  while (wsPort === port) wsPort = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tern-e2e-'));
   const conf = path.join(dir, 'broker.conf');
-  const lines = [`listener ${port} 127.0.0.1`];
+  const lines = [];
+  // Global keys first, then the ws listener, then the TCP listener and
+  // opts.config, whose per-listener keys thereby attach to TCP.
   if (opts.anonymous !== false) lines.push('allow_anonymous true');
+  // Mosquitto 2.0.11 binds its websockets listener to every address
+  // whatever the bind address says; the tests only connect to 127.0.0.1.
+  lines.push(KIND === 'mosquitto' ? `listener ${wsPort}` : `listener ${wsPort} 127.0.0.1`);
+  lines.push('protocol websockets');
+  lines.push(`listener ${port} 127.0.0.1`);
   if (opts.config) lines.push(opts.config);
   writeFileSync(conf, lines.join('\n') + '\n');
 
@@ -77,14 +98,27 @@ export async function startBroker(opts = {}) {
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  await waitForPort(port, proc, 10000);
+  try {
+    await waitForPort(port, proc, 10000);
+    await waitForPort(wsPort, proc, 10000);
+  } catch (err) {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+    throw new Error(`${err.message}\nconfig:\n${lines.join('\n')}\noutput:\n${out.slice(-4000)}`);
+  }
 
+  const tcpUrl = `mqtt://127.0.0.1:${port}`;
+  const wsUrl = `ws://127.0.0.1:${wsPort}/mqtt`;
   return {
     kind: KIND,
     port,
+    wsPort,
     host: '127.0.0.1',
     dir,
-    url: `mqtt://127.0.0.1:${port}`,
+    transport: TRANSPORT,
+    tcpUrl,
+    wsUrl,
+    // What MQTT.js clients connect to (TERN_E2E_TRANSPORT).
+    url: TRANSPORT === 'ws' ? wsUrl : tcpUrl,
     proc,
     output: () => out,
     // Stops the broker with SIGTERM; rejects on a non-zero exit or a

@@ -21,16 +21,18 @@ export function within(promise, ms, what = 'operation') {
   ]).finally(() => clearTimeout(timer));
 }
 
-// Connects an MQTT.js client (no automatic reconnect, bounded connect).
-// Every received message is recorded in client.messages, and
-// client.waitMessages(n) waits for the n-th.
+// Connects an MQTT.js client (no automatic reconnect, bounded connect) to
+// broker.url (TCP, or WebSocket with TERN_E2E_TRANSPORT=ws); opts.url picks
+// another URL (broker.tcpUrl, broker.wsUrl). Every received message is
+// recorded in client.messages, and client.waitMessages(n) waits for the n-th.
 export async function connect(broker, opts = {}) {
-  const client = await within(mqtt.connectAsync(broker.url, {
+  const { url = broker.url, ...mqttOpts } = opts;
+  const client = await within(mqtt.connectAsync(url, {
     protocolVersion: 4,
     reconnectPeriod: 0,
     connectTimeout: 3000,
     clientId: uid('c'),
-    ...opts,
+    ...mqttOpts,
   }, false), 4000, 'mqtt connect');
   client.messages = [];
   client.msgWaiters = [];

@@ -579,10 +579,14 @@ static void test_finish_local_only(void **state)
 	config_init(&c);
 	assert_int_equal(config_finish(&c), 0);
 	assert_true(c.local_only);
-	assert_int_equal(c.nlisteners, 1);
+	/* MQTT on 1883 and MQTT over WebSocket on 8083, loopback only. */
+	assert_int_equal(c.nlisteners, 2);
 	assert_int_equal(c.listeners[0].port, 1883);
 	assert_null(c.listeners[0].bind);
 	assert_int_equal(c.listeners[0].protocol, PROTO_MQTT);
+	assert_int_equal(c.listeners[1].port, 8083);
+	assert_null(c.listeners[1].bind);
+	assert_int_equal(c.listeners[1].protocol, PROTO_WEBSOCKETS);
 	assert_int_equal(c.allow_anonymous, 1);
 	config_free(&c);
 

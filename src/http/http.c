@@ -1,0 +1,418 @@
+/*
+ * HTTP/1.1 request heads (RFC 9112 §2-§5) and the WebSocket opening
+ * handshake (RFC 6455 §4.2). The parser is stateless: it is called again
+ * with the whole head so far until it sees the empty line, and it works a
+ * line at a time, so an unfinished line is "need more" and a finished one
+ * is judged at once (a flood of headers is refused before the head ends).
+ * The caller bounds the head's size, which keeps the re-parsing cheap.
+ *
+ * It is strict where leniency has caused request smuggling (obsolete line
+ * folding, whitespace before the colon, bare CR, NUL and other controls)
+ * and lenient where RFC 9112 allows it: a bare LF ends a line (§2.2), and
+ * empty lines before the request line are skipped (§2.2).
+ */
+#include "http/http.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "base/error.h"
+
+#define WS_GUID    "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_KEY_LEN 24 /* base64 of 16 bytes */
+
+/* RFC 9110 §5.6.2 tchar: the characters of a token. */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* field-vchar, SP or HTAB (RFC 9110 §5.5); obs-text is let through. */
+static bool is_field_char(unsigned char c)
+{
+	return is_ows(c) || (c >= 0x21 && c != 0x7F);
+}
+
+static unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* ASCII case-insensitive equality; no locale involved. */
+static bool ieq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+static struct http_str trim(const char *p, size_t n)
+{
+	while (n > 0 && is_ows((unsigned char)p[0])) {
+		p++;
+		n--;
+	}
+	while (n > 0 && is_ows((unsigned char)p[n - 1]))
+		n--;
+	return (struct http_str){p, n};
+}
+
+/*
+ * Finds the line starting at buf[pos]: sets *n to its length without the
+ * line ending (LF or CRLF) and *next to where the following line starts.
+ * Returns 0, or TERN_EAGAIN when no LF has arrived yet. Any other CR stays
+ * in the line, where the character checks refuse it: a bare CR is a line
+ * break to some parsers and not to others, a classic smuggling vector.
+ */
+static int next_line(const char *buf, size_t len, size_t pos, size_t *n,
+                     size_t *next)
+{
+	const char *lf = pos < len ? memchr(buf + pos, '\n', len - pos) : NULL;
+
+	if (lf == NULL)
+		return TERN_EAGAIN;
+	*n = (size_t)(lf - (buf + pos));
+	*next = *n + pos + 1;
+	if (*n > 0 && buf[pos + *n - 1] == '\r')
+		(*n)--;
+	return 0;
+}
+
+/* "HTTP/1.1" and friends; sets req->minor. */
+static int parse_version(const char *p, size_t n, struct http_request *req)
+{
+	if (n != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' ||
+	    p[5] > '9' || p[7] < '0' || p[7] > '9')
+		return TERN_EMALFORMED;
+	if (p[5] != '1' || p[7] > '1')
+		return TERN_EVERSION;
+	req->minor = p[7] - '0';
+	return 0;
+}
+
+/* Splits the request-target into path and query at the first '?'. */
+static void split_target(struct http_request *req)
+{
+	const char *t = req->target.p, *q = memchr(t, '?', req->target.len);
+	size_t plen = q ? (size_t)(q - t) : req->target.len;
+
+	req->path = (struct http_str){t, plen};
+	if (q)
+		req->query =
+		        (struct http_str){q + 1, req->target.len - plen - 1};
+	else
+		req->query = (struct http_str){t + plen, 0};
+}
+
+/* request-line = method SP request-target SP HTTP-version (one SP each). */
+static int parse_request_line(const char *p, size_t n, struct http_request *req)
+{
+	size_t i = 0, start;
+
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == 0 || i == n || p[i] != ' ')
+		return TERN_EMALFORMED;
+	req->method = (struct http_str){p, i};
+	start = ++i;
+	while (i < n && (unsigned char)p[i] > 0x20 &&
+	       (unsigned char)p[i] < 0x7F)
+		i++;
+	if (i == start || i == n || p[i] != ' ')
+		return TERN_EMALFORMED;
+	req->target = (struct http_str){p + start, i - start};
+	split_target(req);
+	return parse_version(p + i + 1, n - i - 1, req);
+}
+
+/* field-line = field-name ":" OWS field-value OWS */
+static int parse_header(const char *p, size_t n, struct http_header *h)
+{
+	size_t i = 0;
+
+	/* A leading SP/HTAB is obsolete line folding (or, on the first
+	 * line, whitespace RFC 9112 §2.2 says to reject). */
+	while (i < n && is_tchar((unsigned char)p[i]))
+		i++;
+	if (i == 0 || i == n || p[i] != ':')
+		return TERN_EMALFORMED;
+	h->name = (struct http_str){p, i};
+	for (size_t j = i + 1; j < n; j++)
+		if (!is_field_char((unsigned char)p[j]))
+			return TERN_EMALFORMED;
+	h->value = trim(p + i + 1, n - i - 1);
+	return 0;
+}
+
+/* Skips empty lines before the request line; TERN_EAGAIN if all empty. */
+static int skip_empty(const char *buf, size_t len, size_t *pos)
+{
+	size_t n, next;
+	int rc;
+
+	for (;;) {
+		rc = next_line(buf, len, *pos, &n, &next);
+		if (rc < 0)
+			return rc;
+		if (n > 0)
+			return 0;
+		*pos = next;
+	}
+}
+
+static int parse_headers(const char *buf, size_t len, size_t pos,
+                         struct http_request *req, size_t max_headers)
+{
+	size_t n, next;
+	int rc;
+
+	for (;;) {
+		rc = next_line(buf, len, pos, &n, &next);
+		if (rc < 0)
+			return rc;
+		if (n == 0)
+			return next > INT_MAX ? TERN_ETOOBIG : (int)next;
+		if (req->nheaders == max_headers)
+			return TERN_ETOOBIG;
+		rc = parse_header(buf + pos, n, &req->headers[req->nheaders]);
+		if (rc < 0)
+			return rc;
+		req->nheaders++;
+		pos = next;
+	}
+}
+
+int http_parse_request(const char *buf, size_t len, struct http_request *req,
+                       struct http_header *headers, size_t max_headers)
+{
+	size_t pos = 0, n, next;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	req->headers = headers;
+	rc = skip_empty(buf, len, &pos);
+	if (rc < 0)
+		return rc;
+	rc = next_line(buf, len, pos, &n, &next);
+	if (rc < 0)
+		return rc;
+	rc = parse_request_line(buf + pos, n, req);
+	if (rc < 0)
+		return rc;
+	return parse_headers(buf, len, next, req, max_headers);
+}
+
+const struct http_header *http_find(const struct http_request *req,
+                                    const char *name)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_str *h = &req->headers[i].name;
+
+		if (ieq(h->p, h->len, name, nlen))
+			return &req->headers[i];
+	}
+	return NULL;
+}
+
+size_t http_count(const struct http_request *req, const char *name)
+{
+	size_t nlen = strlen(name), count = 0;
+
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_str *h = &req->headers[i].name;
+
+		count += ieq(h->p, h->len, name, nlen);
+	}
+	return count;
+}
+
+/*
+ * Iterates over the elements of a comma-separated list of *left bytes at
+ * *p: sets *elem to the next one, trimmed (possibly empty, as in "a,,b").
+ * Returns false when the list is exhausted (*p becomes NULL after the last
+ * element; a NULL list has none).
+ */
+static bool list_next(const char **p, size_t *left, struct http_str *elem)
+{
+	const char *start = *p, *comma;
+	size_t n;
+
+	if (start == NULL)
+		return false;
+	comma = *left ? memchr(start, ',', *left) : NULL;
+	n = comma ? (size_t)(comma - start) : *left;
+	*elem = trim(start, n);
+	*p = comma ? comma + 1 : NULL;
+	*left -= comma ? n + 1 : n;
+	return true;
+}
+
+bool http_list_has(struct http_str value, const char *token)
+{
+	const char *p = value.p;
+	size_t left = value.len, tlen = strlen(token);
+	struct http_str e;
+
+	while (list_next(&p, &left, &e))
+		if (ieq(e.p, e.len, token, tlen))
+			return true;
+	return false;
+}
+
+/* Whether any header named `name` has `token` in its list. */
+static bool any_list_has(const struct http_request *req, const char *name,
+                         const char *token)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (ieq(h->name.p, h->name.len, name, nlen) &&
+		    http_list_has(h->value, token))
+			return true;
+	}
+	return false;
+}
+
+/* Subprotocol names are compared case-sensitively (RFC 7936). */
+static bool supports(const char *supported, struct http_str name)
+{
+	const char *p = supported;
+	size_t left = p ? strlen(p) : 0;
+	struct http_str e;
+
+	while (list_next(&p, &left, &e))
+		if (e.len == name.len && e.len > 0 &&
+		    memcmp(e.p, name.p, e.len) == 0)
+			return true;
+	return false;
+}
+
+static bool is_base64(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/*
+ * A key is base64 of 16 bytes (RFC 6455 §4.2.1 item 5): 22 characters and
+ * "==". The 4 unused bits of the last character are not checked; the RFC
+ * asks only that the key decode to 16 bytes.
+ */
+static bool key_valid(struct http_str key)
+{
+	if (key.len != WS_KEY_LEN || key.p[22] != '=' || key.p[23] != '=')
+		return false;
+	for (size_t i = 0; i < 22; i++)
+		if (!is_base64((unsigned char)key.p[i]))
+			return false;
+	return true;
+}
+
+/* accept = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2 item 5.4). */
+static bool compute_accept(struct http_str key, char accept[29])
+{
+	unsigned char in[WS_KEY_LEN + sizeof(WS_GUID) - 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	memcpy(in, key.p, WS_KEY_LEN);
+	memcpy(in + WS_KEY_LEN, WS_GUID, sizeof(WS_GUID) - 1);
+	if (!EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha1(), NULL) ||
+	    mdlen != 20)
+		return false;
+	return EVP_EncodeBlock((unsigned char *)accept, md, 20) == 28;
+}
+
+/*
+ * Picks the first subprotocol the client offers (headers in order, lists
+ * left to right) that is supported. Returns false when some were offered
+ * and none is supported; an empty offer counts as none.
+ */
+static bool choose_subprotocol(const struct http_request *req,
+                               const char *supported, struct http_str *chosen)
+{
+	static const char name[] = "Sec-WebSocket-Protocol";
+	bool offered = false;
+
+	*chosen = (struct http_str){NULL, 0};
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		const char *p = h->value.p;
+		size_t left = h->value.len;
+		struct http_str e;
+
+		if (!ieq(h->name.p, h->name.len, name, sizeof(name) - 1))
+			continue;
+		while (list_next(&p, &left, &e)) {
+			offered |= e.len > 0;
+			if (supports(supported, e)) {
+				*chosen = e;
+				return true;
+			}
+		}
+	}
+	return !offered;
+}
+
+/* Records why and returns the status, so each check below is one line. */
+static int outcome(struct ws_upgrade *out, int status, const char *why)
+{
+	out->why = why;
+	return status;
+}
+
+/* Checks in RFC 6455 §4.2.1 order, the version before the key so that a
+ * client of an older draft (no Sec-WebSocket-Key) is told 426. */
+static int check_upgrade(const struct http_request *req, const char *supported,
+                         struct ws_upgrade *out)
+{
+	const struct http_header *v, *key;
+
+	if (req->method.len != 3 || memcmp(req->method.p, "GET", 3) != 0)
+		return outcome(out, 405, "WebSocket upgrade must be a GET");
+	if (req->minor < 1)
+		return outcome(out, 400, "WebSocket upgrade needs HTTP/1.1");
+	if (!any_list_has(req, "Upgrade", "websocket"))
+		return outcome(out, 400, "no Upgrade: websocket");
+	if (!any_list_has(req, "Connection", "upgrade"))
+		return outcome(out, 400, "no Connection: upgrade");
+	v = http_find(req, "Sec-WebSocket-Version");
+	if (v == NULL || http_count(req, "Sec-WebSocket-Version") != 1 ||
+	    v->value.len != 2 || memcmp(v->value.p, "13", 2) != 0)
+		return outcome(out, 426, "Sec-WebSocket-Version is not 13");
+	key = http_find(req, "Sec-WebSocket-Key");
+	if (key == NULL || http_count(req, "Sec-WebSocket-Key") != 1 ||
+	    !key_valid(key->value))
+		return outcome(out, 400,
+		               "missing or invalid Sec-WebSocket-Key");
+	if (!choose_subprotocol(req, supported, &out->subprotocol))
+		return outcome(out, 400, "no offered subprotocol is supported");
+	/* Only a broken libcrypto fails here. */
+	if (!compute_accept(key->value, out->accept))
+		return outcome(out, 500, "SHA-1 unavailable");
+	return outcome(out, 101, "WebSocket upgrade accepted");
+}
+
+void http_ws_upgrade(const struct http_request *req, const char *supported,
+                     struct ws_upgrade *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->status = check_upgrade(req, supported, out);
+}

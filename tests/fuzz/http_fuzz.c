@@ -1,0 +1,95 @@
+/*
+ * libFuzzer target for the HTTP request parser and the WebSocket upgrade
+ * check (src/http/http.c). Every string the parser returns must lie inside
+ * the head it reports, a complete head must parse the same with more bytes
+ * after it and be "need more" when cut short, and the upgrade check must
+ * give one of its documented statuses, with a 28-character accept value
+ * and a subprotocol from the request on 101.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "http/http.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			abort();                                               \
+	} while (0)
+
+#define MAX_HEADERS 16
+
+static void inside(struct http_str s, const char *buf, size_t len)
+{
+	CHECK(s.p != NULL);
+	CHECK(s.p >= buf && s.len <= len && s.p - buf <= (long)(len - s.len));
+}
+
+static void check_request(const struct http_request *req, const char *buf,
+                          size_t len)
+{
+	CHECK(req->nheaders <= MAX_HEADERS);
+	CHECK(req->minor == 0 || req->minor == 1);
+	inside(req->method, buf, len);
+	inside(req->target, buf, len);
+	inside(req->path, buf, len);
+	inside(req->query, buf, len);
+	CHECK(req->method.len > 0 && req->target.len > 0);
+	CHECK(req->path.len <= req->target.len);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		inside(req->headers[i].name, buf, len);
+		inside(req->headers[i].value, buf, len);
+		CHECK(req->headers[i].name.len > 0);
+	}
+	CHECK(req->nheaders == 0 || http_count(req, "Host") <= req->nheaders);
+}
+
+static void check_upgrade(const struct http_request *req, const char *buf,
+                          size_t len)
+{
+	struct ws_upgrade u;
+
+	http_ws_upgrade(req, "mqtt,mqttv3.1", &u);
+	CHECK(u.why != NULL);
+	CHECK(u.status == 101 || u.status == 400 || u.status == 405 ||
+	      u.status == 426);
+	if (u.status != 101)
+		return;
+	CHECK(strlen(u.accept) == 28);
+	if (u.subprotocol.len == 0)
+		return;
+	inside(u.subprotocol, buf, len);
+	CHECK((u.subprotocol.len == 4 &&
+	       memcmp(u.subprotocol.p, "mqtt", 4) == 0) ||
+	      (u.subprotocol.len == 8 &&
+	       memcmp(u.subprotocol.p, "mqttv3.1", 8) == 0));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct http_header hdrs[MAX_HEADERS], again[MAX_HEADERS];
+	const char *buf = (const char *)data;
+	struct http_request req, req2;
+	int rc = http_parse_request(buf, size, &req, hdrs, MAX_HEADERS);
+
+	CHECK(rc == TERN_EAGAIN || rc == TERN_EMALFORMED ||
+	      rc == TERN_ETOOBIG || rc == TERN_EVERSION || rc > 0);
+	if (rc <= 0)
+		return 0;
+	CHECK((size_t)rc <= size);
+	check_request(&req, buf, (size_t)rc);
+	check_upgrade(&req, buf, (size_t)rc);
+	/* The head alone parses the same; any shorter prefix needs more. */
+	CHECK(http_parse_request(buf, (size_t)rc, &req2, again, MAX_HEADERS) ==
+	      rc);
+	CHECK(req2.nheaders == req.nheaders);
+	CHECK(http_parse_request(buf, (size_t)rc - 1, &req2, again,
+	                         MAX_HEADERS) == TERN_EAGAIN);
+	CHECK(http_parse_request(buf, (size_t)rc / 2, &req2, again,
+	                         MAX_HEADERS) == TERN_EAGAIN);
+	return 0;
+}

@@ -1,0 +1,521 @@
+/*
+ * Tests for src/http/http.c: request heads as real clients send them
+ * (Chromium, Firefox, MQTT.js), every prefix of a head being "need more",
+ * the malformed heads that lead to request smuggling, header limits and
+ * lists, and the WebSocket upgrade decision with its status codes, the
+ * RFC 6455 §1.3 accept value and the subprotocol choice.
+ */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "http/http.h"
+
+#define MAX_HEADERS 32
+
+/* The RFC 6455 §1.3 example. */
+#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+static const char chromium[] =
+        "GET /mqtt HTTP/1.1\r\n"
+        "Host: localhost:8080\r\n"
+        "Connection: Upgrade\r\n"
+        "Pragma: no-cache\r\n"
+        "Cache-Control: no-cache\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
+        "Upgrade: websocket\r\n"
+        "Origin: http://localhost:8080\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Accept-Encoding: gzip, deflate, br\r\n"
+        "Accept-Language: en-US,en;q=0.9\r\n"
+        "Sec-WebSocket-Key: " KEY "\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; "
+        "client_max_window_bits\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n"
+        "\r\n";
+
+/* MQTT.js in Node.js (through the ws package). */
+static const char mqttjs[] = "GET /mqtt HTTP/1.1\r\n"
+                             "Sec-WebSocket-Version: 13\r\n"
+                             "Sec-WebSocket-Key: " KEY "\r\n"
+                             "Connection: Upgrade\r\n"
+                             "Upgrade: websocket\r\n"
+                             "Sec-WebSocket-Extensions: permessage-deflate; "
+                             "client_max_window_bits\r\n"
+                             "Sec-WebSocket-Protocol: mqtt\r\n"
+                             "Host: 127.0.0.1:9001\r\n"
+                             "\r\n";
+
+static const char firefox[] =
+        "GET /mqtt?client=web HTTP/1.1\r\n"
+        "Host: broker.example\r\n"
+        "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:121.0) "
+        "Gecko/20100101 Firefox/121.0\r\n"
+        "Accept: */*\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Origin: https://broker.example\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+        "Sec-WebSocket-Key: " KEY "\r\n"
+        "Connection: keep-alive, Upgrade\r\n"
+        "Upgrade: websocket\r\n"
+        "\r\n";
+
+static struct http_request req;
+static struct http_header hdrs[MAX_HEADERS];
+
+static int parse(const char *s)
+{
+	return http_parse_request(s, strlen(s), &req, hdrs, MAX_HEADERS);
+}
+
+static void str_eq(struct http_str s, const char *want)
+{
+	assert_int_equal(s.len, strlen(want));
+	assert_memory_equal(s.p, want, s.len);
+}
+
+static struct ws_upgrade upgrade(const char *s, const char *supported)
+{
+	struct ws_upgrade u;
+
+	assert_int_equal(parse(s), (int)strlen(s));
+	http_ws_upgrade(&req, supported, &u);
+	assert_non_null(u.why);
+	return u;
+}
+
+/* A minimal valid upgrade with `extra` header lines inserted. */
+static const char *with(const char *extra)
+{
+	static char b[2048];
+
+	snprintf(b, sizeof(b),
+	         "GET /mqtt HTTP/1.1\r\nHost: h\r\n%s"
+	         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	         "Sec-WebSocket-Version: 13\r\n"
+	         "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	         extra);
+	return b;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing */
+
+static void test_chromium(void **state)
+{
+	struct ws_upgrade u;
+
+	assert_int_equal(parse(chromium), (int)strlen(chromium));
+	str_eq(req.method, "GET");
+	str_eq(req.target, "/mqtt");
+	str_eq(req.path, "/mqtt");
+	str_eq(req.query, "");
+	assert_int_equal(req.minor, 1);
+	assert_int_equal(req.nheaders, 13);
+	assert_ptr_equal(req.headers, hdrs);
+	str_eq(req.headers[0].name, "Host");
+	str_eq(req.headers[0].value, "localhost:8080");
+	str_eq(http_find(&req, "user-agent")->value,
+	       "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+	       "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36");
+	u = upgrade(chromium, "mqtt,mqttv3.1");
+	assert_int_equal(u.status, 101);
+	assert_string_equal(u.accept, ACCEPT);
+	str_eq(u.subprotocol, "mqtt");
+}
+
+static void test_mqttjs(void **state)
+{
+	struct ws_upgrade u = upgrade(mqttjs, "mqtt,mqttv3.1");
+
+	assert_int_equal(u.status, 101);
+	assert_string_equal(u.accept, ACCEPT);
+	str_eq(u.subprotocol, "mqtt");
+}
+
+static void test_firefox(void **state)
+{
+	struct ws_upgrade u = upgrade(firefox, "mqtt");
+
+	assert_int_equal(u.status, 101);
+	assert_string_equal(u.accept, ACCEPT);
+	str_eq(req.target, "/mqtt?client=web");
+	str_eq(req.path, "/mqtt");
+	str_eq(req.query, "client=web");
+}
+
+/* Every proper prefix of a valid head needs more bytes. */
+static void test_every_prefix_is_partial(void **state)
+{
+	const char *heads[] = {chromium, mqttjs, firefox,
+	                       "\r\nGET / HTTP/1.0\n\n"};
+
+	for (size_t h = 0; h < 4; h++) {
+		size_t len = strlen(heads[h]);
+
+		for (size_t n = 0; n < len; n++)
+			assert_int_equal(http_parse_request(heads[h], n, &req,
+			                                    hdrs, MAX_HEADERS),
+			                 TERN_EAGAIN);
+		assert_int_equal(http_parse_request(heads[h], len, &req, hdrs,
+		                                    MAX_HEADERS),
+		                 (int)len);
+	}
+}
+
+/* The head's length excludes what follows it (a body, or MQTT bytes). */
+static void test_trailing_bytes(void **state)
+{
+	const char s[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n\x10\x0c";
+
+	assert_int_equal(
+	        http_parse_request(s, sizeof(s) - 1, &req, hdrs, MAX_HEADERS),
+	        (int)sizeof(s) - 3);
+}
+
+static void test_lf_and_leading_empty_lines(void **state)
+{
+	const char *s = "GET /a?b HTTP/1.1\nHost: x\nX-Y:  z \n\n";
+
+	assert_int_equal(parse(s), (int)strlen(s));
+	assert_int_equal(req.nheaders, 2);
+	str_eq(req.headers[1].value, "z");
+	s = "\r\n\nGET / HTTP/1.1\r\n\r\n";
+	assert_int_equal(parse(s), (int)strlen(s));
+	str_eq(req.method, "GET");
+	assert_int_equal(req.nheaders, 0);
+}
+
+static void test_values(void **state)
+{
+	const char *s = "GET * HTTP/1.1\r\n"
+	                "Empty:\r\n"
+	                "Spaces: \t  \r\n"
+	                "Inner:  a  b\t\r\n"
+	                "Obs-Text: caf\xc3\xa9\r\n"
+	                "\r\n";
+
+	assert_int_equal(parse(s), (int)strlen(s));
+	str_eq(req.target, "*");
+	str_eq(req.path, "*");
+	str_eq(req.headers[0].value, "");
+	str_eq(req.headers[1].value, "");
+	str_eq(req.headers[2].value, "a  b");
+	str_eq(req.headers[3].value, "caf\xc3\xa9");
+}
+
+static void test_malformed(void **state)
+{
+	static const char *bad[] = {
+	        "GET /mqtt HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\n\tHost: x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\n Host: x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost : x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost\t: x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\n: x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHo(st: x\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost: a\r\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\rHost: a\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost: a\x01\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost: a\x7f\r\n\r\n",
+	        "GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\r\n",
+	        "GET  /mqtt HTTP/1.1\r\n\r\n",
+	        "GET /mqtt  HTTP/1.1\r\n\r\n",
+	        "GET\t/mqtt HTTP/1.1\r\n\r\n",
+	        " GET /mqtt HTTP/1.1\r\n\r\n",
+	        "GET /mqtt HTTP/1.1 \r\n\r\n",
+	        "GET /mqtt\r\n\r\n",
+	        "GET HTTP/1.1\r\n\r\n",
+	        "/mqtt HTTP/1.1\r\n\r\n",
+	        "GET /mqtt http/1.1\r\n\r\n",
+	        "GET /mqtt HTTP/1.10\r\n\r\n",
+	        "GET /mqtt HTTP/1\r\n\r\n",
+	        "GET /mqtt HTTP/a.b\r\n\r\n",
+	        "GET /\x80 HTTP/1.1\r\n\r\n",
+	        "G\"T / HTTP/1.1\r\n\r\n",
+	        "\rGET / HTTP/1.1\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("case %zu\n", i);
+		assert_int_equal(parse(bad[i]), TERN_EMALFORMED);
+	}
+}
+
+/* NUL cannot go through parse(), which uses strlen. */
+static void test_nul(void **state)
+{
+	const char a[] = "GET /mqtt HTTP/1.1\r\nHost: a\0b\r\n\r\n";
+	const char b[] = "GET /mq\0tt HTTP/1.1\r\n\r\n";
+	const char c[] = "GET /mqtt HTTP/1.1\r\nHo\0st: a\r\n\r\n";
+
+	assert_int_equal(
+	        http_parse_request(a, sizeof(a) - 1, &req, hdrs, MAX_HEADERS),
+	        TERN_EMALFORMED);
+	assert_int_equal(
+	        http_parse_request(b, sizeof(b) - 1, &req, hdrs, MAX_HEADERS),
+	        TERN_EMALFORMED);
+	assert_int_equal(
+	        http_parse_request(c, sizeof(c) - 1, &req, hdrs, MAX_HEADERS),
+	        TERN_EMALFORMED);
+}
+
+static void test_versions(void **state)
+{
+	assert_true(parse("GET / HTTP/1.0\r\n\r\n") > 0);
+	assert_int_equal(req.minor, 0);
+	assert_true(parse("GET / HTTP/1.1\r\n\r\n") > 0);
+	assert_int_equal(req.minor, 1);
+	assert_int_equal(parse("GET / HTTP/2.0\r\n\r\n"), TERN_EVERSION);
+	assert_int_equal(parse("GET / HTTP/1.2\r\n\r\n"), TERN_EVERSION);
+	assert_int_equal(parse("GET / HTTP/0.9\r\n\r\n"), TERN_EVERSION);
+	assert_int_equal(parse("GET / HTTP/3.0\r\n\r\n"), TERN_EVERSION);
+}
+
+static void test_too_many_headers(void **state)
+{
+	const char *four = "GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n"
+	                   "\r\n";
+	const char *five = "GET / HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\n"
+	                   "e: 5\r\n";
+
+	assert_int_equal(http_parse_request(four, strlen(four), &req, hdrs, 4),
+	                 (int)strlen(four));
+	assert_int_equal(req.nheaders, 4);
+	/* Refused as soon as the fifth line is complete. */
+	assert_int_equal(http_parse_request(five, strlen(five), &req, hdrs, 4),
+	                 TERN_ETOOBIG);
+	assert_int_equal(http_parse_request(four, strlen(four), &req, NULL, 0),
+	                 TERN_ETOOBIG);
+}
+
+static void test_find_and_count(void **state)
+{
+	const char *s = "GET / HTTP/1.1\r\n"
+	                "X-A: 1\r\n"
+	                "x-a: 2\r\n"
+	                "X-AB: 3\r\n"
+	                "\r\n";
+
+	assert_true(parse(s) > 0);
+	str_eq(http_find(&req, "x-A")->value, "1");
+	assert_int_equal(http_count(&req, "X-a"), 2);
+	assert_int_equal(http_count(&req, "X-AB"), 1);
+	assert_int_equal(http_count(&req, "X"), 0);
+	assert_null(http_find(&req, "X-ABC"));
+	assert_null(http_find(&req, ""));
+}
+
+static struct http_str S(const char *s) {
+	return (struct http_str){s, strlen(s)};
+}
+
+static void
+test_list_has(void **state)
+{
+	assert_true(http_list_has(S("keep-alive, Upgrade"), "upgrade"));
+	assert_true(http_list_has(S("Upgrade"), "upgrade"));
+	assert_true(http_list_has(S(" \tUPGRADE\t "), "upgrade"));
+	assert_true(http_list_has(S(",,upgrade,"), "upgrade"));
+	assert_true(http_list_has(S("a,b , c"), "c"));
+	assert_false(http_list_has(S("Upgrade2"), "upgrade"));
+	assert_false(http_list_has(S("up grade"), "upgrade"));
+	assert_false(http_list_has(S(""), "upgrade"));
+	assert_false(http_list_has(S("keep-alive"), "upgrade"));
+	assert_false(http_list_has((struct http_str){NULL, 0}, "x"));
+}
+
+/* ------------------------------------------------------------------ */
+/* WebSocket upgrade */
+
+static void test_upgrade_status(void **state)
+{
+	struct ws_upgrade u;
+
+	u = upgrade(with(""), "mqtt");
+	assert_int_equal(u.status, 101);
+	assert_string_equal(u.accept, ACCEPT);
+	assert_int_equal(u.subprotocol.len, 0);
+
+	u = upgrade("POST /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 405);
+	u = upgrade("get /mqtt HTTP/1.1\r\n\r\n", "mqtt");
+	assert_int_equal(u.status, 405);
+	u = upgrade("GET /mqtt HTTP/1.0\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade("GET /mqtt HTTP/1.1\r\nConnection: Upgrade\r\n"
+	            "Sec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade("GET /mqtt HTTP/1.1\r\nUpgrade: h2c\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade("GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 400);
+	/* Upgrade and Connection may be split over several lines. */
+	u = upgrade(
+	        "GET /mqtt HTTP/1.1\r\nUpgrade: h2c\r\nUpgrade: WebSocket\r\n"
+	        "Connection: keep-alive\r\nConnection: upgrade\r\n"
+	        "Sec-WebSocket-Version: 13\r\n"
+	        "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	        "mqtt");
+	assert_int_equal(u.status, 101);
+}
+
+static void test_upgrade_version(void **state)
+{
+	static const char *bad[] = {"8", "12", "14", "13, 8", "", "013"};
+	char b[1024];
+	struct ws_upgrade u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(b, sizeof(b),
+		         "GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+		         "Connection: Upgrade\r\nSec-WebSocket-Version: %s\r\n"
+		         "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+		         bad[i]);
+		u = upgrade(b, "mqtt");
+		assert_int_equal(u.status, 426);
+	}
+	/* Missing, or sent twice. */
+	u = upgrade("GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\n"
+	            "Sec-WebSocket-Key: " KEY "\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 426);
+	u = upgrade(with("Sec-WebSocket-Version: 13\r\n"), "mqtt");
+	assert_int_equal(u.status, 426);
+	/* An old draft client without a key learns the version first. */
+	u = upgrade("GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 426);
+}
+
+static void test_upgrade_key(void **state)
+{
+	static const char *bad[] = {
+	        "",
+	        "dGhlIHNhbXBsZSBub25jZQ=",   /* 23 chars */
+	        "dGhlIHNhbXBsZSBub25jZQ===", /* 25 chars */
+	        "dGhlIHNhbXBsZSBub25jZQAA",  /* 18 bytes, no padding */
+	        "dGhlIHNhbXBsZSBub25jZ===",  /* 15 bytes */
+	        "dGhlIHNhbXBsZSBub25j*Q==",  /* not base64 */
+	        "dGhlIHNhbXBsZSBub25jZ-==",  /* base64url */
+	};
+	char b[1024];
+	struct ws_upgrade u;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(b, sizeof(b),
+		         "GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+		         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+		         "Sec-WebSocket-Key: %s\r\n\r\n",
+		         bad[i]);
+		u = upgrade(b, "mqtt");
+		assert_int_equal(u.status, 400);
+	}
+	u = upgrade("GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade(with("Sec-WebSocket-Key: " KEY "\r\n"), "mqtt");
+	assert_int_equal(u.status, 400);
+	/* Another valid key gives another accept value. */
+	u = upgrade("GET / HTTP/1.1\r\nUpgrade: websocket\r\n"
+	            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	            "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n",
+	            "mqtt");
+	assert_int_equal(u.status, 101);
+	assert_int_equal(strlen(u.accept), 28);
+	assert_string_not_equal(u.accept, ACCEPT);
+}
+
+static void test_subprotocols(void **state)
+{
+	struct ws_upgrade u;
+
+	/* The client's order wins over the server's. */
+	u = upgrade(with("Sec-WebSocket-Protocol: mqttv3.1, mqtt\r\n"),
+	            "mqtt,mqttv3.1");
+	assert_int_equal(u.status, 101);
+	str_eq(u.subprotocol, "mqttv3.1");
+	u = upgrade(with("Sec-WebSocket-Protocol: mqtt, mqttv3.1\r\n"),
+	            "mqttv3.1, mqtt");
+	str_eq(u.subprotocol, "mqtt");
+	/* Offers across several header lines, unknown ones skipped. */
+	u = upgrade(with("Sec-WebSocket-Protocol: wamp, ,\r\n"
+	                 "sec-websocket-protocol: stomp,mqttv3.1\r\n"),
+	            "mqtt,mqttv3.1");
+	assert_int_equal(u.status, 101);
+	str_eq(u.subprotocol, "mqttv3.1");
+	/* Offered, none supported: 400. Names are case-sensitive. */
+	u = upgrade(with("Sec-WebSocket-Protocol: wamp, stomp\r\n"), "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade(with("Sec-WebSocket-Protocol: MQTT\r\n"), "mqtt");
+	assert_int_equal(u.status, 400);
+	u = upgrade(with("Sec-WebSocket-Protocol: mqtt\r\n"), "");
+	assert_int_equal(u.status, 400);
+	u = upgrade(with("Sec-WebSocket-Protocol: mqtt\r\n"), NULL);
+	assert_int_equal(u.status, 400);
+	u = upgrade(with("Sec-WebSocket-Protocol: mq\r\n"), "mqtt");
+	assert_int_equal(u.status, 400);
+	/* Nothing offered (or an empty offer): 101 without one. */
+	u = upgrade(with(""), "mqtt");
+	assert_int_equal(u.status, 101);
+	assert_int_equal(u.subprotocol.len, 0);
+	u = upgrade(with("Sec-WebSocket-Protocol:\r\n"), "mqtt");
+	assert_int_equal(u.status, 101);
+	assert_int_equal(u.subprotocol.len, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_chromium),
+	        cmocka_unit_test(test_mqttjs),
+	        cmocka_unit_test(test_firefox),
+	        cmocka_unit_test(test_every_prefix_is_partial),
+	        cmocka_unit_test(test_trailing_bytes),
+	        cmocka_unit_test(test_lf_and_leading_empty_lines),
+	        cmocka_unit_test(test_values),
+	        cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_nul),
+	        cmocka_unit_test(test_versions),
+	        cmocka_unit_test(test_too_many_headers),
+	        cmocka_unit_test(test_find_and_count),
+	        cmocka_unit_test(test_list_has),
+	        cmocka_unit_test(test_upgrade_status),
+	        cmocka_unit_test(test_upgrade_version),
+	        cmocka_unit_test(test_upgrade_key),
+	        cmocka_unit_test(test_subprotocols),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
