@@ -104,6 +104,36 @@ static void sys_put_heap(struct broker *b, struct worker *w, uint64_t now)
 	sys_put_u64(b, w, now, "$SYS/broker/heap/maximum", b->sys.heap_max);
 }
 
+/* WebSocket transport counters: handshakes, failures by cause, traffic. */
+static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
+{
+	static const char *causes[WSF_COUNT] = {
+	        [WSF_REQUEST] = "bad_request", [WSF_VERSION] = "bad_version",
+	        [WSF_PATH] = "bad_path",       [WSF_ORIGIN] = "bad_origin",
+	        [WSF_SUBPROTOCOL] = "no_subprotocol",
+	        [WSF_TIMEOUT] = "timeout",
+	};
+	char topic[96];
+	int i;
+
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/handshakes",
+	            LOAD(ws_upgrades));
+	for (i = 0; i < WSF_COUNT; i++) {
+		snprintf(topic, sizeof(topic),
+		         "$SYS/broker/transport/ws/handshake_failures/%s",
+		         causes[i]);
+		sys_put_u64(b, w, now, topic, LOAD(ws_handshake_fail[i]));
+	}
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/protocol_errors",
+	            LOAD(ws_protocol_errors));
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/frames/sent",
+	            LOAD(ws_frames_out));
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/bytes/received",
+	            LOAD(ws_bytes_in));
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/bytes/sent",
+	            LOAD(ws_bytes_out));
+}
+
 void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *tr[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
@@ -153,6 +183,7 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 		         "$SYS/broker/transport/%s/connected", tr[i]);
 		sys_put_u64(b, w, now, topic, LOAD(transport_connected[i]));
 	}
+	sys_put_ws(b, w, now);
 }
 
 /* Collects wills to publish once the session table lock is released. */
