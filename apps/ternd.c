@@ -17,6 +17,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "net/cidr.h"
 
 struct options {
 	const char *config_file;
@@ -153,17 +154,33 @@ static int check_supported(const struct config *cfg)
 
 	for (i = 0; i < cfg->nlisteners; i++) {
 		const struct listener_cfg *l = &cfg->listeners[i];
-		const char *key = l->ws_compression    ? "ws_compression"
-		                  : l->proxy_protocol  ? "proxy_protocol"
-		                  : l->trusted_proxies ? "trusted_proxies"
-		                                       : NULL;
+		struct cidr_list trusted;
+		char err[128];
 
-		if (key) {
+		if (l->ws_compression) {
 			fprintf(stderr,
-			        "ternd: listener %u: %s is not supported yet\n",
-			        l->port, key);
+			        "ternd: listener %u: ws_compression is not "
+			        "supported yet\n",
+			        l->port);
 			return -1;
 		}
+		if (l->proxy_protocol && !l->trusted_proxies) {
+			fprintf(stderr,
+			        "ternd: listener %u: proxy_protocol needs "
+			        "trusted_proxies (the addresses of the "
+			        "proxies)\n",
+			        l->port);
+			return -1;
+		}
+		if (cidr_list_parse(l->trusted_proxies, &trusted, err,
+		                    sizeof(err)) != 0) {
+			fprintf(stderr,
+			        "ternd: listener %u: trusted_proxies: bad "
+			        "entry '%s'\n",
+			        l->port, err);
+			return -1;
+		}
+		cidr_list_free(&trusted);
 	}
 	return 0;
 }

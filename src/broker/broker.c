@@ -16,6 +16,7 @@
 #include "broker/session.h"
 #include "broker/subs.h"
 #include "broker/worker.h"
+#include "net/cidr.h"
 
 int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
                 int nworkers)
@@ -33,8 +34,20 @@ int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
 	b->workers = calloc((size_t)nworkers, sizeof(*b->workers));
 	b->listener_conns =
 	        calloc(cfg->nlisteners + 1, sizeof(*b->listener_conns));
-	if (!b->subs || !b->retain || !b->workers || !b->listener_conns)
+	b->trusted = calloc(cfg->nlisteners + 1, sizeof(*b->trusted));
+	if (!b->subs || !b->retain || !b->workers || !b->listener_conns ||
+	    !b->trusted)
 		return TERN_ENOMEM;
+	for (i = 0; i < (int)cfg->nlisteners; i++) {
+		char err[128];
+
+		if (cidr_list_parse(cfg->listeners[i].trusted_proxies,
+		                    &b->trusted[i], err, sizeof(err)) != 0) {
+			log_msg(LOG_ERR, "trusted_proxies: bad entry '%s'.",
+			        err);
+			return TERN_ECONFIG;
+		}
+	}
 	for (i = 0; i < nworkers; i++) {
 		b->workers[i] = worker_new(b, i);
 		if (!b->workers[i])
@@ -100,6 +113,9 @@ void broker_stop(struct broker *b)
 	subs_free(b->subs);
 	retain_free(b->retain);
 	free(b->listener_conns);
+	for (i = 0; b->trusted && i < (int)b->cfg->nlisteners; i++)
+		cidr_list_free(&b->trusted[i]);
+	free(b->trusted);
 	auth_unref(b->auth);
 	b->auth = NULL;
 	pthread_mutex_destroy(&b->auth_mu);

@@ -20,6 +20,7 @@ struct worker;
 struct session;
 struct msg;
 struct auth;
+struct cidr_list;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
 
@@ -77,6 +78,7 @@ struct broker {
 	struct session_table sessions;
 
 	atomic_int_fast64_t *listener_conns; /* open connections per listener */
+	struct cidr_list *trusted; /* per listener: parsed trusted_proxies */
 
 	/* Current auth snapshot; swapped under auth_mu, generation bumped so
 	 * workers notice without taking the lock. */

@@ -21,6 +21,8 @@
 #include "broker/msg.h"
 #include "broker/session.h"
 #include "broker/worker.h"
+#include "net/cidr.h"
+#include "net/proxy.h"
 #include "net/ws.h"
 
 /* Stop pumping session queues into the socket buffer above this. */
@@ -93,6 +95,22 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 			free(c);
 			return;
 		}
+	}
+	if (ls->cfg->proxy_protocol) {
+		/* Only a trusted proxy may speak first with a PROXY header;
+		 * anyone else on such a listener is refused outright. */
+		if (!cidr_list_match(&b->trusted[ls->index], host)) {
+			log_msg(LOG_NOTICE,
+			        "Connection from %s refused: not a trusted "
+			        "proxy "
+			        "(listener %u requires the PROXY protocol).",
+			        peer, ls->port);
+			conn_ws_free(c);
+			close(fd);
+			free(c);
+			return;
+		}
+		c->proxy_pending = true;
 	}
 	if (loop_add(w->loop, &c->io, EPOLLIN) != 0) {
 		conn_ws_free(c);
@@ -431,6 +449,55 @@ static void conn_rbuf_trim(struct conn *c)
 	}
 }
 
+bool conn_peer_trusted(const struct conn *c)
+{
+	return cidr_list_match(&c->w->b->trusted[c->ls->index], c->host);
+}
+
+void conn_set_real_address(struct conn *c, const char *host, uint16_t port,
+                           const char *how)
+{
+	char old[SOCK_ADDRSTRLEN];
+
+	snprintf(old, sizeof(old), "%s", c->peer);
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	if (!port)
+		snprintf(c->peer, sizeof(c->peer), "%s", host);
+	else if (strchr(host, ':'))
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, port);
+	else
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+	log_msg(LOG_INFO, "Connection from %s is %s (%s).", old, c->peer, how);
+}
+
+/*
+ * Reads the PROXY protocol header that a trusted proxy sends first (the
+ * bytes are in the MQTT area for TCP, the raw area for WebSocket) and takes
+ * the client's address from it. Returns 0 (done or waiting), or <0 after
+ * closing.
+ */
+static int conn_proxy_input(struct conn *c)
+{
+	uint8_t *buf = c->ws ? c->rbuf + c->rlen : c->rbuf;
+	size_t *len = c->ws ? &c->rraw : &c->rlen;
+	struct proxy_info info;
+	int n = proxy_parse(buf, *len, &info);
+
+	if (n == TERN_EAGAIN)
+		return 0;
+	if (n < 0) {
+		conn_close(c, 0, "invalid PROXY protocol header");
+		return n;
+	}
+	if (!info.local)
+		conn_set_real_address(c, info.src_host, info.src_port,
+		                      "PROXY protocol");
+	memmove(buf, buf + n, *len - (size_t)n);
+	*len -= (size_t)n;
+	c->proxy_pending = false;
+	return 0;
+}
+
 static void conn_on_readable(struct conn *c)
 {
 	int i;
@@ -460,14 +527,19 @@ static void conn_on_readable(struct conn *c)
 			return;
 		}
 		STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
+		if (c->ws)
+			c->rraw += (size_t)n;
+		else
+			c->rlen += (size_t)n;
+		if (c->proxy_pending && conn_proxy_input(c) != 0)
+			return;
+		if (c->proxy_pending)
+			continue;
 		if (c->ws) {
 			/* HTTP head or WebSocket frames: decoded into MQTT
 			 * bytes at rlen, or answered by conn_ws_input. */
-			c->rraw += (size_t)n;
 			if (conn_ws_input(c) != 0)
 				return;
-		} else {
-			c->rlen += (size_t)n;
 		}
 		if (conn_parse(c) != 0)
 			return;

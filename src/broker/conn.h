@@ -57,6 +57,7 @@ struct conn {
 	uint8_t *rbuf;
 	size_t rlen, rraw, rcap;
 	struct conn_ws *ws; /* WebSocket state; NULL for plain MQTT */
+	bool proxy_pending; /* a PROXY protocol header must come first */
 	struct outq oq;
 
 	struct conn *next, *prev; /* worker's list */
@@ -203,6 +204,16 @@ int conn_ws_frame(struct conn *c);
 /* Queues a close frame (best effort, at conn_close). */
 void conn_ws_close(struct conn *c, uint16_t code);
 void conn_ws_free(struct conn *c);
+
+/*
+ * Replaces the client's address with `host` (and port, 0 if unknown) as
+ * told by a trusted proxy, and logs the change.
+ */
+void conn_set_real_address(struct conn *c, const char *host, uint16_t port,
+                           const char *how);
+
+/* Whether the socket peer is one of the listener's trusted proxies. */
+bool conn_peer_trusted(const struct conn *c);
 
 /* Name of a transport for logs ("tcp", "ws", ...). */
 const char *conn_transport_name(int transport);

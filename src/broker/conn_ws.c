@@ -7,10 +7,12 @@
  * queued since the last write leave as one binary frame whose header is the
  * only WebSocket-specific byte range in the output queue (DESIGN.md §4).
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "broker/conn.h"
 #include "broker/worker.h"
 #include "http/http.h"
+#include "net/cidr.h"
 #include "net/ws.h"
 
 /* Limits of the HTTP phase: the whole request head, and its fields. */
@@ -291,6 +294,49 @@ static int ws_upgrade(struct conn *c, const struct http_request *req)
 	return 0;
 }
 
+/*
+ * Behind a trusted reverse proxy the client's address comes from
+ * X-Forwarded-For (several headers join into one list) or X-Real-IP; from
+ * anyone else these headers are ignored, so they cannot be spoofed.
+ */
+static void ws_real_address(struct conn *c, const struct http_request *req)
+{
+	const struct http_header *real = http_find(req, "X-Real-IP");
+	char list[2048], host[SOCK_ADDRSTRLEN], buf[64];
+	size_t i, n = 0;
+
+	if (!conn_peer_trusted(c))
+		return;
+	for (i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (h->name.len != 15 ||
+		    strncasecmp(h->name.p, "X-Forwarded-For", 15) != 0)
+			continue;
+		if (n + h->value.len + 1 >= sizeof(list))
+			return; /* absurdly long: keep the socket address */
+		if (n)
+			list[n++] = ',';
+		memcpy(list + n, h->value.p, h->value.len);
+		n += h->value.len;
+	}
+	if (n && cidr_xff_client(&c->w->b->trusted[c->ls->index], list, n, host,
+	                         sizeof(host))) {
+		conn_set_real_address(c, host, 0, "X-Forwarded-For");
+		return;
+	}
+	if (!n && real && real->value.len < sizeof(buf)) {
+		struct in6_addr a6;
+		struct in_addr a4;
+
+		memcpy(buf, real->value.p, real->value.len);
+		buf[real->value.len] = '\0';
+		if (inet_pton(AF_INET, buf, &a4) == 1 ||
+		    inet_pton(AF_INET6, buf, &a6) == 1)
+			conn_set_real_address(c, buf, 0, "X-Real-IP");
+	}
+}
+
 /* Reads the HTTP request head from the raw bytes and acts on it. */
 static int ws_http_input(struct conn *c)
 {
@@ -320,6 +366,7 @@ static int ws_http_input(struct conn *c)
 		               : ws_http_error(c, 400, "Bad Request", NULL,
 		                               "malformed HTTP request");
 	}
+	ws_real_address(c, &req);
 	{
 		const struct http_header *up = http_find(&req, "Upgrade");
 		int rc = up ? ws_upgrade(c, &req) : ws_http_plain(c, &req);

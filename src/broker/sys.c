@@ -108,8 +108,10 @@ static void sys_put_heap(struct broker *b, struct worker *w, uint64_t now)
 static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *causes[WSF_COUNT] = {
-	        [WSF_REQUEST] = "bad_request", [WSF_VERSION] = "bad_version",
-	        [WSF_PATH] = "bad_path",       [WSF_ORIGIN] = "bad_origin",
+	        [WSF_REQUEST] = "bad_request",
+	        [WSF_VERSION] = "bad_version",
+	        [WSF_PATH] = "bad_path",
+	        [WSF_ORIGIN] = "bad_origin",
 	        [WSF_SUBPROTOCOL] = "no_subprotocol",
 	        [WSF_TIMEOUT] = "timeout",
 	};
