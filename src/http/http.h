@@ -23,10 +23,10 @@ struct http_header {
 
 struct http_request {
 	struct http_str method;
-	struct http_str target; /* request-target as sent ("/mqtt?x=1") */
-	struct http_str path;   /* target without the query */
-	struct http_str query;  /* after '?', may be empty */
-	int minor;              /* HTTP/1.<minor> */
+	struct http_str target;      /* request-target as sent ("/mqtt?x=1") */
+	struct http_str path;        /* target without the query */
+	struct http_str query;       /* after '?', may be empty */
+	int minor;                   /* HTTP/1.<minor> */
 	struct http_header *headers; /* caller's array */
 	size_t nheaders;
 };
@@ -41,11 +41,11 @@ struct http_request {
  * CR are malformed. Does not limit the head's size: the caller does (431).
  */
 int http_parse_request(const char *buf, size_t len, struct http_request *req,
-		       struct http_header *headers, size_t max_headers);
+                       struct http_header *headers, size_t max_headers);
 
 /* The first header named `name` (case-insensitive), or NULL. */
 const struct http_header *http_find(const struct http_request *req,
-				    const char *name);
+                                    const char *name);
 
 /* How many headers are named `name` (duplicates matter for some). */
 size_t http_count(const struct http_request *req, const char *name);
@@ -75,6 +75,6 @@ struct ws_upgrade {
 };
 
 void http_ws_upgrade(const struct http_request *req, const char *supported,
-		     struct ws_upgrade *out);
+                     struct ws_upgrade *out);
 
 #endif

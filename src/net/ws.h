@@ -41,10 +41,10 @@ enum {
 
 /* What ws_decode() stopped for. */
 enum ws_event_kind {
-	WS_EV_NONE = 0,  /* all input consumed (or output full) */
-	WS_EV_PING,      /* a complete ping: answer with a pong of ctl[] */
-	WS_EV_PONG,      /* a complete pong (ignored by the broker) */
-	WS_EV_CLOSE,     /* a complete, valid close frame from the client */
+	WS_EV_NONE = 0, /* all input consumed (or output full) */
+	WS_EV_PING,     /* a complete ping: answer with a pong of ctl[] */
+	WS_EV_PONG,     /* a complete pong (ignored by the broker) */
+	WS_EV_CLOSE,    /* a complete, valid close frame from the client */
 };
 
 struct ws_decoder {
@@ -52,10 +52,10 @@ struct ws_decoder {
 	uint64_t max_message; /* largest binary message (sum of fragments) */
 
 	/* Private state. */
-	uint8_t hdr[14];      /* partial frame header */
+	uint8_t hdr[14]; /* partial frame header */
 	uint8_t hdr_len;
-	bool in_frame;        /* reading a payload */
-	uint8_t opcode;       /* opcode of the current frame */
+	bool in_frame;  /* reading a payload */
+	uint8_t opcode; /* opcode of the current frame */
 	bool fin;
 	uint8_t mask[4];
 	uint64_t remaining;   /* payload bytes left in the current frame */
@@ -66,7 +66,7 @@ struct ws_decoder {
 	/* The last control frame's payload (valid with WS_EV_*). */
 	uint8_t ctl[125];
 	uint8_t ctl_len;
-	uint16_t close_code;  /* with WS_EV_CLOSE: code sent, 1005 if none */
+	uint16_t close_code; /* with WS_EV_CLOSE: code sent, 1005 if none */
 };
 
 /* Prepares a decoder; max_message 0 means no limit. */
@@ -93,7 +93,7 @@ void ws_decoder_init(struct ws_decoder *d, uint64_t max_message);
  *     length with the top bit set (checked before any payload is read).
  */
 int ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *in,
-	      size_t *out, uint16_t *close_code);
+              size_t *out, uint16_t *close_code);
 
 /* Largest header ws_header() writes. */
 #define WS_MAX_HEADER 10
@@ -114,13 +114,12 @@ size_t ws_header_size(uint64_t len);
  * Returns its size.
  */
 size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason,
-		      size_t reason_len);
+                      size_t reason_len);
 
 /*
  * XORs p[0..len) with the mask, starting `offset` bytes into the payload;
  * word-at-a-time. Exposed for tests and benchmarks.
  */
-void ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4],
-	       uint64_t offset);
+void ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4], uint64_t offset);
 
 #endif

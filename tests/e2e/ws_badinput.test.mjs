@@ -507,7 +507,7 @@ describe('WebSocket upgrade (HTTP)', () => {
     }
   });
 
-  wsTest('slowloris: headers trickled 1 byte / 200 ms → closed at the handshake deadline (connect_timeout 1)', async () => {
+  wsTest('slowloris: headers trickled 1 byte / 200 ms → closed at the handshake deadline (tern: connect_timeout 1)', async () => {
     const c = await rawConnect();
     const { text } = buildRequest({ headers: [['X-Slow', 'z'.repeat(200)]] }, broker.wsPort);
     const start = Date.now();
@@ -518,15 +518,17 @@ describe('WebSocket upgrade (HTTP)', () => {
       i++;
     }, 200);
     try {
-      await c.closed(2500);
+      // tern: connect_timeout 1 is also the handshake deadline. Another
+      // broker has its own (mosquitto 2.0.11 / libwebsockets: ~10 s).
+      await c.closed(TERN ? 2500 : 15000);
     } finally {
       clearInterval(timer);
     }
     const took = Date.now() - start;
-    assert.ok(took >= 800, `closed after ${took} ms, before the 1 s deadline`);
+    if (TERN) assert.ok(took >= 800, `closed after ${took} ms, before the 1 s deadline`);
     // An answer, if any, is an error status, never 101.
-    if (c.buf.length || c.res) assert.doesNotMatch(c.buf.toString('latin1'), /^HTTP\/1\.1 101/);
-  }, { skip: TERN ? false : 'connect_timeout as the handshake deadline is tern-only' });
+    assert.doesNotMatch(c.buf.toString('latin1'), /^HTTP\/1\.1 101/);
+  }, { timeout: 20000 });
 
   wsTest('GET /healthz → 200 "ok"', async () => {
     const res = await RawWs.request(broker.wsPort, plainRequest('GET', '/healthz', broker.wsPort));
@@ -544,7 +546,7 @@ describe('WebSocket upgrade (HTTP)', () => {
   wsTest('GET /nope → 404', async () => {
     const res = await RawWs.request(broker.wsPort, plainRequest('GET', '/nope', broker.wsPort));
     assert.equal(res.status, 404);
-  }, { skip: TERN ? false : 'mosquitto 2.0.11 has no plain HTTP responder configured' });
+  }, mosqSkip('closes a plain GET without any HTTP response'));
 });
 
 // ------------------------------------------------------------ fuzz-ish
