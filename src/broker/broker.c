@@ -17,6 +17,7 @@
 #include "broker/subs.h"
 #include "broker/worker.h"
 #include "net/cidr.h"
+#include "net/tls.h"
 
 int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
                 int nworkers)
@@ -35,9 +36,13 @@ int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
 	b->listener_conns =
 	        calloc(cfg->nlisteners + 1, sizeof(*b->listener_conns));
 	b->trusted = calloc(cfg->nlisteners + 1, sizeof(*b->trusted));
+	b->tls = calloc(cfg->nlisteners + 1, sizeof(*b->tls));
+	pthread_mutex_init(&b->tls_mu, NULL);
 	if (!b->subs || !b->retain || !b->workers || !b->listener_conns ||
-	    !b->trusted)
+	    !b->trusted || !b->tls)
 		return TERN_ENOMEM;
+	if (broker_load_tls(b, cfg) != 0)
+		return TERN_ECONFIG;
 	for (i = 0; i < (int)cfg->nlisteners; i++) {
 		char err[128];
 
@@ -116,10 +121,86 @@ void broker_stop(struct broker *b)
 	for (i = 0; b->trusted && i < (int)b->cfg->nlisteners; i++)
 		cidr_list_free(&b->trusted[i]);
 	free(b->trusted);
+	for (i = 0; b->tls && i < (int)b->cfg->nlisteners; i++)
+		tls_ctx_unref(b->tls[i]);
+	free(b->tls);
+	b->tls = NULL;
+	pthread_mutex_destroy(&b->tls_mu);
 	auth_unref(b->auth);
 	b->auth = NULL;
 	pthread_mutex_destroy(&b->auth_mu);
 	pthread_mutex_destroy(&b->sess_mu);
+}
+
+static void listener_tls_opts(const struct listener_cfg *l,
+                              struct tls_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->certfile = l->certfile;
+	o->keyfile = l->keyfile;
+	o->keyfile_password = l->keyfile_password;
+	o->cafile = l->cafile;
+	o->capath = l->capath;
+	o->crlfile = l->crlfile;
+	o->ciphers = l->ciphers;
+	o->ciphersuites = l->ciphers_tls13;
+	o->tls_version = l->tls_version;
+	o->require_certificate = l->require_certificate;
+	/* ALPN: "mqtt" for MQTT, "http/1.1" for WebSocket listeners. */
+	if (l->protocol == PROTO_WEBSOCKETS) {
+		o->alpn = "\x08http/1.1";
+		o->alpn_len = 9;
+	} else {
+		o->alpn = "\x04mqtt";
+		o->alpn_len = 5;
+	}
+}
+
+int broker_load_tls(struct broker *b, const struct config *cfg)
+{
+	size_t i, n = b->cfg->nlisteners;
+	struct tls_ctx **fresh = calloc(n + 1, sizeof(*fresh));
+	int rc = 0;
+
+	if (!fresh)
+		return TERN_ENOMEM;
+	for (i = 0; i < n && i < cfg->nlisteners && rc == 0; i++) {
+		const struct listener_cfg *l = &cfg->listeners[i];
+		struct tls_opts o;
+		char err[512];
+
+		if (!l->certfile && !l->keyfile)
+			continue;
+		listener_tls_opts(l, &o);
+		rc = tls_ctx_new(&o, &fresh[i], err, sizeof(err));
+		if (rc != 0)
+			log_msg(LOG_ERR, "Listener on port %u: %s.", l->port,
+			        err);
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&b->tls_mu);
+		for (i = 0; i < n; i++) {
+			struct tls_ctx *old = b->tls[i];
+
+			b->tls[i] = fresh[i];
+			fresh[i] = old;
+		}
+		pthread_mutex_unlock(&b->tls_mu);
+	}
+	for (i = 0; i < n; i++)
+		tls_ctx_unref(fresh[i]);
+	free(fresh);
+	return rc ? TERN_ECONFIG : 0;
+}
+
+struct tls_ctx *broker_tls_ctx(struct broker *b, size_t i)
+{
+	struct tls_ctx *c;
+
+	pthread_mutex_lock(&b->tls_mu);
+	c = b->tls[i] ? tls_ctx_ref(b->tls[i]) : NULL;
+	pthread_mutex_unlock(&b->tls_mu);
+	return c;
 }
 
 void broker_set_auth(struct broker *b, struct auth *a)

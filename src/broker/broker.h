@@ -21,6 +21,7 @@ struct session;
 struct msg;
 struct auth;
 struct cidr_list;
+struct tls_ctx;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
 
@@ -56,6 +57,10 @@ struct broker_stats {
 	atomic_uint_fast64_t ws_frames_out;
 	atomic_uint_fast64_t ws_bytes_in; /* payload bytes */
 	atomic_uint_fast64_t ws_bytes_out;
+	/* TLS handshake failures by cause (enum tls_fail), for mqtts [0]
+	 * and wss [1]. */
+	atomic_uint_fast64_t tls_fail[2][8];
+	atomic_uint_fast64_t tls_handshakes[2];
 	atomic_int_fast64_t queued_messages; /* in session queues */
 	atomic_int_fast64_t queued_bytes;
 };
@@ -79,6 +84,10 @@ struct broker {
 
 	atomic_int_fast64_t *listener_conns; /* open connections per listener */
 	struct cidr_list *trusted; /* per listener: parsed trusted_proxies */
+	/* Per listener TLS context (NULL: plain); swapped on SIGHUP under
+	 * tls_mu, connections keep the one they started with. */
+	pthread_mutex_t tls_mu;
+	struct tls_ctx **tls;
 
 	/* Current auth snapshot; swapped under auth_mu, generation bumped so
 	 * workers notice without taking the lock. */
@@ -161,6 +170,16 @@ void route_redeliver(struct broker *b, struct worker *self,
  * switch to it at their next loop iteration. Any thread.
  */
 void broker_set_auth(struct broker *b, struct auth *a);
+
+/*
+ * Builds every listener's TLS context from cfg (listeners matched by
+ * index). Installs them only if all succeed; otherwise logs and keeps the
+ * current ones. Returns 0 or TERN_ECONFIG.
+ */
+int broker_load_tls(struct broker *b, const struct config *cfg);
+
+/* A new reference to listener i's TLS context, or NULL (plain). */
+struct tls_ctx *broker_tls_ctx(struct broker *b, size_t i);
 
 /* Returns a new reference to the current auth snapshot. */
 struct auth *broker_get_auth(struct broker *b);

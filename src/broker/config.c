@@ -641,6 +641,21 @@ static const struct key keys[] = {
 	LSTRING("ws_origins", ws_origins),
 	LSTRING("http_dir", http_dir),
 	LSTRING("trusted_proxies", trusted_proxies),
+	LSTRING("certfile", certfile),
+	LSTRING("keyfile", keyfile),
+	LSTRING("keyfile_password", keyfile_password),
+	LSTRING("cafile", cafile),
+	LSTRING("capath", capath),
+	LSTRING("crlfile", crlfile),
+	LSTRING("ciphers", ciphers),
+	LSTRING("ciphers_tls1.3", ciphers_tls13),
+	LSTRING("tls_version", tls_version),
+	{.name = "require_certificate", .type = T_BOOL, .scope = S_LISTENER,
+	 .loff = LCFG(require_certificate, bool)},
+	{.name = "use_identity_as_username", .type = T_BOOL,
+	 .scope = S_LISTENER, .loff = LCFG(use_identity_as_username, bool)},
+	{.name = "use_subject_as_username", .type = T_BOOL,
+	 .scope = S_LISTENER, .loff = LCFG(use_subject_as_username, bool)},
 	{.name = "ws_compression", .type = T_BOOL, .scope = S_LISTENER,
 	 .loff = LCFG(ws_compression, bool)},
 	{.name = "proxy_protocol", .type = T_BOOL, .scope = S_LISTENER,
@@ -849,6 +864,15 @@ void config_free(struct config *c)
 		free(c->listeners[i].ws_origins);
 		free(c->listeners[i].http_dir);
 		free(c->listeners[i].trusted_proxies);
+		free(c->listeners[i].certfile);
+		free(c->listeners[i].keyfile);
+		free(c->listeners[i].keyfile_password);
+		free(c->listeners[i].cafile);
+		free(c->listeners[i].capath);
+		free(c->listeners[i].crlfile);
+		free(c->listeners[i].ciphers);
+		free(c->listeners[i].ciphers_tls13);
+		free(c->listeners[i].tls_version);
 	}
 	free(c->listeners);
 	free(c->password_file);

@@ -31,6 +31,21 @@ struct listener_cfg {
 	 * header. */
 	char *trusted_proxies;
 	bool proxy_protocol;
+
+	/* TLS (Mosquitto's keys): a listener with certfile speaks TLS (mqtts,
+	 * or wss when protocol is websockets). */
+	char *certfile;
+	char *keyfile;
+	char *keyfile_password;
+	char *cafile;
+	char *capath;
+	char *crlfile;
+	char *ciphers;
+	char *ciphers_tls13;
+	char *tls_version;
+	bool require_certificate;
+	bool use_identity_as_username;
+	bool use_subject_as_username;
 };
 
 /* Log type bits for log_type. */

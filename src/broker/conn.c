@@ -23,6 +23,7 @@
 #include "broker/worker.h"
 #include "net/cidr.h"
 #include "net/proxy.h"
+#include "net/tls.h"
 #include "net/ws.h"
 
 /* Stop pumping session queues into the socket buffer above this. */
@@ -88,9 +89,22 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	outq_init(&c->oq, conn_unref_msg);
 	c->state = CONN_CONNECTING;
-	if (c->transport == TR_WS) {
+	if (c->transport == TR_TLS || c->transport == TR_WSS) {
+		struct tls_ctx *ctx = broker_tls_ctx(b, ls->index);
+
+		c->tls = ctx ? tls_conn_new(ctx, fd) : NULL;
+		tls_ctx_unref(ctx);
+		if (!c->tls) {
+			log_msg(LOG_ERR, "Cannot start TLS for %s.", peer);
+			close(fd);
+			free(c);
+			return;
+		}
+	}
+	if (c->transport == TR_WS || c->transport == TR_WSS) {
 		c->state = CONN_HTTP;
 		if (conn_ws_start(c) != 0) {
+			tls_conn_free(c->tls);
 			close(fd);
 			free(c);
 			return;
@@ -106,6 +120,7 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 			        "(listener %u requires the PROXY protocol).",
 			        peer, ls->port);
 			conn_ws_free(c);
+			tls_conn_free(c->tls);
 			close(fd);
 			free(c);
 			return;
@@ -114,6 +129,7 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	}
 	if (loop_add(w->loop, &c->io, EPOLLIN) != 0) {
 		conn_ws_free(c);
+		tls_conn_free(c->tls);
 		close(fd);
 		free(c);
 		return;
@@ -498,12 +514,134 @@ static int conn_proxy_input(struct conn *c)
 	return 0;
 }
 
+static const char *tls_fail_text(enum tls_fail why)
+{
+	switch (why) {
+	case TLSF_NO_CERT: return "TLS handshake failed: no client certificate";
+	case TLSF_BAD_CERT:
+		return "TLS handshake failed: certificate not accepted";
+	case TLSF_VERSION:
+		return "TLS handshake failed: no common protocol version or "
+		       "cipher";
+	case TLSF_NOT_TLS: return "TLS handshake failed: peer does not speak TLS";
+	default: return "TLS handshake failed";
+	}
+}
+
+/* Advances the TLS handshake: 1 done, 0 waiting, <0 closed. */
+static int conn_tls_handshake(struct conn *c)
+{
+	int idx = c->transport == TR_WSS ? 1 : 0;
+	enum tls_fail why;
+	bool want_write;
+	int rc = tls_handshake(c->tls, &want_write, &why);
+
+	if (rc == 1) {
+		const char *sni = tls_sni(c->tls);
+
+		c->tls_ready = true;
+		STAT_ADD(c->w->b, tls_handshakes[idx], 1);
+		loop_modify(c->w->loop, &c->io,
+		            EPOLLIN | (c->oq.bytes ? EPOLLOUT : 0));
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "TLS with %s: %s%s%s.", c->peer,
+			        tls_version_name(c->tls), sni ? ", SNI " : "",
+			        sni ? sni : "");
+		return 1;
+	}
+	if (rc == 0) {
+		loop_modify(c->w->loop, &c->io,
+		            EPOLLIN | (want_write ? EPOLLOUT : 0));
+		return 0;
+	}
+	STAT_ADD(c->w->b, tls_fail[idx][why], 1);
+	conn_close(c, 0, tls_fail_text(why));
+	return rc;
+}
+
+/*
+ * A PROXY header in front of TLS is in clear text: peek at the socket to
+ * parse it and consume exactly its bytes, leaving the TLS handshake in the
+ * kernel for OpenSSL. Returns 0 (done or waiting) or <0 after closing.
+ */
+static int conn_proxy_peek(struct conn *c)
+{
+	uint8_t buf[PROXY_V2_MAX];
+	struct proxy_info info;
+	ssize_t got = recv(c->io.fd, buf, sizeof(buf), MSG_PEEK);
+	int n;
+
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_close(c, 0, "closed before its PROXY header");
+		return TERN_ECLOSED;
+	}
+	if (got < 0)
+		return 0;
+	n = proxy_parse(buf, (size_t)got, &info);
+	if (n == TERN_EAGAIN)
+		return 0;
+	if (n < 0 || read(c->io.fd, buf, (size_t)n) != n) {
+		conn_close(c, 0, "invalid PROXY protocol header");
+		return TERN_ECLOSED;
+	}
+	if (!info.local)
+		conn_set_real_address(c, info.src_host, info.src_port,
+		                      "PROXY protocol");
+	c->proxy_pending = false;
+	return 0;
+}
+
+/*
+ * Reads from the transport: plain read(2), or TLS (running the handshake
+ * first). Returns the byte count, 0 at end of stream, TERN_EAGAIN, or
+ * TERN_EIO (the connection is closed by the caller).
+ */
+static ssize_t conn_io_read(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->tls) {
+		if (!c->tls_ready && conn_tls_handshake(c) != 1)
+			return c->state == CONN_CLOSED ? TERN_ECLOSED
+			                               : TERN_EAGAIN;
+		return tls_read(c->tls, buf, len);
+	}
+	do
+		n = read(c->io.fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? TERN_EAGAIN : TERN_EIO;
+	return n;
+}
+
+/* Writes queued ranges: writev(2), or TLS records. */
+static ssize_t conn_io_writev(struct conn *c, const struct iovec *iov, int n,
+                              bool *want_read)
+{
+	ssize_t w;
+
+	*want_read = false;
+	if (c->tls)
+		return c->tls_ready ? tls_writev(c->tls, iov, n, want_read)
+		                    : TERN_EAGAIN;
+	do
+		w = writev(c->io.fd, iov, n);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EAGAIN ? TERN_EAGAIN : TERN_EIO;
+	return w;
+}
+
 static void conn_on_readable(struct conn *c)
 {
 	int i;
 
-	for (i = 0; i < CONN_READS_PER_EVENT && c->state != CONN_CLOSED &&
-	            !c->throttled;
+	if (c->tls && c->proxy_pending && conn_proxy_peek(c) != 0)
+		return;
+	/* TLS keeps decrypted bytes inside OpenSSL where epoll cannot see
+	 * them, so a TLS connection reads until it would block. */
+	for (i = 0; (c->tls || i < CONN_READS_PER_EVENT) &&
+	            c->state != CONN_CLOSED && !c->throttled;
 	     i++) {
 		size_t room;
 		ssize_t n;
@@ -515,15 +653,15 @@ static void conn_on_readable(struct conn *c)
 		room = c->rcap - c->rlen - c->rraw;
 		if (room > CONN_READ_CHUNK)
 			room = CONN_READ_CHUNK;
-		n = read(c->io.fd, c->rbuf + c->rlen + c->rraw, room);
+		n = conn_io_read(c, c->rbuf + c->rlen + c->rraw, room);
 		if (n == 0) {
 			conn_close(c, 0, "closed its connection");
 			return;
 		}
+		if (n == TERN_EAGAIN)
+			break;
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			conn_close(c, 0, strerror(errno));
+			conn_close(c, 0, c->tls ? "TLS error" : strerror(errno));
 			return;
 		}
 		STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
@@ -559,24 +697,26 @@ int conn_flush(struct conn *c)
 	}
 	while (c->oq.bytes) {
 		int n = outq_iov(&c->oq, iov, 64);
-		ssize_t w = writev(c->io.fd, iov, n);
+		bool want_read;
+		ssize_t w = conn_io_writev(c, iov, n, &want_read);
 
-		if (w < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		if (w == TERN_EAGAIN) {
+			/* TLS may need to read first (EPOLLIN is always on);
+			 * otherwise wait for room in the socket. */
+			if (!want_read)
 				loop_modify(c->w->loop, &c->io,
-				            EPOLLIN | EPOLLOUT);
-				return 0;
-			}
-			if (errno == EINTR)
-				continue;
-			conn_close(c, 0, strerror(errno));
+				            (c->io.events & EPOLLIN) | EPOLLOUT);
+			return 0;
+		}
+		if (w < 0) {
+			conn_close(c, 0, c->tls ? "TLS error" : strerror(errno));
 			return TERN_EIO;
 		}
 		STAT_ADD(c->w->b, bytes_sent, (uint64_t)w);
 		outq_consume(&c->oq, (size_t)w);
 	}
 	if (c->io.events & EPOLLOUT)
-		loop_modify(c->w->loop, &c->io, EPOLLIN);
+		loop_modify(c->w->loop, &c->io, c->io.events & ~EPOLLOUT);
 	/* Room again: move more of the session's queue out. */
 	if (c->state == CONN_ACTIVE && c->s) {
 		struct session *s = conn_session_lock(c);
@@ -596,7 +736,8 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	if (events & EPOLLIN)
+	/* The TLS handshake may wait on either direction. */
+	if ((events & EPOLLIN) || (c->tls && !c->tls_ready))
 		conn_on_readable(c);
 	else if (events & (EPOLLERR | EPOLLHUP))
 		conn_close(c, 0, "connection error");
@@ -706,11 +847,14 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	if (c->oq.bytes) {
 		struct iovec iov[64];
 		int n = outq_iov(&c->oq, iov, 64);
-		ssize_t wr = writev(c->io.fd, iov, n);
+		bool want_read;
+		ssize_t wr = conn_io_writev(c, iov, n, &want_read);
 
 		if (wr > 0)
 			STAT_ADD(b, bytes_sent, (uint64_t)wr);
 	}
+	if (c->tls && c->tls_ready)
+		tls_shutdown(c->tls);
 	if (c->state == CONN_ACTIVE) {
 		broker_count_client(b, c->transport, -1);
 		if (c->normal_disconnect)
@@ -762,6 +906,7 @@ void conn_free(struct conn *c)
 
 	outq_free(&c->oq);
 	conn_ws_free(c);
+	tls_conn_free(c->tls);
 	msg_unref(c->will);
 	for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
 		free(c->aliases[i]);

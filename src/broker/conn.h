@@ -24,6 +24,7 @@
 #include "net/sock.h"
 
 struct listener_sock;
+struct tls_conn;
 struct msg;
 struct qmsg;
 struct session;
@@ -58,6 +59,8 @@ struct conn {
 	size_t rlen, rraw, rcap;
 	struct conn_ws *ws; /* WebSocket state; NULL for plain MQTT */
 	bool proxy_pending; /* a PROXY protocol header must come first */
+	struct tls_conn *tls; /* TLS state; NULL for plain TCP */
+	bool tls_ready;       /* handshake done */
 	struct outq oq;
 
 	struct conn *next, *prev; /* worker's list */

@@ -111,8 +111,10 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 		ls->cfg = lc;
 		ls->index = (size_t)(lc - cfg->listeners);
 		ls->port = lc->port;
-		ls->transport =
-		        lc->protocol == PROTO_WEBSOCKETS ? TR_WS : TR_TCP;
+		if (lc->protocol == PROTO_WEBSOCKETS)
+			ls->transport = lc->certfile ? TR_WSS : TR_WS;
+		else
+			ls->transport = lc->certfile ? TR_TLS : TR_TCP;
 		w->nlsocks++;
 		if (loop_add(w->loop, &ls->io, EPOLLIN) != 0)
 			return TERN_EIO;

@@ -77,4 +77,33 @@ struct ws_upgrade {
 void http_ws_upgrade(const struct http_request *req, const char *supported,
                      struct ws_upgrade *out);
 
+/*
+ * permessage-deflate (RFC 7692 §7) for a server that keeps no compression
+ * context between messages and bounds both LZ77 windows to 2^max_bits
+ * bytes (max_bits 9..15), so each connection's zlib memory is fixed.
+ *
+ * The offers are the elements of every Sec-WebSocket-Extensions header, in
+ * order; the first permessage-deflate offer that can be accepted wins. An
+ * offer is declined (and the next one tried) when it has an unknown or
+ * duplicate parameter, a value where none belongs, a bad window size, or
+ * server_max_window_bits=8 (zlib's raw deflate cannot use a 256-byte
+ * window). A syntax error skips to the next element.
+ *
+ * out->on tells whether an offer was accepted; then client_bits is the
+ * window the client compresses with (what our inflater needs: the offered
+ * client_max_window_bits capped at max_bits, else 15), server_bits the
+ * window we compress with (server_max_window_bits capped at max_bits, else
+ * max_bits), and response the Sec-WebSocket-Extensions value to answer
+ * with (NUL-terminated). Pure: no allocation.
+ */
+struct ws_deflate {
+	bool on;
+	int client_bits;
+	int server_bits;
+	char response[128];
+};
+
+void http_ws_deflate_offer(const struct http_request *req, int max_bits,
+		       struct ws_deflate *out);
+
 #endif
