@@ -254,10 +254,17 @@ static void reload(struct broker *b, const struct options *o)
 		        err);
 		goto out;
 	}
+	if (broker_load_tls(b, &fresh) != 0) {
+		log_msg(LOG_ERR, "Reload failed: TLS settings did not load; "
+		                 "keeping the running configuration.");
+		auth_unref(auth);
+		goto out;
+	}
 	apply_logging(&fresh);
 	broker_set_auth(b, auth);
 	log_msg(LOG_NOTICE, "Reloaded configuration: logging, password and "
-	                    "ACL files applied; other changes need a restart.");
+	                    "ACL files, TLS certificates applied; other "
+	                    "changes need a restart.");
 out:
 	config_free(&fresh);
 }

@@ -132,8 +132,7 @@ void broker_stop(struct broker *b)
 	pthread_mutex_destroy(&b->sess_mu);
 }
 
-static void listener_tls_opts(const struct listener_cfg *l,
-                              struct tls_opts *o)
+static void listener_tls_opts(const struct listener_cfg *l, struct tls_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->certfile = l->certfile;

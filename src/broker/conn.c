@@ -523,7 +523,8 @@ static const char *tls_fail_text(enum tls_fail why)
 	case TLSF_VERSION:
 		return "TLS handshake failed: no common protocol version or "
 		       "cipher";
-	case TLSF_NOT_TLS: return "TLS handshake failed: peer does not speak TLS";
+	case TLSF_NOT_TLS:
+		return "TLS handshake failed: peer does not speak TLS";
 	default: return "TLS handshake failed";
 	}
 }
@@ -661,7 +662,8 @@ static void conn_on_readable(struct conn *c)
 		if (n == TERN_EAGAIN)
 			break;
 		if (n < 0) {
-			conn_close(c, 0, c->tls ? "TLS error" : strerror(errno));
+			conn_close(c, 0,
+			           c->tls ? "TLS error" : strerror(errno));
 			return;
 		}
 		STAT_ADD(c->w->b, bytes_received, (uint64_t)n);
@@ -705,11 +707,13 @@ int conn_flush(struct conn *c)
 			 * otherwise wait for room in the socket. */
 			if (!want_read)
 				loop_modify(c->w->loop, &c->io,
-				            (c->io.events & EPOLLIN) | EPOLLOUT);
+				            (c->io.events & EPOLLIN) |
+				                    EPOLLOUT);
 			return 0;
 		}
 		if (w < 0) {
-			conn_close(c, 0, c->tls ? "TLS error" : strerror(errno));
+			conn_close(c, 0,
+			           c->tls ? "TLS error" : strerror(errno));
 			return TERN_EIO;
 		}
 		STAT_ADD(c->w->b, bytes_sent, (uint64_t)w);
@@ -983,7 +987,11 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 	if (c->state == CONN_HTTP || c->state == CONN_CONNECTING) {
 		if (now - c->accepted_at < cfg->connect_timeout * 1000ull)
 			return;
-		if (c->state == CONN_HTTP)
+		if (c->tls && !c->tls_ready)
+			STAT_ADD(c->w->b,
+			         tls_fail[c->transport == TR_WSS][TLSF_TIMEOUT],
+			         1);
+		else if (c->state == CONN_HTTP)
 			STAT_ADD(c->w->b, ws_handshake_fail[WSF_TIMEOUT], 1);
 		conn_close(
 		        c, 0,

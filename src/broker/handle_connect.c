@@ -15,6 +15,7 @@
 #include "broker/msg.h"
 #include "broker/session.h"
 #include "broker/worker.h"
+#include "net/tls.h"
 
 /* Sends a refusing CONNACK (v3 code or v5 reason) and closes. */
 static int connect_refuse(struct conn *c, uint8_t v3_code, uint8_t v5_reason,
@@ -130,6 +131,29 @@ static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
 	                      "keepalive above max_keepalive");
 }
 
+/*
+ * use_identity_as_username / use_subject_as_username (Mosquitto): the
+ * verified client certificate is the credential and its CN (or subject) the
+ * username ACLs see; the CONNECT's username and password are not used. A
+ * missing certificate or an identity that is not valid UTF-8 is refused.
+ */
+static int connect_cert_identity(struct conn *c)
+{
+	char id[1024];
+	int rc = c->ls->cfg->use_identity_as_username
+	                 ? tls_peer_cn(c->tls, id, sizeof(id))
+	                 : tls_peer_subject(c->tls, id, sizeof(id));
+
+	if (rc != 0)
+		return connect_refuse(
+		        c, MQTT3_CONNACK_NOT_AUTHORIZED, MQTT_RC_NOT_AUTHORIZED,
+		        rc == TERN_ENOENT ? "no client certificate identity"
+		                          : "client certificate identity is "
+		                            "not a valid username");
+	c->username = strdup(id);
+	return c->username ? 0 : TERN_ENOMEM;
+}
+
 static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 {
 	enum auth_result r;
@@ -138,6 +162,9 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
 		                      MQTT_RC_BAD_AUTH_METHOD,
 		                      "unsupported authentication method");
+	if (c->tls && (c->ls->cfg->use_identity_as_username ||
+	               c->ls->cfg->use_subject_as_username))
+		return connect_cert_identity(c);
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
 	r = auth_connect(c->w->auth, c->username, cn->password.p,

@@ -18,6 +18,7 @@
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subs.h"
+#include "net/tls.h"
 
 #ifndef TERN_VERSION
 #define TERN_VERSION "0.1.0"
@@ -136,6 +137,36 @@ static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(ws_bytes_out));
 }
 
+/* TLS handshakes and failures by cause, for mqtts ("tls") and wss. */
+static void sys_put_tls(struct broker *b, struct worker *w, uint64_t now)
+{
+	static const char *tr[2] = {"tls", "wss"};
+	static const char *causes[TLSF_COUNT] = {
+	        [TLSF_NONE] = NULL,
+	        [TLSF_NO_CERT] = "no_certificate",
+	        [TLSF_BAD_CERT] = "bad_certificate",
+	        [TLSF_VERSION] = "protocol_version",
+	        [TLSF_NOT_TLS] = "not_tls",
+	        [TLSF_OTHER] = "other",
+	        [TLSF_TIMEOUT] = "timeout",
+	};
+	char topic[112];
+	int t, i;
+
+	for (t = 0; t < 2; t++) {
+		snprintf(topic, sizeof(topic),
+		         "$SYS/broker/transport/%s/handshakes", tr[t]);
+		sys_put_u64(b, w, now, topic, LOAD(tls_handshakes[t]));
+		for (i = 1; i < TLSF_COUNT; i++) {
+			snprintf(topic, sizeof(topic),
+			         "$SYS/broker/transport/%s/handshake_failures/"
+			         "%s",
+			         tr[t], causes[i]);
+			sys_put_u64(b, w, now, topic, LOAD(tls_fail[t][i]));
+		}
+	}
+}
+
 void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *tr[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
@@ -186,6 +217,7 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 		sys_put_u64(b, w, now, topic, LOAD(transport_connected[i]));
 	}
 	sys_put_ws(b, w, now);
+	sys_put_tls(b, w, now);
 }
 
 /* Collects wills to publish once the session table lock is released. */

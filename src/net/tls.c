@@ -110,14 +110,15 @@ static int tls_load_crl(SSL_CTX *ssl, const char *path)
 }
 
 /* Certificate, key and verification settings into ssl. */
-static int tls_configure(struct tls_ctx *c, const struct tls_opts *o,
-                         char *err, size_t errlen)
+static int tls_configure(struct tls_ctx *c, const struct tls_opts *o, char *err,
+                         size_t errlen)
 {
 	SSL_CTX *ssl = c->ssl;
 	static const unsigned char sid_ctx[] = "tern";
 
 	if (tls_set_version(ssl, o->tls_version) != 0) {
-		snprintf(err, errlen, "tls_version '%s': use tlsv1.2 or tlsv1.3",
+		snprintf(err, errlen,
+		         "tls_version '%s': use tlsv1.2 or tlsv1.3",
 		         o->tls_version);
 		return TERN_ECONFIG;
 	}
@@ -125,7 +126,8 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o,
 		return tls_fail_msg(err, errlen, "ciphers", o->ciphers);
 	if (o->ciphersuites &&
 	    SSL_CTX_set_ciphersuites(ssl, o->ciphersuites) != 1)
-		return tls_fail_msg(err, errlen, "ciphersuites", o->ciphersuites);
+		return tls_fail_msg(err, errlen, "ciphersuites",
+		                    o->ciphersuites);
 	if (!o->certfile || !o->keyfile) {
 		snprintf(err, errlen, "TLS needs both certfile and keyfile");
 		return TERN_ECONFIG;
@@ -134,7 +136,8 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o,
 		return tls_fail_msg(err, errlen, "cannot load certfile",
 		                    o->certfile);
 	SSL_CTX_set_default_passwd_cb(ssl, tls_password_cb);
-	SSL_CTX_set_default_passwd_cb_userdata(ssl, (void *)o->keyfile_password);
+	SSL_CTX_set_default_passwd_cb_userdata(ssl,
+	                                       (void *)o->keyfile_password);
 	if (SSL_CTX_use_PrivateKey_file(ssl, o->keyfile, SSL_FILETYPE_PEM) != 1)
 		return tls_fail_msg(err, errlen,
 		                    o->keyfile_password
@@ -143,7 +146,8 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o,
 		                              "keys need keyfile_password)",
 		                    o->keyfile);
 	if (SSL_CTX_check_private_key(ssl) != 1)
-		return tls_fail_msg(err, errlen, "keyfile does not match certfile",
+		return tls_fail_msg(err, errlen,
+		                    "keyfile does not match certfile",
 		                    o->keyfile);
 	if ((o->cafile || o->capath) &&
 	    SSL_CTX_load_verify_locations(ssl, o->cafile, o->capath) != 1)
@@ -153,9 +157,9 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o,
 		return tls_fail_msg(err, errlen, "cannot load crlfile",
 		                    o->crlfile);
 	if (o->require_certificate)
-		SSL_CTX_set_verify(ssl,
-		                   SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-		                   NULL);
+		SSL_CTX_set_verify(
+		        ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+		        NULL);
 	else if (o->cafile || o->capath)
 		SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx) - 1);
@@ -256,7 +260,8 @@ static enum tls_fail tls_classify(const struct tls_conn *t)
 	if (v != X509_V_OK || reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
 		return TLSF_BAD_CERT;
 	if (reason == SSL_R_WRONG_VERSION_NUMBER ||
-	    reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST ||
+	    reason == SSL_R_HTTP_REQUEST ||
+	    reason == SSL_R_HTTPS_PROXY_REQUEST ||
 	    reason == SSL_R_RECORD_LENGTH_MISMATCH ||
 	    reason == SSL_R_PACKET_LENGTH_TOO_LONG)
 		return TLSF_NOT_TLS;
@@ -305,7 +310,8 @@ ssize_t tls_read(struct tls_conn *t, void *buf, size_t len)
 	case SSL_ERROR_ZERO_RETURN: return 0;
 	case SSL_ERROR_SYSCALL:
 		/* An EOF without close_notify: treat as a plain close. */
-		if (ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET))
+		if (ERR_peek_error() == 0 &&
+		    (errno == 0 || errno == ECONNRESET))
 			return 0;
 		/* fallthrough */
 	default: ERR_clear_error(); return TERN_EIO;
@@ -388,8 +394,8 @@ int tls_peer_cn(const struct tls_conn *t, char *out, size_t len)
 	idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	if (idx < 0)
 		return TERN_ENOENT;
-	n = ASN1_STRING_to_UTF8(
-	        &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
+	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
+	                                       X509_NAME_get_entry(name, idx)));
 	if (n < 0)
 		return TERN_EUTF8;
 	if (utf8_check_mqtt(utf8, (size_t)n) != 0) {

@@ -29,10 +29,10 @@ struct tls_opts {
 	const char *cafile;
 	const char *capath;
 	const char *crlfile;
-	const char *ciphers;       /* TLS 1.2 cipher list */
-	const char *ciphersuites;  /* TLS 1.3 suites */
-	const char *tls_version;   /* minimum: "tlsv1.2" (default), "tlsv1.3" */
-	const char *alpn;          /* wire-format list, e.g. "\4mqtt" */
+	const char *ciphers;      /* TLS 1.2 cipher list */
+	const char *ciphersuites; /* TLS 1.3 suites */
+	const char *tls_version;  /* minimum: "tlsv1.2" (default), "tlsv1.3" */
+	const char *alpn;         /* wire-format list, e.g. "\4mqtt" */
 	size_t alpn_len;
 	bool require_certificate;
 };
@@ -40,11 +40,12 @@ struct tls_opts {
 /* Why a handshake failed, for counters. */
 enum tls_fail {
 	TLSF_NONE = 0,
-	TLSF_NO_CERT,      /* client sent no certificate where required */
-	TLSF_BAD_CERT,     /* certificate did not verify (CA, expiry, CRL) */
-	TLSF_VERSION,      /* protocol version or cipher mismatch */
-	TLSF_NOT_TLS,      /* the peer did not speak TLS */
+	TLSF_NO_CERT,  /* client sent no certificate where required */
+	TLSF_BAD_CERT, /* certificate did not verify (CA, expiry, CRL) */
+	TLSF_VERSION,  /* protocol version or cipher mismatch */
+	TLSF_NOT_TLS,  /* the peer did not speak TLS */
 	TLSF_OTHER,
+	TLSF_TIMEOUT, /* not done before the deadline (counted by callers) */
 	TLSF_COUNT,
 };
 
