@@ -18,8 +18,13 @@ build:
 	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@$(CMAKE) --build $(BUILD) -j$(JOBS)
 
+# Local development: MQTT, WebSocket, TLS and WebSocket over TLS on
+# loopback, with a development CA made on first run (data/, not committed).
 run: deps build
-	./$(BUILD)/ternd -v
+	@./scripts/devcert.sh
+	@echo "ternd: mqtt://localhost:1883  ws://localhost:8083/mqtt  mqtts://localhost:8883  wss://localhost:8084/mqtt"
+	@echo "ternd: web page http://localhost:8083/ ; trust $(CURDIR)/data/tls/ca.crt for mqtts/wss"
+	./$(BUILD)/ternd -c data/ternd.conf -v
 
 # Every test: unit and end-to-end (1 and 4 worker threads) on the normal
 # build, then the same under ASan+UBSan, then the multi-threaded end-to-end

@@ -216,13 +216,13 @@ static void print_urls(const struct config *cfg)
 		const char *host = l->bind ? l->bind : "localhost";
 		bool v6 = strchr(host, ':') != NULL;
 
-		if (l->protocol == PROTO_WEBSOCKETS)
-			log_msg(LOG_NOTICE, "Listening: ws://%s%s%s:%u%s",
-			        v6 ? "[" : "", host, v6 ? "]" : "", l->port,
-			        l->ws_paths ? "" : "/mqtt");
-		else
-			log_msg(LOG_NOTICE, "Listening: mqtt://%s%s%s:%u",
-			        v6 ? "[" : "", host, v6 ? "]" : "", l->port);
+		bool ws = l->protocol == PROTO_WEBSOCKETS;
+		const char *scheme = ws ? (l->certfile ? "wss" : "ws")
+		                        : (l->certfile ? "mqtts" : "mqtt");
+
+		log_msg(LOG_NOTICE, "Listening: %s://%s%s%s:%u%s", scheme,
+		        v6 ? "[" : "", host, v6 ? "]" : "", l->port,
+		        ws && !l->ws_paths ? "/mqtt" : "");
 	}
 	if (cfg->local_only)
 		log_msg(LOG_NOTICE,
