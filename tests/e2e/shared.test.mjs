@@ -149,3 +149,29 @@ async function within2(cond, ms = 3000) {
     await sleep(20);
   }
 }
+
+describe('shared subscriptions: hand-over', () => {
+  // MQTT 5 §4.8.2: if a member's session ends with messages it never
+  // acknowledged, the server should hand them to another member rather
+  // than lose them (Mosquitto 2.0.11 does not).
+  test('QoS 1 messages a leaving member never acknowledged go to another member', { skip: KIND !== 'tern' && 'mosquitto 2.0.11 drops them' }, async () => {
+    const P = uid();
+    const leaver = await rawConnect(broker.port, { version: 5, clientId: uid('leave') });
+    const stayer = await connect(broker, { protocolVersion: 5 });
+    const p = await connect(broker, { protocolVersion: 5 });
+    try {
+      leaver.subscribe(1, [[`$share/g/${P}/t`, 1]]);
+      await leaver.expect('suback');
+      await sub(stayer, `$share/g/${P}/t`, { qos: 1 });
+      // Round robin gives each member every other message; the leaver
+      // acknowledges none of its share.
+      for (let i = 0; i < 6; i++) await pub(p, `${P}/t`, String(i), { qos: 1 });
+      const got = await leaver.collect('publish', 500);
+      assert.ok(got.length > 0, 'the leaving member received some messages');
+      leaver.destroy(); // session expiry 0: its session ends now
+      await within2(() => stayer.messages.length >= 6);
+      const all = payloads(stayer).map(Number).sort((x, y) => x - y);
+      assert.deepEqual(all, [0, 1, 2, 3, 4, 5], 'every message reached the remaining member');
+    } finally { leaver.destroy(); await closeAll(stayer, p); }
+  });
+});
