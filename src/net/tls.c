@@ -194,8 +194,11 @@ int tls_ctx_new(const struct tls_opts *o, struct tls_ctx **out, char *err,
 	SSL_CTX_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                                 SSL_MODE_RELEASE_BUFFERS);
+	/* A client that closes TCP without close_notify has simply gone:
+	 * MQTT's own DISCONNECT says whether that was orderly. */
 	SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION |
-	                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                                    SSL_OP_CIPHER_SERVER_PREFERENCE |
+	                                    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	rc = tls_configure(c, o, err, errlen);
 	if (rc != 0) {
 		tls_ctx_unref(c);
