@@ -157,13 +157,6 @@ static int check_supported(const struct config *cfg)
 		struct cidr_list trusted;
 		char err[128];
 
-		if (l->ws_compression) {
-			fprintf(stderr,
-			        "ternd: listener %u: ws_compression is not "
-			        "supported yet\n",
-			        l->port);
-			return -1;
-		}
 		if (l->proxy_protocol && !l->trusted_proxies) {
 			fprintf(stderr,
 			        "ternd: listener %u: proxy_protocol needs "

@@ -21,6 +21,18 @@
  * broker's CPU time (utime + stime from /proc/PID/stat) is read when
  * publishing starts and when the run ends, and reported per delivered
  * message.
+ *
+ * Clients speak MQTT over TCP (mqtt://) or over WebSocket (ws://, RFC 6455):
+ * an HTTP upgrade offering the subprotocol "mqtt", then every write of a
+ * connection's pending MQTT bytes leaves as one binary frame masked with a
+ * fresh random key; the broker's frames are decoded in place in the input
+ * buffer, wherever the MQTT packets in them begin or end.
+ *
+ * With --conn N the tool measures connections instead of messages: it opens
+ * N connections (CONNECT, nothing more), reports how fast they came up and
+ * each one's set-up time (from connect() to CONNACK, the upgrade included),
+ * holds them idle for --idle seconds and reports the broker's resident
+ * memory and the kernel's socket figures before and after.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -42,19 +56,30 @@
 
 #include "mqtt/packet.h"
 
-#define NS_PER_S    1000000000ull
-#define PAYLOAD_MIN 16      /* send time, publisher index, sequence */
-#define OUT_CAP     65536   /* bytes of output buffered per connection */
-#define IN_MIN      65536   /* minimum input buffer per connection */
-#define ACK_ROOM    16      /* output space kept free for one ack */
-#define MAX_CONNS   10000   /* publishers + subscribers */
-#define MAX_PAIRS   4000000 /* publisher x subscriber tracking entries */
-#define MAX_TOPIC   256
-#define SETUP_NS    (10 * NS_PER_S)
-#define IDLE_NS     (NS_PER_S) /* drain ends after this long with no input */
-#define MAX_EVENTS  256
-#define TIMER_TAG   UINT32_MAX
-#define ID_WORDS    (65536 / 64)
+#define NS_PER_S       1000000000ull
+#define PAYLOAD_MIN    16    /* send time, publisher index, sequence */
+#define OUT_CAP        65536 /* bytes of output buffered per connection */
+#define IN_MIN         65536 /* minimum input buffer per connection */
+#define ACK_ROOM       16    /* output space kept free for one ack */
+#define MAX_CONNS      10000 /* publishers + subscribers */
+#define MAX_IDLE       19900 /* --conn connections (20,000 fds here) */
+#define CONN_BUF       8192  /* input and output buffers with --conn */
+#define IDLE_KEEPALIVE 300   /* CONNECT keepalive with --conn, seconds */
+#define MAX_IDLE_S     240   /* --idle: well below the keepalive */
+#define MAX_ERR_LOG    10    /* connection failures printed */
+#define MAX_HOST       64
+#define MAX_PATH       256
+#define WS_HDR_MAX     14  /* client frame header: 2 + 8 length + 4 mask */
+#define WS_CTL_MAX     125 /* control frame payload */
+#define WS_WIRE_PAD    (2 * (WS_HDR_MAX + WS_CTL_MAX)) /* pong, close */
+#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_PAIRS      4000000 /* publisher x subscriber tracking entries */
+#define MAX_TOPIC      256
+#define SETUP_NS       (10 * NS_PER_S)
+#define IDLE_NS        (NS_PER_S) /* drain ends after this long with no input */
+#define MAX_EVENTS     256
+#define TIMER_TAG      UINT32_MAX
+#define ID_WORDS       (65536 / 64)
 
 /* Latency histogram: 32 linear sub-buckets per power of two (3% error). */
 #define H_SUB_BITS 5
@@ -76,6 +101,13 @@ struct options {
 	const char *host;
 	uint16_t port;
 	int pid;
+	bool ws;          /* MQTT over WebSocket */
+	const char *path; /* WebSocket request path */
+	char url_host[MAX_HOST];
+	char url_path[MAX_PATH];
+	unsigned conns; /* --conn: connection test with this many */
+	unsigned par;   /* --conn: set-ups in flight at most */
+	double idle;    /* --conn: seconds to hold them */
 };
 
 struct hist {
@@ -103,9 +135,48 @@ struct track {
 	uint64_t seen;
 };
 
-enum role { ROLE_PUB, ROLE_SUB };
+enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 
-enum state { ST_CONNECTING, ST_CONNACK, ST_SUBACK, ST_READY, ST_DEAD };
+enum state {
+	ST_CONNECTING,
+	ST_UPGRADE, /* WebSocket: waiting for the 101 */
+	ST_CONNACK,
+	ST_SUBACK,
+	ST_READY,
+	ST_DEAD
+};
+
+/*
+ * Decoder of the frames a server sends (unmasked). Payload of binary
+ * messages is moved down in place into the MQTT byte stream; control frame
+ * payload goes to ctl[].
+ */
+struct wsd {
+	uint8_t hdr[WS_HDR_MAX]; /* partial frame header */
+	uint8_t hdr_len;
+	uint8_t opcode;     /* of the current frame */
+	bool in_message;    /* a fragmented binary message is open */
+	uint64_t remaining; /* payload bytes left in the current frame */
+	uint8_t ctl[WS_CTL_MAX];
+	uint8_t ctl_len;
+};
+
+enum { WSD_MORE, WSD_PING, WSD_PONG, WSD_CLOSE, WSD_ERROR = -1 };
+
+enum {
+	WS_OP_CONT = 0x0,
+	WS_OP_TEXT = 0x1,
+	WS_OP_BINARY = 0x2,
+	WS_OP_CLOSE = 0x8,
+	WS_OP_PING = 0x9,
+	WS_OP_PONG = 0xA,
+};
+
+/* WebSocket state of one connection. */
+struct wsc {
+	struct wsd dec;
+	char accept[32]; /* the Sec-WebSocket-Accept expected */
+};
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_DONE };
 
@@ -123,6 +194,9 @@ struct conn {
 	bool blocked;    /* input parsing paused until output drains */
 	struct buf in;
 	struct buf out;
+	struct buf wire; /* WebSocket: framed bytes to write (else unused) */
+	struct wsc *ws;  /* WebSocket state, or NULL over TCP */
+	uint64_t t_open; /* when connect() was called */
 	char topic[MAX_TOPIC]; /* publisher: topic name; subscriber: filter */
 	uint16_t topic_len;
 	/* Publisher. */
@@ -151,6 +225,14 @@ struct stats {
 	uint64_t errors;
 };
 
+/* Memory figures, -1 where unknown. */
+struct memsnap {
+	long long rss_kb;    /* broker VmRSS */
+	long long tcp_inuse; /* /proc/net/sockstat{,6}: TCP sockets in use */
+	long long tcp_mem;   /* and pages of socket buffers */
+	long long slab_kb;   /* /proc/meminfo Slab (system-wide) */
+};
+
 struct load {
 	struct options o;
 	int ep;
@@ -177,6 +259,15 @@ struct load {
 	struct rusage ru1;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	uint64_t rng; /* xorshift64* state: WebSocket keys and masks */
+	/* --conn */
+	struct hist setup_lat; /* connect() to CONNACK, ns */
+	unsigned opened;
+	unsigned ready;
+	uint64_t t_first_open;
+	uint64_t t_all_ready;
+	struct memsnap mem0; /* before the first connection */
+	struct memsnap mem1; /* at the end of the idle time */
 };
 
 static uint64_t now_ns(void)
@@ -297,6 +388,378 @@ static int expand(const char *pattern, unsigned index, char *out, size_t cap)
 	return (int)n;
 }
 
+/* xorshift64*: fast, and random enough for keys and masks. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t rol32(uint32_t x, unsigned n)
+{
+	return x << n | x >> (32 - n);
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *p)
+{
+	uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (; i < 80; i++)
+		w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+	for (i = 0; i < 80; i++) {
+		uint32_t f, k, t;
+
+		if (i < 20) {
+			f = (b & c) | (~b & d);
+			k = 0x5A827999;
+		} else if (i < 40) {
+			f = b ^ c ^ d;
+			k = 0x6ED9EBA1;
+		} else if (i < 60) {
+			f = (b & c) | (b & d) | (c & d);
+			k = 0x8F1BBCDC;
+		} else {
+			f = b ^ c ^ d;
+			k = 0xCA62C1D6;
+		}
+		t = rol32(a, 5) + f + e + k + w[i];
+		e = d;
+		d = c;
+		c = rol32(b, 30);
+		b = a;
+		a = t;
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+	h[4] += e;
+}
+
+/* SHA-1 (FIPS 180-4) of a short message: only for the handshake. */
+static void sha1(const uint8_t *m, size_t len, uint8_t out[20])
+{
+	uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476,
+	                 0xC3D2E1F0};
+	size_t total = (len + 8) / 64 * 64 + 64, off, i;
+	uint64_t bits = (uint64_t)len * 8;
+	uint8_t blk[64];
+
+	for (off = 0; off < total; off += 64) {
+		for (i = 0; i < 64; i++) {
+			size_t k = off + i;
+
+			if (k < len)
+				blk[i] = m[k];
+			else if (k == len)
+				blk[i] = 0x80;
+			else if (k >= total - 8)
+				blk[i] = (uint8_t)(bits >>
+				                   (8 * (total - 1 - k)));
+			else
+				blk[i] = 0;
+		}
+		sha1_block(h, blk);
+	}
+	for (i = 0; i < 20; i++)
+		out[i] = (uint8_t)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* Padded base64 of p[0..len) into out (4 * ceil(len / 3) + 1 bytes). */
+static void base64(const uint8_t *p, size_t len, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                        "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+
+	for (i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		*out++ = a[v >> 18];
+		*out++ = a[v >> 12 & 63];
+		*out++ = i + 1 < len ? a[v >> 6 & 63] : '=';
+		*out++ = i + 2 < len ? a[v & 63] : '=';
+	}
+	*out = '\0';
+}
+
+/* Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2): 28 characters + NUL. */
+static void ws_accept(const char *key, char out[29])
+{
+	char buf[128];
+	uint8_t d[20];
+	int n = snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
+
+	sha1((const uint8_t *)buf, (size_t)n, d);
+	base64(d, sizeof(d), out);
+}
+
+static bool ws_is_control(uint8_t opcode)
+{
+	return opcode & 0x08;
+}
+
+/* Size of the header begun in d->hdr, once its first two bytes are in. */
+static unsigned wsd_hdr_size(const struct wsd *d)
+{
+	unsigned n = d->hdr[1] & 0x7F;
+
+	return 2 + (n == 126 ? 2 : n == 127 ? 8 : 0);
+}
+
+/* The control frame just completed. */
+static int wsd_control(const struct wsd *d)
+{
+	switch (d->opcode) {
+	case WS_OP_PING: return WSD_PING;
+	case WS_OP_PONG: return WSD_PONG;
+	default: return WSD_CLOSE;
+	}
+}
+
+/* Validates the complete header in d->hdr; WSD_MORE or an event. */
+static int wsd_header(struct wsd *d, const char **why)
+{
+	uint8_t b0 = d->hdr[0], op = b0 & 0x0F;
+	bool fin = b0 & 0x80;
+	uint64_t n = d->hdr[1] & 0x7F;
+	unsigned i;
+
+	if (n >= 126) {
+		unsigned bytes = n == 126 ? 2 : 8;
+
+		for (n = 0, i = 0; i < bytes; i++)
+			n = n << 8 | d->hdr[2 + i];
+		if (n >> 63) {
+			*why = "frame length with the top bit set";
+			return WSD_ERROR;
+		}
+	}
+	d->hdr_len = 0;
+	if (b0 & 0x70) {
+		*why = "frame with RSV bits set";
+		return WSD_ERROR;
+	}
+	switch (op) {
+	case WS_OP_CONT:
+	case WS_OP_BINARY:
+		if ((op == WS_OP_CONT) != d->in_message) {
+			*why = op == WS_OP_CONT
+			               ? "continuation without a message"
+			               : "new message inside another";
+			return WSD_ERROR;
+		}
+		d->in_message = !fin;
+		break;
+	case WS_OP_TEXT: *why = "text frame"; return WSD_ERROR;
+	case WS_OP_CLOSE:
+	case WS_OP_PING:
+	case WS_OP_PONG:
+		if (!fin || n > WS_CTL_MAX) {
+			*why = "fragmented or long control frame";
+			return WSD_ERROR;
+		}
+		d->ctl_len = 0;
+		break;
+	default: *why = "reserved opcode"; return WSD_ERROR;
+	}
+	d->opcode = op;
+	d->remaining = n;
+	return n == 0 && ws_is_control(op) ? wsd_control(d) : WSD_MORE;
+}
+
+/*
+ * Decodes server frames in b[*in..len), in place: the payload of binary
+ * messages moves down to b[*out..) (*out <= *in), and *in and *out advance.
+ * Stops at the end of input (WSD_MORE), after a complete control frame
+ * (its event; call again to go on), or at an error (WSD_ERROR, *why set).
+ */
+static int wsd_decode(struct wsd *d, uint8_t *b, size_t len, size_t *in,
+                      size_t *out, const char **why)
+{
+	while (*in < len) {
+		size_t k;
+		int rc;
+
+		if (d->remaining > 0) {
+			k = len - *in < d->remaining ? len - *in
+			                             : (size_t)d->remaining;
+			if (ws_is_control(d->opcode)) {
+				memcpy(d->ctl + d->ctl_len, b + *in, k);
+				d->ctl_len = (uint8_t)(d->ctl_len + k);
+			} else {
+				memmove(b + *out, b + *in, k);
+				*out += k;
+			}
+			*in += k;
+			d->remaining -= k;
+			if (d->remaining == 0 && ws_is_control(d->opcode))
+				return wsd_control(d);
+			continue;
+		}
+		d->hdr[d->hdr_len++] = b[(*in)++];
+		if (d->hdr_len == 2 && (d->hdr[1] & 0x80)) {
+			*why = "masked frame from the server";
+			return WSD_ERROR;
+		}
+		if (d->hdr_len < 2 || d->hdr_len < wsd_hdr_size(d))
+			continue;
+		rc = wsd_header(d, why);
+		if (rc != WSD_MORE)
+			return rc;
+	}
+	return WSD_MORE;
+}
+
+/*
+ * Appends a masked client frame (FIN, opcode) with payload p[0..len) to
+ * the wire buffer w, which has room for it, with a fresh random key.
+ */
+static void ws_frame(uint64_t *rng, struct buf *w, uint8_t opcode,
+                     const uint8_t *p, size_t len)
+{
+	uint8_t *d = w->p + w->tail;
+	uint32_t key = (uint32_t)(rng_next(rng) >> 32);
+	uint64_t m = (uint64_t)key << 32 | key, word;
+	size_t h = 0, i;
+	uint8_t pat[8];
+
+	d[h++] = (uint8_t)(0x80 | opcode);
+	if (len < 126) {
+		d[h++] = (uint8_t)(0x80 | len);
+	} else if (len <= 0xFFFF) {
+		d[h++] = 0x80 | 126;
+		d[h++] = (uint8_t)(len >> 8);
+		d[h++] = (uint8_t)len;
+	} else {
+		d[h++] = 0x80 | 127;
+		for (i = 0; i < 8; i++)
+			d[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+	}
+	/* The key goes on the wire as the bytes of m, so that one XOR with
+	 * m masks eight payload bytes whatever the byte order. */
+	memcpy(pat, &m, 8);
+	memcpy(d + h, pat, 4);
+	h += 4;
+	for (i = 0; len - i >= 8; i += 8) {
+		memcpy(&word, p + i, 8);
+		word ^= m;
+		memcpy(d + h + i, &word, 8);
+	}
+	for (; i < len; i++)
+		d[h + i] = p[i] ^ pat[i & 7];
+	w->tail += h + len;
+}
+
+/*
+ * Built-in checks of the WebSocket code (--selftest): the handshake digest
+ * against RFC 6455's example, and the decoder against frames of every
+ * length form, fragmented messages, control frames in between and masked
+ * frames, fed in pieces of every size from 1 to 7 bytes.
+ */
+static int ws_selftest(void)
+{
+	static const uint8_t stream[] = {
+	        /* 3 bytes, 1 + 2 bytes fragmented, ping, 0-byte frame */
+	        0x82, 3, 'a', 'b', 'c', 0x02, 1, 'd', 0x89, 2, 'p', 'q', 0x80,
+	        2, 'e', 'f', 0x82, 0,
+	        /* 16-bit and 64-bit lengths, a pong, a close */
+	        0x82, 126, 0, 2, 'g', 'h', 0x82, 127, 0, 0, 0, 0, 0, 0, 0, 1,
+	        'i', 0x8A, 0, 0x88, 2, 0x03, 0xE8};
+	static const char want[] = "abcdefghi";
+	static const int events[] = {WSD_PING, WSD_PONG, WSD_CLOSE};
+	uint8_t b[sizeof(stream)], masked[] = {0x82, 0x81, 1, 2, 3, 4, 'x'};
+	uint8_t text[] = {0x81, 1, 'x'}, cont[] = {0x00, 1, 'x'};
+	char acc[29];
+	const char *why;
+	struct wsd d;
+	size_t step;
+
+	ws_accept("dGhlIHNhbXBsZSBub25jZQ==", acc);
+	if (strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != 0) {
+		fprintf(stderr, "selftest: accept %s\n", acc);
+		return -1;
+	}
+	for (step = 1; step <= 7; step++) {
+		size_t in = 0, out = 0, fed = 0;
+		unsigned ev = 0;
+		int rc;
+
+		memcpy(b, stream, sizeof(b));
+		memset(&d, 0, sizeof(d));
+		while (fed < sizeof(b)) {
+			fed = fed + step < sizeof(b) ? fed + step : sizeof(b);
+			while ((rc = wsd_decode(&d, b, fed, &in, &out, &why)) !=
+			       WSD_MORE) {
+				if (ev >= 3 || rc != events[ev] ||
+				    (ev == 0 &&
+				     (d.ctl_len != 2 ||
+				      memcmp(d.ctl, "pq", 2) != 0))) {
+					fprintf(stderr, "selftest: event %d\n",
+					        rc);
+					return -1;
+				}
+				ev++;
+			}
+		}
+		if (ev != 3 || out != strlen(want) || memcmp(b, want, out) ||
+		    in != sizeof(b)) {
+			fprintf(stderr, "selftest: step %zu: %zu bytes\n", step,
+			        out);
+			return -1;
+		}
+	}
+	{
+		uint8_t *bad[] = {masked, text, cont};
+		size_t len[] = {sizeof(masked), sizeof(text), sizeof(cont)};
+		unsigned i;
+
+		for (i = 0; i < 3; i++) {
+			size_t in = 0, out = 0;
+
+			memset(&d, 0, sizeof(d));
+			if (wsd_decode(&d, bad[i], len[i], &in, &out, &why) !=
+			    WSD_ERROR) {
+				fprintf(stderr, "selftest: bad frame %u\n", i);
+				return -1;
+			}
+		}
+	}
+	{
+		/* A masked frame unmasks back to its payload. */
+		uint8_t src[300], wire[320];
+		struct buf w = {wire, sizeof(wire), 0, 0};
+		uint64_t rng = 42;
+		size_t i;
+
+		for (i = 0; i < sizeof(src); i++)
+			src[i] = (uint8_t)i;
+		ws_frame(&rng, &w, WS_OP_BINARY, src, sizeof(src));
+		if (w.tail != 4 + 4 + sizeof(src) || wire[0] != 0x82 ||
+		    wire[1] != (0x80 | 126) || wire[2] != 1 || wire[3] != 44) {
+			fprintf(stderr, "selftest: frame header\n");
+			return -1;
+		}
+		for (i = 0; i < sizeof(src); i++)
+			if ((wire[8 + i] ^ wire[4 + (i & 3)]) != src[i]) {
+				fprintf(stderr, "selftest: mask at %zu\n", i);
+				return -1;
+			}
+	}
+	printf("mqtt_load: selftest passed\n");
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -319,8 +782,23 @@ static void usage(FILE *f)
 	        "  -h HOST     127.0.0.1, ::1 or localhost (default "
 	        "127.0.0.1)\n"
 	        "  -p PORT     broker port (default 1883)\n"
+	        "  -L URL      mqtt://HOST:PORT or ws://HOST:PORT/PATH instead "
+	        "of -h, -p\n"
+	        "  --ws        MQTT over WebSocket (path /mqtt unless -L "
+	        "says)\n"
 	        "  --drain S   seconds to wait for the tail (default 5)\n"
-	        "  --pid PID   broker process whose CPU time to report\n"
+	        "  --pid PID   broker process whose CPU time (and with --conn, "
+	        "memory)\n"
+	        "              to report\n"
+	        "  --conn N    connection test: open N connections (CONNECT "
+	        "only), at -r\n"
+	        "              connections/s or as fast as possible, then "
+	        "hold them\n"
+	        "  --idle S    with --conn: seconds to hold them idle "
+	        "(default 0)\n"
+	        "  --par N     with --conn: set-ups in flight at most "
+	        "(default 100)\n"
+	        "  --selftest  check the WebSocket code and exit\n"
 	        "  --help      this help\n",
 	        PAYLOAD_MIN);
 }
@@ -376,6 +854,63 @@ static int parse_host(struct load *L)
 	return -1;
 }
 
+/* -L mqtt://HOST[:PORT] or ws://HOST[:PORT][/PATH]; HOST may be [::1]. */
+static int parse_url(struct options *o, const char *url)
+{
+	const char *h, *end, *p;
+	unsigned long port;
+	size_t hl;
+
+	if (strncmp(url, "mqtt://", 7) == 0) {
+		o->ws = false;
+		h = url + 7;
+	} else if (strncmp(url, "ws://", 5) == 0) {
+		o->ws = true;
+		h = url + 5;
+	} else {
+		return -1;
+	}
+	if (*h == '[') {
+		end = strchr(h, ']');
+		if (!end)
+			return -1;
+		hl = (size_t)(end - h - 1);
+		h++;
+		p = end + 1;
+	} else {
+		hl = strcspn(h, ":/");
+		p = h + hl;
+	}
+	if (hl == 0 || hl >= sizeof(o->url_host))
+		return -1;
+	memcpy(o->url_host, h, hl);
+	o->url_host[hl] = '\0';
+	o->host = o->url_host;
+	o->port = o->ws ? 80 : 1883;
+	if (*p == ':') {
+		char num[8];
+		size_t n = strcspn(p + 1, "/");
+
+		if (n == 0 || n >= sizeof(num))
+			return -1;
+		memcpy(num, p + 1, n);
+		num[n] = '\0';
+		if (parse_uint(num, 65535, &port) || port == 0)
+			return -1;
+		o->port = (uint16_t)port;
+		p += 1 + n;
+	}
+	if (*p && *p != '/')
+		return -1;
+	if (!o->ws)
+		return *p && strcmp(p, "/") != 0 ? -1 : 0;
+	if (strlen(p) >= sizeof(o->url_path) || strpbrk(p, " \r\n"))
+		return -1;
+	snprintf(o->url_path, sizeof(o->url_path), "%s", *p ? p : "/");
+	o->path = o->url_path;
+	return 0;
+}
+
 static int parse_opt(struct options *o, int ch, const char *arg)
 {
 	unsigned long v;
@@ -417,6 +952,21 @@ static int parse_opt(struct options *o, int ch, const char *arg)
 			return -1;
 		o->pid = (int)v;
 		return 0;
+	case 'C':
+		if (parse_uint(arg, MAX_IDLE, &v) || v == 0)
+			return -1;
+		o->conns = (unsigned)v;
+		return 0;
+	case 'A':
+		if (parse_uint(arg, MAX_IDLE, &v) || v == 0)
+			return -1;
+		o->par = (unsigned)v;
+		return 0;
+	case 'I':
+		return parse_double(arg, &o->idle) || o->idle > MAX_IDLE_S ? -1
+		                                                           : 0;
+	case 'L': return parse_url(o, arg);
+	case 'W': o->ws = true; return 0;
 	case 'd': return parse_double(arg, &o->duration);
 	case 'D': return parse_double(arg, &o->drain);
 	case 'r': return parse_double(arg, &o->rate);
@@ -433,6 +983,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 	        {"drain", required_argument, NULL, 'D'},
 	        {"pid", required_argument, NULL, 'X'},
+	        {"ws", no_argument, NULL, 'W'},
+	        {"conn", required_argument, NULL, 'C'},
+	        {"idle", required_argument, NULL, 'I'},
+	        {"par", required_argument, NULL, 'A'},
+	        {"selftest", no_argument, NULL, 'T'},
 	        {"help", no_argument, NULL, 'H'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -449,13 +1004,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        .topic = "bench/%i",
 	        .host = "127.0.0.1",
 	        .port = 1883,
+	        .path = "/mqtt",
+	        .par = 100,
 	};
-	while ((ch = getopt_long(argc, argv, "P:S:t:f:q:s:d:r:w:V:h:p:",
+	while ((ch = getopt_long(argc, argv, "P:S:t:f:q:s:d:r:w:V:h:p:L:",
 	                         longopts, NULL)) != -1) {
 		if (ch == 'H') {
 			usage(stdout);
 			return 1;
 		}
+		if (ch == 'T')
+			return ws_selftest() == 0 ? 1 : -1;
 		if (ch == '?' || parse_opt(o, ch, optarg) != 0) {
 			if (ch != '?')
 				fprintf(stderr, "mqtt_load: bad value '%s'\n",
@@ -474,6 +1033,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (!o->filter)
 		o->filter = o->topic;
+	if (o->idle > 0 && !o->conns) {
+		fprintf(stderr, "mqtt_load: --idle needs --conn\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -496,12 +1059,25 @@ static size_t buf_room(struct buf *b)
 	return b->cap - b->tail;
 }
 
+/* Output not yet written: MQTT bytes, and over WebSocket framed bytes. */
+static size_t conn_pending(const struct conn *c)
+{
+	return buf_len(&c->out) + buf_len(&c->wire);
+}
+
 static void conn_fail(struct load *L, struct conn *c, const char *why)
 {
 	if (c->state == ST_DEAD)
 		return;
-	fprintf(stderr, "mqtt_load: %s %u: %s\n",
-	        c->role == ROLE_PUB ? "publisher" : "subscriber", c->idx, why);
+	/* Thousands of connections may fail alike: the first few say it. */
+	if (L->st.errors == MAX_ERR_LOG)
+		fprintf(stderr, "mqtt_load: more connections failed\n");
+	if (L->st.errors < MAX_ERR_LOG)
+		fprintf(stderr, "mqtt_load: %s %u: %s\n",
+		        c->role == ROLE_PUB   ? "publisher"
+		        : c->role == ROLE_SUB ? "subscriber"
+		                              : "connection",
+		        c->idx, why);
 	L->st.errors++;
 	epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -565,6 +1141,9 @@ static bool pub_can_send(const struct load *L, struct conn *c)
 	if (c->state != ST_READY)
 		return false;
 	if (L->o.qos > 0 && c->inflight >= c->window)
+		return false;
+	/* Over WebSocket, framed bytes count against the same budget. */
+	if (c->ws && conn_pending(c) + c->pkt_size + ACK_ROOM > c->out.cap)
 		return false;
 	return buf_room(&c->out) >= c->pkt_size + ACK_ROOM;
 }
@@ -688,6 +1267,15 @@ static void on_connack(struct load *L, struct conn *c,
 	if (ca->props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM) &&
 	    ca->props.receive_maximum < c->window)
 		c->window = ca->props.receive_maximum;
+	if (c->role == ROLE_IDLE) {
+		uint64_t now = now_ns();
+
+		hist_add(&L->setup_lat, now - c->t_open);
+		L->ready++;
+		L->t_all_ready = now;
+		c->state = ST_READY;
+		return;
+	}
 	if (c->role == ROLE_PUB) {
 		c->state = ST_READY;
 		return;
@@ -818,8 +1406,170 @@ static void conn_parse(struct load *L, struct conn *c, uint64_t now)
 	buf_room(&c->in);
 }
 
+/* Queues CONNECT: the first packet of every connection. */
+static void send_connect(struct load *L, struct conn *c)
+{
+	struct mqtt_packet p;
+	char id[64];
+	double life = L->o.duration + L->o.drain + SETUP_NS / NS_PER_S + 60;
+
+	if (c->role == ROLE_IDLE)
+		life = IDLE_KEEPALIVE;
+	snprintf(id, sizeof(id), "mqtt_load-%d-%c%u", (int)getpid(),
+	         "psc"[c->role], c -> idx);
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_CONNECT;
+	p.u.connect.version = (uint8_t)L->o.version;
+	p.u.connect.clean = true;
+	p.u.connect.keepalive = (uint16_t)(life > 65535 ? 65535 : life);
+	p.u.connect.client_id.p = (const uint8_t *)id;
+	p.u.connect.client_id.len = (uint16_t)strlen(id);
+	if (conn_send(L, c, &p) == 0)
+		c->state = ST_CONNACK;
+}
+
+/* Value of header field `name` in an HTTP response head, or NULL. */
+static const char *http_field(const char *head, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	const char *p = strstr(head, "\r\n");
+
+	while (p && p[2] != '\r') {
+		const char *line = p + 2, *v;
+
+		p = strstr(line, "\r\n");
+		if (!p)
+			break;
+		if (strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+			continue;
+		for (v = line + nl + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		*len = (size_t)(p - v);
+		while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+			(*len)--;
+		return v;
+	}
+	return NULL;
+}
+
+static bool field_is(const char *head, const char *name, const char *want)
+{
+	size_t len;
+	const char *v = http_field(head, name, &len);
+
+	return v && len == strlen(want) && strncasecmp(v, want, len) == 0;
+}
+
+/* Queues the upgrade request (raw, on the wire buffer). */
+static void ws_request(struct load *L, struct conn *c)
+{
+	uint8_t raw[16];
+	char key[25];
+	uint64_t r[2] = {rng_next(&L->rng), rng_next(&L->rng)};
+	int n;
+
+	memcpy(raw, r, sizeof(raw));
+	base64(raw, sizeof(raw), key);
+	ws_accept(key, c->ws->accept);
+	n = snprintf((char *)c->wire.p, c->wire.cap,
+	             "GET %s HTTP/1.1\r\n"
+	             "Host: %s%s%s:%u\r\n"
+	             "Upgrade: websocket\r\n"
+	             "Connection: Upgrade\r\n"
+	             "Sec-WebSocket-Key: %s\r\n"
+	             "Sec-WebSocket-Version: 13\r\n"
+	             "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+	             L->o.path, strchr(L->o.host, ':') ? "[" : "", L->o.host,
+	             strchr(L->o.host, ':') ? "]" : "", L->o.port, key);
+	if (n < 0 || (size_t)n >= c->wire.cap) {
+		conn_fail(L, c, "upgrade request too long");
+		return;
+	}
+	c->wire.head = 0;
+	c->wire.tail = (size_t)n;
+	c->state = ST_UPGRADE;
+}
+
+/*
+ * The upgrade response in c's input: 0 while incomplete, -1 after failing
+ * c, 1 once accepted, with the bytes after the head (frames) left at the
+ * start of the input buffer.
+ */
+static int ws_response(struct load *L, struct conn *c)
+{
+	char *head = (char *)c->in.p, why[160];
+	size_t len = buf_len(&c->in), hl, vl;
+	char *end = memmem(head, len, "\r\n\r\n", 4);
+	const char *v;
+
+	if (!end) {
+		if (c->in.tail < c->in.cap)
+			return 0;
+		conn_fail(L, c, "upgrade response too long");
+		return -1;
+	}
+	hl = (size_t)(end - head) + 4;
+	end[2] = '\0'; /* the head, ending with its last CRLF */
+	v = http_field(head, "Sec-WebSocket-Protocol", &vl);
+	if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+		snprintf(why, sizeof(why), "upgrade refused: %.*s",
+		         (int)strcspn(head, "\r\n"), head);
+	} else if (!field_is(head, "Upgrade", "websocket") ||
+	           !strcasestr(head, "\r\nConnection:")) {
+		snprintf(why, sizeof(why), "101 without Upgrade: websocket");
+	} else if (!field_is(head, "Sec-WebSocket-Accept", c->ws->accept)) {
+		snprintf(why, sizeof(why), "wrong Sec-WebSocket-Accept");
+	} else if (!v || vl != 4 || memcmp(v, "mqtt", 4) != 0) {
+		snprintf(why, sizeof(why), "subprotocol mqtt not chosen");
+	} else {
+		memmove(c->in.p, c->in.p + hl, len - hl);
+		c->in.head = 0;
+		c->in.tail = len - hl;
+		send_connect(L, c);
+		return c->state == ST_DEAD ? -1 : 1;
+	}
+	conn_fail(L, c, why);
+	return -1;
+}
+
+/* Decodes the frames in c's input from offset `from` on; -1 if c failed. */
+static int ws_input(struct load *L, struct conn *c, size_t from)
+{
+	size_t in = from, out = from;
+	const char *why = NULL;
+	char msg[64];
+
+	for (;;) {
+		struct wsd *d = &c->ws->dec;
+		int rc = wsd_decode(d, c->in.p, c->in.tail, &in, &out, &why);
+
+		switch (rc) {
+		case WSD_MORE: c->in.tail = out; return 0;
+		case WSD_PONG: continue;
+		case WSD_PING:
+			/* Answered if there is room; a broker that pings an
+			 * MQTT client is unusual. */
+			if (buf_room(&c->wire) >=
+			    WS_HDR_MAX + (size_t)d->ctl_len)
+				ws_frame(&L->rng, &c->wire, WS_OP_PONG, d->ctl,
+				         d->ctl_len);
+			continue;
+		case WSD_CLOSE:
+			snprintf(msg, sizeof(msg),
+			         "close frame from the broker (code %u)",
+			         d->ctl_len >= 2 ? d->ctl[0] << 8 | d->ctl[1]
+			                         : 1005);
+			why = msg;
+			break;
+		}
+		conn_fail(L, c, why ? why : "bad frame");
+		return -1;
+	}
+}
+
 static void conn_read(struct load *L, struct conn *c)
 {
+	size_t from = c->in.tail;
 	ssize_t n = read(c->fd, c->in.p + c->in.tail, buf_room(&c->in));
 
 	if (n == 0) {
@@ -833,11 +1583,51 @@ static void conn_read(struct load *L, struct conn *c)
 	}
 	c->in.tail += (size_t)n;
 	L->t_last_rx = now_ns();
+	if (c->ws) {
+		if (c->state == ST_UPGRADE) {
+			if (ws_response(L, c) <= 0)
+				return;
+			from = 0;
+		}
+		if (ws_input(L, c, from) != 0)
+			return;
+	}
 	conn_parse(L, c, L->t_last_rx);
+}
+
+/*
+ * Over WebSocket: all MQTT bytes pending when the wire buffer is empty
+ * leave as one binary frame.
+ */
+static void ws_write(struct load *L, struct conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (buf_len(&c->wire) == 0) {
+			if (buf_len(&c->out) == 0)
+				return;
+			c->wire.head = c->wire.tail = 0;
+			ws_frame(&L->rng, &c->wire, WS_OP_BINARY,
+			         c->out.p + c->out.head, buf_len(&c->out));
+			c->out.head = c->out.tail = 0;
+		}
+		n = write(c->fd, c->wire.p + c->wire.head, buf_len(&c->wire));
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				conn_fail(L, c, strerror(errno));
+			return;
+		}
+		c->wire.head += (size_t)n;
+	}
 }
 
 static void conn_write(struct load *L, struct conn *c)
 {
+	if (c->ws) {
+		ws_write(L, c);
+		return;
+	}
 	while (buf_len(&c->out) > 0) {
 		ssize_t n =
 		        write(c->fd, c->out.p + c->out.head, buf_len(&c->out));
@@ -853,28 +1643,18 @@ static void conn_write(struct load *L, struct conn *c)
 
 static void conn_start(struct load *L, struct conn *c)
 {
-	struct mqtt_packet p;
-	char id[64];
 	int err = 0;
 	socklen_t len = sizeof(err);
-	double life = L->o.duration + L->o.drain + SETUP_NS / NS_PER_S + 60;
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
 	    err != 0) {
 		conn_fail(L, c, strerror(err ? err : errno));
 		return;
 	}
-	snprintf(id, sizeof(id), "mqtt_load-%d-%c%u", (int)getpid(),
-	         c->role == ROLE_PUB ? 'p' : 's', c->idx);
-	memset(&p, 0, sizeof(p));
-	p.type = MQTT_CONNECT;
-	p.u.connect.version = (uint8_t)L->o.version;
-	p.u.connect.clean = true;
-	p.u.connect.keepalive = (uint16_t)(life > 65535 ? 65535 : life);
-	p.u.connect.client_id.p = (const uint8_t *)id;
-	p.u.connect.client_id.len = (uint16_t)strlen(id);
-	if (conn_send(L, c, &p) == 0)
-		c->state = ST_CONNACK;
+	if (c->ws)
+		ws_request(L, c);
+	else
+		send_connect(L, c);
 }
 
 /* Registers the interest c needs now, if it changed. */
@@ -885,7 +1665,7 @@ static void conn_interest(struct load *L, struct conn *c)
 
 	if (c->state == ST_DEAD)
 		return;
-	if (c->state == ST_CONNECTING || buf_len(&c->out) > 0)
+	if (c->state == ST_CONNECTING || conn_pending(c) > 0)
 		want |= EPOLLOUT;
 	if (c->state != ST_CONNECTING && !c->blocked && c->in.tail < c->in.cap)
 		want |= EPOLLIN;
@@ -921,6 +1701,7 @@ static int conn_open(struct load *L, struct conn *c)
 	if (c->fd < 0)
 		return -1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->t_open = now_ns();
 	if (connect(c->fd, (struct sockaddr *)&L->addr, L->addrlen) != 0 &&
 	    errno != EINPROGRESS)
 		return -1;
@@ -943,6 +1724,16 @@ static int conn_init(struct load *L, struct conn *c, enum role role,
 	c->idx = idx;
 	c->window = L->o.window;
 	c->next_id = 1;
+	if (L->o.ws) {
+		c->ws = calloc(1, sizeof(*c->ws));
+		if (!c->ws)
+			return -1;
+	}
+	if (role == ROLE_IDLE) {
+		/* CONNECT, CONNACK and the upgrade: small buffers. */
+		c->in.cap = c->out.cap = CONN_BUF;
+		goto alloc;
+	}
 	if (n <= 0)
 		return -1;
 	c->topic_len = (uint16_t)n;
@@ -968,9 +1759,18 @@ static int conn_init(struct load *L, struct conn *c, enum role role,
 	c->in.cap = topic_max * 2 > IN_MIN ? topic_max * 2 : IN_MIN;
 	c->out.cap = c->pkt_size + ACK_ROOM > OUT_CAP ? c->pkt_size + ACK_ROOM
 	                                              : OUT_CAP;
+alloc:
 	c->in.p = malloc(c->in.cap);
 	c->out.p = malloc(c->out.cap);
-	return c->in.p && c->out.p ? 0 : -1;
+	if (!c->in.p || !c->out.p)
+		return -1;
+	if (c->ws) {
+		c->wire.cap = c->out.cap + WS_HDR_MAX + WS_WIRE_PAD;
+		c->wire.p = malloc(c->wire.cap);
+		if (!c->wire.p)
+			return -1;
+	}
+	return 0;
 }
 
 static void conn_free(struct conn *c)
@@ -979,6 +1779,8 @@ static void conn_free(struct conn *c)
 		close(c->fd);
 	free(c->in.p);
 	free(c->out.p);
+	free(c->wire.p);
+	free(c->ws);
 	free(c->wait_ack);
 	free(c->wait_comp);
 	free(c->track);
@@ -1059,7 +1861,7 @@ static bool drained(struct load *L, uint64_t now)
 		return true;
 	for (i = 0; i < L->o.pubs; i++)
 		if (L->c[i].state != ST_DEAD &&
-		    (buf_len(&L->c[i].out) > 0 || L->c[i].inflight > 0))
+		    (conn_pending(&L->c[i]) > 0 || L->c[i].inflight > 0))
 			return false;
 	L->tail = TAIL_COMPLETE;
 	if (L->st.delivered >= expected_deliveries(L))
@@ -1210,12 +2012,23 @@ static void disconnect_all(struct load *L)
 	p.type = MQTT_DISCONNECT;
 	for (i = 0; i < L->nconn; i++) {
 		struct conn *c = &L->c[i];
+		static const uint8_t normal[2] = {1000 >> 8, 1000 & 0xFF};
 
-		if (c->state == ST_DEAD)
+		if (c->state == ST_DEAD || c->fd < 0)
+			continue;
+		/* Not in the middle of a frame: a new one would corrupt it. */
+		if (c->ws && (buf_len(&c->wire) > 0 || c->state < ST_CONNACK))
 			continue;
 		c->out.head = c->out.tail = 0;
-		if (conn_send(L, c, &p) == 0)
-			conn_write(L, c);
+		if (conn_send(L, c, &p) != 0)
+			continue;
+		if (c->ws) {
+			ws_write(L, c);
+			if (buf_len(&c->wire) == 0)
+				ws_frame(&L->rng, &c->wire, WS_OP_CLOSE, normal,
+				         sizeof(normal));
+		}
+		conn_write(L, c);
 	}
 }
 
@@ -1257,9 +2070,10 @@ static void report(const struct load *L)
 		                         : hist_quantile(&L->lat, q[i])) /
 		         1e3;
 
-	printf("mqtt_load: MQTT %s QoS %u, %u pub -> %u sub, %u B payload, "
+	printf("mqtt_load: MQTT %s%s QoS %u, %u pub -> %u sub, %u B payload, "
 	       "%.1f s, rate %s\n",
-	       o->version == MQTT_V5 ? "5" : "3.1.1", o->qos, o->pubs, o->subs,
+	       o->version == MQTT_V5 ? "5" : "3.1.1",
+	       o->ws ? " over WebSocket" : "", o->qos, o->pubs, o->subs,
 	       o->payload, o->duration, o->rate > 0 ? "limited" : "max");
 	printf("  published   %" PRIu64 " (%.0f/s), %" PRIu64 " acked\n",
 	       published, (double)published / sent_s, completed);
@@ -1275,7 +2089,8 @@ static void report(const struct load *L)
 	       "max %.1f\n",
 	       lat[0], lat[1], lat[2], lat[3], lat[4]);
 	printf("  CPU us/msg  broker %.3f  mqtt_load %.3f\n", bcpu, ccpu);
-	printf("{\"version\":%u,\"qos\":%u,\"publishers\":%u,"
+	printf("{\"transport\":\"%s\",\"version\":%u,\"qos\":%u,"
+	       "\"publishers\":%u,"
 	       "\"subscribers\":%u,\"payload\":%u,\"duration_s\":%.3f,"
 	       "\"rate\":%.1f,\"published\":%" PRIu64 ",\"acked\":%" PRIu64
 	       ",\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64
@@ -1288,11 +2103,203 @@ static void report(const struct load *L)
 	       "\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"broker_cpu_us_per_msg\":%.3f,"
 	       "\"client_cpu_us_per_msg\":%.3f}\n",
-	       o->version, o->qos, o->pubs, o->subs, o->payload, o->duration,
-	       o->rate, published, completed, expected, L->st.delivered, lost,
-	       L->st.duplicates, L->st.reordered, L->st.late, L->st.errors,
-	       tail_names[L->tail], elapsed, rate, total_rate, lat[0], lat[1],
-	       lat[2], lat[3], lat[4], bcpu, ccpu);
+	       o->ws ? "ws" : "tcp", o->version, o->qos, o->pubs, o->subs,
+	       o->payload, o->duration, o->rate, published, completed, expected,
+	       L->st.delivered, lost, L->st.duplicates, L->st.reordered,
+	       L->st.late, L->st.errors, tail_names[L->tail], elapsed, rate,
+	       total_rate, lat[0], lat[1], lat[2], lat[3], lat[4], bcpu, ccpu);
+}
+
+/* The number after `key` in file `path` (in the line starting with
+ * `line`, if given), or -1. */
+static long long proc_field(const char *path, const char *line, const char *key)
+{
+	char buf[512];
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(buf, sizeof(buf), f)) {
+		const char *p;
+
+		if (line && strncmp(buf, line, strlen(line)) != 0)
+			continue;
+		p = strstr(buf, key);
+		if (p && sscanf(p + strlen(key), "%lld", &v) == 1)
+			break;
+	}
+	fclose(f);
+	return v;
+}
+
+static void mem_snap(const struct load *L, struct memsnap *m)
+{
+	char path[64];
+	long long v6;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", L->o.pid);
+	m->rss_kb = L->o.pid > 0 ? proc_field(path, NULL, "VmRSS:") : -1;
+	m->tcp_inuse = proc_field("/proc/net/sockstat", "TCP:", " inuse ");
+	v6 = proc_field("/proc/net/sockstat6", "TCP6:", " inuse ");
+	if (m->tcp_inuse >= 0 && v6 > 0)
+		m->tcp_inuse += v6;
+	m->tcp_mem = proc_field("/proc/net/sockstat", "TCP:", " mem ");
+	m->slab_kb = proc_field("/proc/meminfo", NULL, "Slab:");
+}
+
+/* How long the connection test may wait, in ms, at time now. */
+static int conn_timeout(struct load *L, uint64_t now, uint64_t next_due,
+                        uint64_t idle_end)
+{
+	uint64_t until;
+
+	if (L->phase == PH_SETUP) {
+		if (L->opened < L->o.conns && L->period &&
+		    L->opened - L->ready - L->st.errors < L->o.par)
+			return next_due > now
+			               ? (int)((next_due - now) / 1000000)
+			               : 0;
+		return 10;
+	}
+	until = idle_end > now ? idle_end - now : 0;
+	return (int)((until + 999999) / 1000000);
+}
+
+/*
+ * --conn: opens the connections at the rate asked (at most --par setting
+ * up at once), then holds them --idle seconds. Returns -1 if it could not
+ * run; connections that fail count as errors.
+ */
+static int conn_loop(struct load *L)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t now = now_ns(), next_due = now, idle_end = 0;
+	uint64_t deadline = now + SETUP_NS +
+	                    (L->period ? L->period * L->o.conns : 0) +
+	                    (uint64_t)L->o.conns * NS_PER_S / 100;
+
+	L->t_first_open = now;
+	while (L->phase != PH_DONE) {
+		int n, i;
+
+		now = now_ns();
+		while (L->phase == PH_SETUP && L->opened < L->o.conns &&
+		       L->opened - L->ready - L->st.errors < L->o.par &&
+		       (!L->period || next_due <= now)) {
+			struct conn *c = &L->c[L->opened++];
+
+			next_due += L->period;
+			if (conn_open(L, c) != 0) {
+				fprintf(stderr, "mqtt_load: connect: %s\n",
+				        strerror(errno));
+				return -1;
+			}
+		}
+		if (L->phase == PH_SETUP &&
+		    L->ready + L->st.errors == L->o.conns) {
+			L->phase = PH_RUN;
+			if (!L->ready)
+				L->t_all_ready = now;
+			idle_end = now + (uint64_t)(L->o.idle * NS_PER_S);
+		}
+		if (L->phase == PH_SETUP && now > deadline) {
+			fprintf(stderr,
+			        "mqtt_load: %u of %u connections up after "
+			        "%.0f s\n",
+			        L->ready, L->o.conns,
+			        (double)(now - L->t_first_open) / NS_PER_S);
+			return -1;
+		}
+		if (L->phase == PH_RUN && now >= idle_end) {
+			mem_snap(L, &L->mem1);
+			L->phase = PH_DONE;
+			break;
+		}
+		n = epoll_wait(L->ep, ev, MAX_EVENTS,
+		               conn_timeout(L, now, next_due, idle_end));
+		if (n < 0 && errno != EINTR)
+			return -1;
+		for (i = 0; i < n; i++) {
+			struct conn *c = &L->c[ev[i].data.u32];
+
+			conn_event(L, c, ev[i].events);
+			if (c->state == ST_DEAD)
+				continue;
+			conn_write(L, c);
+			conn_interest(L, c);
+		}
+	}
+	return 0;
+}
+
+static void conn_report(const struct load *L)
+{
+	const struct options *o = &L->o;
+	const struct memsnap *a = &L->mem0, *b = &L->mem1;
+	double setup_s = (double)(L->t_all_ready - L->t_first_open) / NS_PER_S;
+	double rate = setup_s > 0 ? L->ready / setup_s : 0, lat[5];
+	double per_conn = -1;
+	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
+	unsigned i;
+
+	for (i = 0; i < 5; i++)
+		lat[i] = (double)(i == 4 ? L->setup_lat.max
+		                         : hist_quantile(&L->setup_lat, q[i])) /
+		         1e3;
+	if (a->rss_kb >= 0 && b->rss_kb >= 0 && L->ready)
+		per_conn = (double)(b->rss_kb - a->rss_kb) * 1024 / L->ready;
+	printf("mqtt_load: %u connections over %s, MQTT %s, rate %s\n",
+	       o->conns, o->ws ? "WebSocket" : "TCP",
+	       o->version == MQTT_V5 ? "5" : "3.1.1",
+	       o->rate > 0 ? "limited" : "max");
+	printf("  up %u in %.3f s (%.0f/s), errors %" PRIu64 "\n", L->ready,
+	       setup_s, rate, L->st.errors);
+	printf("  set-up us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  "
+	       "max %.1f\n",
+	       lat[0], lat[1], lat[2], lat[3], lat[4]);
+	printf("  held idle %.1f s; broker VmRSS %lld -> %lld kB (%.0f B per "
+	       "connection)\n",
+	       o->idle, a->rss_kb, b->rss_kb, per_conn);
+	printf("  system: TCP sockets %lld -> %lld, TCP buffer pages %lld -> "
+	       "%lld, Slab %lld -> %lld kB\n",
+	       a->tcp_inuse, b->tcp_inuse, a->tcp_mem, b->tcp_mem, a->slab_kb,
+	       b->slab_kb);
+	printf("{\"mode\":\"conn\",\"transport\":\"%s\",\"version\":%u,"
+	       "\"connections\":%u,\"ready\":%u,\"errors\":%" PRIu64 ","
+	       "\"rate\":%.1f,\"setup_s\":%.3f,\"conn_per_s\":%.1f,"
+	       "\"setup_p50_us\":%.1f,\"setup_p90_us\":%.1f,"
+	       "\"setup_p99_us\":%.1f,\"setup_p999_us\":%.1f,"
+	       "\"setup_max_us\":%.1f,\"idle_s\":%.1f,"
+	       "\"rss_before_kb\":%lld,\"rss_idle_kb\":%lld,"
+	       "\"rss_per_conn_b\":%.0f,\"tcp_inuse_before\":%lld,"
+	       "\"tcp_inuse_idle\":%lld,\"tcp_mem_pages_before\":%lld,"
+	       "\"tcp_mem_pages_idle\":%lld,\"slab_before_kb\":%lld,"
+	       "\"slab_idle_kb\":%lld}\n",
+	       o->ws ? "ws" : "tcp", o->version, o->conns, L->ready,
+	       L->st.errors, o->rate, setup_s, rate, lat[0], lat[1], lat[2],
+	       lat[3], lat[4], o->idle, a->rss_kb, b->rss_kb, per_conn,
+	       a->tcp_inuse, b->tcp_inuse, a->tcp_mem, b->tcp_mem, a->slab_kb,
+	       b->slab_kb);
+}
+
+/* --conn: N connections that only CONNECT, opened by conn_loop(). */
+static int conn_setup(struct load *L)
+{
+	unsigned i;
+
+	L->nconn = L->o.conns;
+	L->c = calloc(L->nconn, sizeof(*L->c));
+	L->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!L->c || L->ep < 0)
+		return -1;
+	for (i = 0; i < L->nconn; i++)
+		L->c[i].fd = -1;
+	for (i = 0; i < L->nconn; i++)
+		if (conn_init(L, &L->c[i], ROLE_IDLE, i) != 0)
+			return -1;
+	mem_snap(L, &L->mem0);
+	return 0;
 }
 
 /* Sets up connections; counts, for each publisher, matching subscribers. */
@@ -1339,6 +2346,36 @@ static int setup(struct load *L)
 	return 0;
 }
 
+/* Raises the soft limit on open files to the hard one; checks it is
+ * enough for the connections asked for. */
+static int raise_fd_limit(const struct load *L)
+{
+	unsigned need = (L->o.conns ? L->o.conns : L->o.pubs + L->o.subs) + 16;
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+		return -1;
+	if (r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+		getrlimit(RLIMIT_NOFILE, &r);
+	}
+	if (r.rlim_cur < need) {
+		fprintf(stderr, "mqtt_load: %u files needed, limit %llu\n",
+		        need, (unsigned long long)r.rlim_cur);
+		return -1;
+	}
+	return 0;
+}
+
+static void seed(struct load *L)
+{
+	if (getrandom(&L->rng, sizeof(L->rng), 0) != sizeof(L->rng))
+		L->rng = now_ns() ^ (uint64_t)getpid() << 32;
+	if (L->rng == 0)
+		L->rng = 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct load *L = calloc(1, sizeof(*L));
@@ -1358,7 +2395,20 @@ int main(int argc, char **argv)
 		        L->o.host);
 		goto out;
 	}
+	if (raise_fd_limit(L) != 0)
+		goto out;
 	L->period = L->o.rate > 0 ? (uint64_t)(NS_PER_S / L->o.rate) : 0;
+	seed(L);
+	if (L->o.conns) {
+		if (conn_setup(L) != 0 || conn_loop(L) != 0) {
+			fprintf(stderr, "mqtt_load: connection test failed\n");
+			goto out;
+		}
+		disconnect_all(L);
+		conn_report(L);
+		rc = L->st.errors ? 1 : 0;
+		goto out;
+	}
 	if (setup(L) != 0 || loop(L) != 0)
 		goto out;
 	disconnect_all(L);

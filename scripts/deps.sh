@@ -4,8 +4,11 @@
 # Safe to run repeatedly; does nothing when everything is present.
 set -eu
 
+# chromium (driven by npm playwright-core) and python3-paho-mqtt are for
+# the WebSocket end-to-end tests (browser.test.mjs, paho.test.mjs).
 APT_PKGS="build-essential cmake pkg-config clang libcmocka-dev libssl-dev \
-mosquitto mosquitto-clients nodejs npm"
+zlib1g-dev mosquitto mosquitto-clients nodejs npm chromium python3-paho-mqtt \
+libnss3-tools"
 
 missing=""
 for p in $APT_PKGS; do

@@ -27,6 +27,8 @@ stage "end-to-end, 1 thread (release)"
 TERND=build/ternd TERN_THREADS=1 $NODE_TEST tests/e2e/
 stage "end-to-end, 4 threads (release)"
 TERND=build/ternd TERN_THREADS=4 $NODE_TEST tests/e2e/
+stage "end-to-end over WebSocket, 2 threads (release)"
+TERND=build/ternd TERN_THREADS=2 TERN_E2E_TRANSPORT=ws $NODE_TEST tests/e2e/
 
 stage "build (ASan+UBSan)"
 build build-asan -DTERN_SANITIZE=address,undefined

@@ -925,7 +925,7 @@ void conn_free(struct conn *c)
 /* How long a publisher may be held back for one backlogged consumer; one
  * that does not drain in that time is marked slow for CONN_SLOW_MS and
  * no longer holds publishers back (it gets drops at its bound instead). */
-#define CONN_THROTTLE_MS 100
+#define CONN_THROTTLE_MS 250
 #define CONN_SLOW_MS     1000
 
 void conn_throttle(struct conn *c, struct session *s)

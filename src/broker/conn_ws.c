@@ -6,15 +6,28 @@
  * read buffer, their payload joining the MQTT byte stream; outgoing packets
  * queued since the last write leave as one binary frame whose header is the
  * only WebSocket-specific byte range in the output queue (DESIGN.md §4).
+ *
+ * With ws_compression, permessage-deflate (RFC 7692) may be negotiated in
+ * the upgrade. Both directions then run without context takeover and with
+ * windows of at most 2^WS_PMD_BITS bytes (the client's own window only if
+ * it offered client_max_window_bits), so a connection's zlib memory is
+ * fixed from the upgrade on: each message is inflated or deflated from a
+ * reset stream. A compressed message is inflated into the MQTT bytes once
+ * it is complete; its inflated size is bounded like a plain message's
+ * (ws_max_frame_size, close 1009) while inflating. Output is compressed at
+ * framing time: the unframed bytes of the output queue become one
+ * compressed message.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "base/log.h"
 #include "broker/broker.h"
@@ -33,10 +46,33 @@
 #define WS_DEFAULT_PATHS        "/mqtt"
 #define WS_DEFAULT_SUBPROTOCOLS "mqtt,mqttv3.1"
 
+/*
+ * permessage-deflate: the largest window (log2) either side uses when it
+ * may choose, zlib's memLevel (hash table and literal buffer size) and
+ * level for our compressor, and the least room given to each inflate call
+ * (the read buffer grows by doubling as output comes, never to the limit
+ * up front).
+ */
+#define WS_PMD_BITS      10
+#define WS_PMD_MEMLEVEL  4
+#define WS_PMD_LEVEL     6
+#define WS_INFLATE_ROOM  4096
+#define WS_DEFLATE_START 16384
+
+/* The zlib streams of a compressed connection. */
+struct ws_pmd {
+	z_stream inf; /* client messages, raw, the client's window */
+	z_stream def; /* our messages, raw, WS_PMD_BITS or less */
+};
+
 struct conn_ws {
 	struct ws_decoder dec;
 	bool upgraded;
 	bool close_sent;
+	struct ws_pmd *pmd; /* NULL unless permessage-deflate is on */
+	/* Decoded bytes of an open compressed message at the front of the
+	 * raw bytes (c->rbuf + c->rlen), kept for the decoder (dec.zlen). */
+	size_t zkeep;
 };
 
 /* Built-in start page until the web client is embedded. */
@@ -51,10 +87,42 @@ int conn_ws_start(struct conn *c)
 	return c->ws ? 0 : TERN_ENOMEM;
 }
 
+static void ws_pmd_free(struct ws_pmd *z)
+{
+	if (!z)
+		return;
+	/* Both accept a stream whose init failed or never ran. */
+	inflateEnd(&z->inf);
+	deflateEnd(&z->def);
+	free(z);
+}
+
 void conn_ws_free(struct conn *c)
 {
+	if (c->ws)
+		ws_pmd_free(c->ws->pmd);
 	free(c->ws);
 	c->ws = NULL;
+}
+
+/* Allocates both zlib streams for the negotiated windows. */
+static int ws_pmd_start(struct conn *c, const struct ws_deflate *d)
+{
+	struct ws_pmd *z = calloc(1, sizeof(*z));
+	/* zlib's raw deflate has no 8-bit window and some compressors use
+	 * 9 when told 8, so the inflater never goes below 9. */
+	int ibits = d->client_bits < 9 ? 9 : d->client_bits;
+
+	if (!z)
+		return TERN_ENOMEM;
+	if (inflateInit2(&z->inf, -ibits) != Z_OK ||
+	    deflateInit2(&z->def, WS_PMD_LEVEL, Z_DEFLATED, -d->server_bits,
+	                 WS_PMD_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK) {
+		ws_pmd_free(z);
+		return TERN_ENOMEM;
+	}
+	c->ws->pmd = z;
+	return 0;
 }
 
 static void ws_count_fail(struct conn *c, int cause)
@@ -241,8 +309,9 @@ static int ws_check_request(struct conn *c, const struct http_request *req)
 static int ws_upgrade(struct conn *c, const struct http_request *req)
 {
 	const struct listener_cfg *lc = c->ls->cfg;
+	struct ws_deflate pmd = {0};
 	struct ws_upgrade up;
-	char head[512];
+	char head[768];
 	uint64_t max;
 	int n;
 
@@ -277,6 +346,13 @@ static int ws_upgrade(struct conn *c, const struct http_request *req)
 		n += snprintf(head + n, sizeof(head) - (size_t)n,
 		              "Sec-WebSocket-Protocol: %.*s\r\n",
 		              (int)up.subprotocol.len, up.subprotocol.p);
+	/* Without memory for zlib the connection goes on uncompressed. */
+	if (lc->ws_compression)
+		http_ws_deflate_offer(req, WS_PMD_BITS, &pmd);
+	if (pmd.on && ws_pmd_start(c, &pmd) == 0)
+		n += snprintf(head + n, sizeof(head) - (size_t)n,
+		              "Sec-WebSocket-Extensions: %s\r\n", pmd.response);
+
 	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
 	outq_append(&c->oq, head, (size_t)n);
 	worker_want_flush(c->w, c);
@@ -288,6 +364,8 @@ static int ws_upgrade(struct conn *c, const struct http_request *req)
 	              ? (uint64_t)c->w->b->cfg->max_packet_size + 16
 	              : (uint64_t)MQTT_MAX_REMAINING + 16;
 	ws_decoder_init(&c->ws->dec, max);
+	c->ws->dec.compression = c->ws->pmd != NULL;
+
 	c->ws->upgraded = true;
 	c->state = CONN_CONNECTING;
 	STAT_ADD(c->w->b, ws_upgrades, 1);
@@ -414,36 +492,177 @@ static const char *ws_error_text(int rc)
 	}
 }
 
-/* Decodes raw frames; their payload is appended to the MQTT bytes. */
+/* Makes room for `need` more bytes after the MQTT and raw bytes. */
+static int ws_rbuf_fit(struct conn *c, size_t need)
+{
+	size_t used = c->rlen + c->rraw, ncap = c->rcap ? c->rcap : 4096;
+	uint8_t *nb;
+
+	if (c->rcap - used >= need)
+		return 0;
+	while (ncap - used < need)
+		ncap *= 2;
+	nb = realloc(c->rbuf, ncap);
+	if (!nb)
+		return TERN_ENOMEM;
+	c->rbuf = nb;
+	c->rcap = ncap;
+	return 0;
+}
+
+/*
+ * Inflates p[0..n) (a compressed message with 00 00 ff ff appended, RFC
+ * 7692 §7.2.2) onto the end of the MQTT bytes, the raw bytes being empty.
+ * The output may not exceed the message limit: each call gets at most one
+ * byte more room than the limit leaves, so a bomb is caught as soon as it
+ * goes over. Returns 0, or <0 after failing the connection: 1009 for too
+ * much output, 1007 for data that is not DEFLATE or stops inside a block
+ * (inconsistent with a compressed message, RFC 6455 §7.4.1), 1011 without
+ * memory.
+ */
+static int ws_inflate(struct conn *c, const uint8_t *p, size_t n)
+{
+	z_stream *z = &c->ws->pmd->inf;
+	uint64_t max = c->ws->dec.max_message, got = 0;
+	bool boundary = false;
+	int zrc;
+
+	if (n > UINT_MAX)
+		return ws_fail(c, WS_CLOSE_TOO_BIG,
+		               "WebSocket message too large");
+	z->next_in = (Bytef *)p;
+	z->avail_in = (uInt)n;
+	do {
+		size_t room, made;
+
+		if (ws_rbuf_fit(c, WS_INFLATE_ROOM) != 0)
+			return ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
+		room = c->rcap - c->rlen;
+		if (max && room > max - got + 1)
+			room = (size_t)(max - got + 1);
+		if (room > UINT_MAX)
+			room = UINT_MAX;
+		z->next_out = c->rbuf + c->rlen;
+		z->avail_out = (uInt)room;
+		zrc = inflate(z, Z_SYNC_FLUSH);
+		made = room - z->avail_out;
+		c->rlen += made;
+		got += made;
+		if (max && got > max)
+			return ws_fail(c, WS_CLOSE_TOO_BIG,
+			               "inflated WebSocket message too large");
+		if (zrc == Z_MEM_ERROR)
+			return ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
+		/* A final block may end the message; only our 4 bytes may
+		 * follow it. */
+		if (zrc == Z_STREAM_END && z->avail_in <= 4)
+			break;
+		if (zrc != Z_OK && zrc != Z_BUF_ERROR)
+			return ws_fail(c, WS_CLOSE_INVALID,
+			               "invalid compressed WebSocket message");
+		/* Bit 128: stopped between blocks. A call that could not
+		 * progress (Z_BUF_ERROR) clears it, so it is taken from the
+		 * last call that did. */
+		if (zrc == Z_OK)
+			boundary = z->data_type & 128;
+	} while (z->avail_in > 0 || z->avail_out == 0);
+	/* Input used up inside a block: the message was cut short. */
+	if (zrc != Z_STREAM_END && !boundary)
+		return ws_fail(c, WS_CLOSE_INVALID,
+		               "truncated compressed WebSocket message");
+	return inflateReset(z) == Z_OK ? 0
+	                               : ws_fail(c, WS_CLOSE_INTERNAL,
+	                                         "zlib inflateReset failed");
+}
+
+/*
+ * A compressed message is complete: raw[0..out) holds plain MQTT bytes
+ * and then the message (its last dec.zlen bytes), raw[in..rraw) bytes not
+ * yet decoded. The message and the undecoded bytes are copied aside, the
+ * plain bytes join the MQTT bytes, the message is inflated after them and
+ * the undecoded bytes are put back after that, keeping rbuf's layout (MQTT
+ * bytes, then raw bytes). Returns 0 or <0 after failing the connection.
+ */
+static int ws_inflate_message(struct conn *c, size_t in, size_t out)
+{
+	static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
+	uint8_t *raw = c->rbuf + c->rlen, *tmp;
+	size_t zl = (size_t)c->ws->dec.zlen, plain = out - zl;
+	size_t rest = c->rraw - in, zn = zl + sizeof(sync_tail);
+	int rc = 0;
+
+	tmp = malloc(zn + rest);
+	if (!tmp)
+		return ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
+	memcpy(tmp, raw + plain, zl);
+	memcpy(tmp + zl, sync_tail, sizeof(sync_tail));
+	memcpy(tmp + zn, raw + in, rest);
+	c->rlen += plain;
+	c->rraw = 0;
+	/* An empty payload is an empty message (RFC 7692 §7.2.3.6 asks for
+	 * one 0x00 byte, but there is nothing to inflate either way). */
+	if (zl)
+		rc = ws_inflate(c, tmp, zn);
+	if (rc == 0 && ws_rbuf_fit(c, rest) != 0)
+		rc = ws_fail(c, WS_CLOSE_INTERNAL, "out of memory");
+	if (rc == 0) {
+		memcpy(c->rbuf + c->rlen, tmp + zn, rest);
+		c->rraw = rest;
+	}
+	free(tmp);
+	return rc;
+}
+
+/*
+ * Decodes raw frames; their payload is appended to the MQTT bytes. The
+ * bytes of a compressed message still open at the end stay at the front
+ * of the raw bytes (zkeep) for the next call; a complete one is inflated
+ * and its packets handled at once, so the MQTT bytes never hold more than
+ * one inflated message beyond what the packets of the read left.
+ */
 static int ws_frames_input(struct conn *c)
 {
-	uint8_t *raw = c->rbuf + c->rlen;
-	size_t in = 0, out = 0;
+	struct conn_ws *ws = c->ws;
+	size_t in = ws->zkeep, out = ws->zkeep, counted = ws->zkeep, keep;
 	uint16_t code = 0;
+	uint8_t *raw;
 
 	for (;;) {
-		int ev = ws_decode(&c->ws->dec, raw, c->rraw, &in, &out, &code);
+		int ev;
 
+		raw = c->rbuf + c->rlen;
+		ev = ws_decode(&ws->dec, raw, c->rraw, &in, &out, &code);
 		if (ev < 0) {
 			STAT_ADD(c->w->b, ws_protocol_errors, 1);
 			return ws_fail(c, code, ws_error_text(ev));
 		}
 		if (ev == WS_EV_PING) {
-			ws_control(c, WS_OP_PONG, c->ws->dec.ctl,
-			           c->ws->dec.ctl_len);
+			ws_control(c, WS_OP_PONG, ws->dec.ctl, ws->dec.ctl_len);
+			continue;
+		}
+		if (ev == WS_EV_MESSAGE) {
+			STAT_ADD(c->w->b, ws_bytes_in, out - counted);
+			ws->zkeep = 0;
+			if (ws_inflate_message(c, in, out) != 0)
+				return TERN_ECLOSED;
+			if (conn_parse(c) != 0 || c->state == CONN_CLOSED)
+				return TERN_ECLOSED;
+			in = out = counted = 0;
 			continue;
 		}
 		if (ev == WS_EV_CLOSE) {
 			/* Echo the code (RFC 6455 §5.5.1). Packets that came
 			 * before the close frame (often a DISCONNECT) are
 			 * handled first; without a DISCONNECT the will is
-			 * published. */
-			uint16_t reply = c->ws->dec.close_code == 1005
+			 * published. An unfinished compressed message is
+			 * dropped. */
+			uint16_t reply = ws->dec.close_code == 1005
 			                         ? WS_CLOSE_NORMAL
-			                         : c->ws->dec.close_code;
+			                         : ws->dec.close_code;
 
-			c->rlen += out;
+			c->rlen += out - (size_t)ws->dec.zlen;
 			c->rraw = 0;
+			ws->zkeep = 0;
 			if (conn_parse(c) != 0 || c->state == CONN_CLOSED)
 				return TERN_ECLOSED;
 			return ws_fail(c, reply, "closed the WebSocket");
@@ -452,11 +671,13 @@ static int ws_frames_input(struct conn *c)
 			break;
 	}
 	/* Keep undecoded bytes (a partial header) right after the new MQTT
-	 * bytes. */
+	 * bytes and the open compressed message, if any. */
+	keep = (size_t)ws->dec.zlen;
 	memmove(raw + out, raw + in, c->rraw - in);
-	c->rlen += out;
-	c->rraw -= in;
-	STAT_ADD(c->w->b, ws_bytes_in, out);
+	c->rlen += out - keep;
+	c->rraw = keep + (c->rraw - in);
+	ws->zkeep = keep;
+	STAT_ADD(c->w->b, ws_bytes_in, out - counted);
 	return 0;
 }
 
@@ -471,6 +692,98 @@ int conn_ws_input(struct conn *c)
 	return ws_frames_input(c);
 }
 
+/*
+ * Grows the deflate output buffer: doubling, from room for `hint` input
+ * bytes stored as they are (a small message) or WS_DEFLATE_START. One
+ * buffer per flush, freed after it.
+ */
+static int ws_deflate_room(uint8_t **buf, size_t *cap, size_t hint)
+{
+	size_t ncap = *cap                           ? *cap * 2
+	              : hint + 64 < WS_DEFLATE_START ? hint + 64
+	                                             : WS_DEFLATE_START;
+	uint8_t *nb = realloc(*buf, ncap);
+
+	if (!nb)
+		return TERN_ENOMEM;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/*
+ * Deflates one output queue entry into buf[*len..), growing buf; with
+ * `last`, flushes to a byte boundary (Z_SYNC_FLUSH), which ends the output
+ * with 00 00 ff ff.
+ */
+static int ws_deflate_range(z_stream *z, const struct iovec *v, bool last,
+                            uint8_t **buf, size_t *len, size_t *cap)
+{
+	int flush = last ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+
+	z->next_in = v->iov_base;
+	z->avail_in = (uInt)v->iov_len;
+	while (z->avail_in > 0 || last) {
+		size_t room;
+		int zrc;
+
+		if (*len == *cap && ws_deflate_room(buf, cap, 0) != 0)
+			return TERN_ENOMEM;
+		room = *cap - *len;
+		if (room > UINT_MAX)
+			room = UINT_MAX;
+		z->next_out = *buf + *len;
+		z->avail_out = (uInt)room;
+		zrc = deflate(z, flush);
+		*len += room - z->avail_out;
+		if (zrc != Z_OK && zrc != Z_BUF_ERROR)
+			return TERN_EINVAL;
+		/* A flush is complete when it left room unused. */
+		if (z->avail_in == 0 && (!last || z->avail_out > 0))
+			break;
+	}
+	return 0;
+}
+
+/*
+ * Compresses the unframed bytes of the output queue into one message
+ * (RFC 7692 §7.2.1): deflated from a reset stream, flushed, the final
+ * 00 00 ff ff dropped, sent in a frame with RSV1. Returns 0 or TERN_ENOMEM.
+ */
+static int ws_deflate_frame(struct conn *c)
+{
+	z_stream *z = &c->ws->pmd->def;
+	size_t ents = c->oq.unframed_ents, skip = 0, len = 0, cap = 0;
+	uint8_t hdr[WS_MAX_HEADER], *buf = NULL;
+	struct iovec iov[16];
+	int rc = ws_deflate_room(&buf, &cap, c->oq.unframed_bytes);
+
+	while (rc == 0 && skip < ents) {
+		int n = outq_unframed_iov(&c->oq, skip, iov, 16);
+
+		for (int i = 0; rc == 0 && i < n; i++)
+			rc = ws_deflate_range(z, &iov[i],
+			                      skip + (size_t)i + 1 == ents,
+			                      &buf, &len, &cap);
+		skip += (size_t)n;
+	}
+	if (rc == 0 && (len < 4 || memcmp(buf + len - 4, "\0\0\xff\xff", 4)))
+		rc = TERN_EINVAL;
+	if (rc == 0) {
+		len -= 4;
+		rc = outq_replace_unframed(
+		        &c->oq, hdr,
+		        ws_header_compressed(hdr, WS_OP_BINARY, len), buf, len);
+	}
+	if (rc == 0) {
+		STAT_ADD(c->w->b, ws_frames_out, 1);
+		STAT_ADD(c->w->b, ws_bytes_out, len);
+	}
+	free(buf);
+	deflateReset(z);
+	return rc == 0 ? 0 : TERN_ENOMEM;
+}
+
 int conn_ws_frame(struct conn *c)
 {
 	uint8_t hdr[WS_MAX_HEADER];
@@ -478,6 +791,8 @@ int conn_ws_frame(struct conn *c)
 
 	if (!c->ws || !c->ws->upgraded || !n)
 		return 0;
+	if (c->ws->pmd)
+		return ws_deflate_frame(c);
 	STAT_ADD(c->w->b, ws_frames_out, 1);
 	STAT_ADD(c->w->b, ws_bytes_out, n);
 	return outq_frame(&c->oq, hdr, ws_header(hdr, WS_OP_BINARY, n));

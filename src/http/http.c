@@ -14,6 +14,7 @@
 #include "http/http.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -415,4 +416,218 @@ void http_ws_upgrade(const struct http_request *req, const char *supported,
 {
 	memset(out, 0, sizeof(*out));
 	out->status = check_upgrade(req, supported, out);
+}
+
+/*
+ * permessage-deflate offers. Sec-WebSocket-Extensions (RFC 6455 §9.1) is
+ * a list of `name *(";" param ["=" (token / quoted-string)])`; a quoted
+ * value may hold commas and semicolons, so the value is walked with a
+ * cursor rather than split.
+ */
+struct ext_cur {
+	const char *p, *end;
+};
+
+enum {
+	PMD_SERVER_NCT = 1 << 0,
+	PMD_CLIENT_NCT = 1 << 1,
+	PMD_SERVER_BITS = 1 << 2,
+	PMD_CLIENT_BITS = 1 << 3,
+};
+
+/* What one permessage-deflate offer asked for. */
+struct pmd_offer {
+	unsigned seen; /* PMD_* parameters present */
+	int server_bits, client_bits;
+	bool bad; /* an unknown, duplicate or invalid parameter */
+};
+
+static void ext_skip_ows(struct ext_cur *c)
+{
+	while (c->p < c->end && is_ows((unsigned char)*c->p))
+		c->p++;
+}
+
+static bool ext_token(struct ext_cur *c, struct http_str *t)
+{
+	const char *s = c->p;
+
+	while (c->p < c->end && is_tchar((unsigned char)*c->p))
+		c->p++;
+	*t = (struct http_str){s, (size_t)(c->p - s)};
+	return t->len > 0;
+}
+
+/* A token or a quoted-string (its content, escapes left as sent). */
+static bool ext_value(struct ext_cur *c, struct http_str *v)
+{
+	const char *s;
+
+	if (c->p == c->end || *c->p != '"')
+		return ext_token(c, v);
+	s = ++c->p;
+	while (c->p < c->end && *c->p != '"') {
+		if (*c->p == '\\' && c->p + 1 < c->end)
+			c->p++;
+		c->p++;
+	}
+	if (c->p == c->end)
+		return false;
+	*v = (struct http_str){s, (size_t)(c->p - s)};
+	c->p++;
+	return true;
+}
+
+/* After a syntax error: past the next comma outside quotes, or the end. */
+static void ext_skip_element(struct ext_cur *c)
+{
+	bool quoted = false;
+
+	while (c->p < c->end) {
+		char ch = *c->p++;
+
+		if (quoted && ch == '\\' && c->p < c->end)
+			c->p++;
+		else if (ch == '"')
+			quoted = !quoted;
+		else if (ch == ',' && !quoted)
+			return;
+	}
+}
+
+/* A window size as RFC 7692 §7.1.2 writes it ("8".."15"), or -1. */
+static int window_bits(struct http_str v)
+{
+	if (v.len == 1 && (v.p[0] == '8' || v.p[0] == '9'))
+		return v.p[0] - '0';
+	if (v.len == 2 && v.p[0] == '1' && v.p[1] >= '0' && v.p[1] <= '5')
+		return 10 + (v.p[1] - '0');
+	return -1;
+}
+
+static void pmd_param(struct pmd_offer *o, struct http_str name, bool has_v,
+                      struct http_str v)
+{
+	static const char *const names[] = {
+	        "server_no_context_takeover", "client_no_context_takeover",
+	        "server_max_window_bits", "client_max_window_bits"};
+	unsigned i, bit;
+
+	for (i = 0; i < 4; i++)
+		if (ieq(name.p, name.len, names[i], strlen(names[i])))
+			break;
+	bit = 1u << i;
+	if (i == 4 || (o->seen & bit)) {
+		o->bad = true;
+		return;
+	}
+	o->seen |= bit;
+	if (bit == PMD_SERVER_BITS) {
+		/* zlib's raw deflate has no 8-bit window. */
+		o->server_bits = has_v ? window_bits(v) : -1;
+		o->bad |= o->server_bits < 9;
+	} else if (bit == PMD_CLIENT_BITS) {
+		o->client_bits = has_v ? window_bits(v) : 15;
+		o->bad |= o->client_bits < 0;
+	} else {
+		o->bad |= has_v;
+	}
+}
+
+/*
+ * Parses one list element up to the next comma (left unread) into its
+ * name and, through pmd_param, its parameters. Returns false on a syntax
+ * error.
+ */
+static bool ext_element(struct ext_cur *c, struct http_str *name,
+                        struct pmd_offer *o)
+{
+	if (!ext_token(c, name))
+		return false;
+	for (;;) {
+		struct http_str pn, pv = {NULL, 0};
+		bool has_v = false;
+
+		ext_skip_ows(c);
+		if (c->p == c->end || *c->p == ',')
+			return true;
+		if (*c->p != ';')
+			return false;
+		c->p++;
+		ext_skip_ows(c);
+		if (!ext_token(c, &pn))
+			return false;
+		ext_skip_ows(c);
+		if (c->p < c->end && *c->p == '=') {
+			c->p++;
+			ext_skip_ows(c);
+			if (!ext_value(c, &pv))
+				return false;
+			has_v = true;
+		}
+		pmd_param(o, pn, has_v, pv);
+	}
+}
+
+static void pmd_accept(const struct pmd_offer *o, int max_bits,
+                       struct ws_deflate *out)
+{
+	size_t cap = sizeof(out->response);
+	int n;
+
+	out->on = true;
+	out->server_bits = max_bits;
+	if ((o->seen & PMD_SERVER_BITS) && o->server_bits < max_bits)
+		out->server_bits = o->server_bits;
+	out->client_bits = 15;
+	if (o->seen & PMD_CLIENT_BITS)
+		out->client_bits =
+		        o->client_bits < max_bits ? o->client_bits : max_bits;
+	n = snprintf(out->response, cap,
+	             "permessage-deflate; server_no_context_takeover; "
+	             "client_no_context_takeover");
+	/* §7.1.2: a window parameter is answered only when offered. */
+	if (o->seen & PMD_SERVER_BITS)
+		n += snprintf(out->response + n, cap - (size_t)n,
+		              "; server_max_window_bits=%d", out->server_bits);
+	if (o->seen & PMD_CLIENT_BITS)
+		snprintf(out->response + n, cap - (size_t)n,
+		         "; client_max_window_bits=%d", out->client_bits);
+}
+
+void http_ws_deflate_offer(const struct http_request *req, int max_bits,
+                           struct ws_deflate *out)
+{
+	static const char hname[] = "Sec-WebSocket-Extensions";
+	static const char pmd[] = "permessage-deflate";
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		struct ext_cur c = {h->value.p, h->value.p + h->value.len};
+
+		if (!ieq(h->name.p, h->name.len, hname, sizeof(hname) - 1))
+			continue;
+		while (c.p < c.end) {
+			struct pmd_offer o = {0};
+			struct http_str name;
+
+			ext_skip_ows(&c);
+			if (c.p < c.end && *c.p == ',') {
+				c.p++;
+				continue;
+			}
+			if (c.p == c.end)
+				break;
+			if (!ext_element(&c, &name, &o)) {
+				ext_skip_element(&c);
+				continue;
+			}
+			if (ieq(name.p, name.len, pmd, sizeof(pmd) - 1) &&
+			    !o.bad) {
+				pmd_accept(&o, max_bits, out);
+				return;
+			}
+		}
+	}
 }

@@ -104,6 +104,6 @@ struct ws_deflate {
 };
 
 void http_ws_deflate_offer(const struct http_request *req, int max_bits,
-		       struct ws_deflate *out);
+                           struct ws_deflate *out);
 
 #endif

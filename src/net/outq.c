@@ -55,22 +55,30 @@ static int outq_grow_ents(struct outq *q)
 	return 0;
 }
 
+/* Makes the arena hold at least `need` bytes. */
+static int outq_arena_fit(struct outq *q, size_t need)
+{
+	size_t ncap = q->arena_cap ? q->arena_cap : 4096;
+	uint8_t *a;
+
+	if (need <= q->arena_cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	a = realloc(q->arena, ncap);
+	if (!a)
+		return TERN_ENOMEM;
+	q->arena = a;
+	q->arena_cap = ncap;
+	return 0;
+}
+
 uint8_t *outq_reserve(struct outq *q, size_t n)
 {
 	struct outq_ent *last;
 
-	if (q->arena_len + n > q->arena_cap) {
-		size_t ncap = q->arena_cap ? q->arena_cap : 4096;
-		uint8_t *a;
-
-		while (ncap < q->arena_len + n)
-			ncap *= 2;
-		a = realloc(q->arena, ncap);
-		if (!a)
-			return NULL;
-		q->arena = a;
-		q->arena_cap = ncap;
-	}
+	if (outq_arena_fit(q, q->arena_len + n) != 0)
+		return NULL;
 	last = q->tail > q->head ? &q->ents[q->tail - 1] : NULL;
 	if (last && !last->ref && last->off + last->len == q->arena_len &&
 	    (!q->framing || q->unframed_ents > 0)) {
@@ -166,12 +174,14 @@ void outq_mark(struct outq *q)
 	q->unframed_bytes = 0;
 }
 
-int outq_iov(const struct outq *q, struct iovec *iov, int max)
+/* Fills iov with ents[from..tail), at most max of them. */
+static int outq_iov_from(const struct outq *q, size_t from, struct iovec *iov,
+                         int max)
 {
 	size_t i;
 	int n = 0;
 
-	for (i = q->head; i < q->tail && n < max; i++, n++) {
+	for (i = from; i < q->tail && n < max; i++, n++) {
 		const struct outq_ent *e = &q->ents[i];
 
 		if (e->ref == OUTQ_INLINE)
@@ -183,6 +193,57 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max)
 		iov[n].iov_len = e->len;
 	}
 	return n;
+}
+
+int outq_iov(const struct outq *q, struct iovec *iov, int max)
+{
+	return outq_iov_from(q, q->head, iov, max);
+}
+
+int outq_unframed_iov(const struct outq *q, size_t skip, struct iovec *iov,
+                      int max)
+{
+	if (skip >= q->unframed_ents)
+		return 0;
+	return outq_iov_from(q, q->tail - q->unframed_ents + skip, iov, max);
+}
+
+/*
+ * The unframed entries are the last ones and nothing has been written from
+ * them (a flush frames first), and arena offsets only increase along the
+ * queue: the arena from their first arena entry on is theirs alone, and is
+ * reused for the replacement. Growing the arena first is the only step
+ * that can fail, so a failure leaves the queue as it was.
+ */
+int outq_replace_unframed(struct outq *q, const uint8_t *hdr, size_t hn,
+                          const void *p, size_t n)
+{
+	size_t first = q->tail - q->unframed_ents, base = q->arena_len, i;
+
+	if (!q->unframed_ents)
+		return 0;
+	for (i = first; i < q->tail; i++)
+		if (!q->ents[i].ref) {
+			base = q->ents[i].off;
+			break;
+		}
+	if (outq_arena_fit(q, base + hn + n) != 0)
+		return TERN_ENOMEM;
+	for (i = first; i < q->tail; i++)
+		if (q->ents[i].ref && q->ents[i].ref != OUTQ_INLINE && q->unref)
+			q->unref(q->ents[i].ref);
+	q->bytes -= q->unframed_bytes;
+	q->tail = first;
+	outq_mark(q);
+	memcpy(q->arena + base, hdr, hn);
+	if (n)
+		memcpy(q->arena + base + hn, p, n);
+	/* At least one entry was removed, so this slot exists. */
+	q->ents[q->tail++] = (struct outq_ent){
+	        .ref = NULL, .base = NULL, .off = base, .len = hn + n};
+	q->arena_len = base + hn + n;
+	q->bytes += hn + n;
+	return 0;
 }
 
 /*

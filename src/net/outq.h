@@ -86,6 +86,20 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max);
 int outq_frame(struct outq *q, const uint8_t *hdr, size_t n);
 void outq_mark(struct outq *q);
 
+/*
+ * For a transport that rewrites the unframed bytes before framing them
+ * (a compressed WebSocket message): outq_unframed_iov() fills iov (at most
+ * max entries) with the unframed ranges in order, starting with the
+ * skip-th, and returns the number filled; outq_replace_unframed() then
+ * replaces all unframed bytes with copies of hdr[0..hn) and p[0..n), which
+ * become one framed entry, releasing the references the replaced entries
+ * held. Returns 0, or TERN_ENOMEM with the queue unchanged.
+ */
+int outq_unframed_iov(const struct outq *q, size_t skip, struct iovec *iov,
+                      int max);
+int outq_replace_unframed(struct outq *q, const uint8_t *hdr, size_t hn,
+                          const void *p, size_t n);
+
 /* Marks n bytes as written, releasing finished references. */
 void outq_consume(struct outq *q, size_t n);
 

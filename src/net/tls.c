@@ -41,6 +41,10 @@ static int tls_fail_msg(char *err, size_t errlen, const char *what,
 	unsigned long e = ERR_peek_last_error();
 	char reason[256] = "";
 
+	/* "system lib" only says a call failed; the first entry has errno. */
+	if (ERR_GET_REASON(e) == ERR_R_SYS_LIB &&
+	    ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SYS)
+		e = ERR_peek_error();
 	if (e)
 		ERR_error_string_n(e, reason, sizeof(reason));
 	snprintf(err, errlen, "%s%s%s%s%s", what, path ? " '" : "",
@@ -109,6 +113,23 @@ static int tls_load_crl(SSL_CTX *ssl, const char *path)
 	return 0;
 }
 
+/*
+ * What went wrong loading the key. OpenSSL checks the key against the
+ * certificate as it loads it, so a mismatch shows up here; without a
+ * password, a key that is readable but does not load is likely encrypted.
+ */
+static const char *tls_key_error(const struct tls_opts *o)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+		return "keyfile does not match certfile";
+	if (o->keyfile_password || ERR_GET_REASON(e) == ERR_R_SYS_LIB)
+		return "cannot load keyfile";
+	return "cannot load keyfile (encrypted keys need keyfile_password)";
+}
+
 /* Certificate, key and verification settings into ssl. */
 static int tls_configure(struct tls_ctx *c, const struct tls_opts *o, char *err,
                          size_t errlen)
@@ -139,12 +160,7 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o, char *err,
 	SSL_CTX_set_default_passwd_cb_userdata(ssl,
 	                                       (void *)o->keyfile_password);
 	if (SSL_CTX_use_PrivateKey_file(ssl, o->keyfile, SSL_FILETYPE_PEM) != 1)
-		return tls_fail_msg(err, errlen,
-		                    o->keyfile_password
-		                            ? "cannot load keyfile"
-		                            : "cannot load keyfile (encrypted "
-		                              "keys need keyfile_password)",
-		                    o->keyfile);
+		return tls_fail_msg(err, errlen, tls_key_error(o), o->keyfile);
 	if (SSL_CTX_check_private_key(ssl) != 1)
 		return tls_fail_msg(err, errlen,
 		                    "keyfile does not match certfile",

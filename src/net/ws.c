@@ -21,6 +21,7 @@
 
 #define WS_FIN         0x80
 #define WS_RSV         0x70
+#define WS_RSV1        0x40
 #define WS_OPCODE      0x0F
 #define WS_MASKED      0x80
 #define WS_LEN7        0x7F
@@ -104,8 +105,13 @@ static int check_base(const struct ws_decoder *d, uint16_t *cc)
 	uint8_t b0 = d->hdr[0], b1 = d->hdr[1];
 	uint8_t op = b0 & WS_OPCODE;
 
-	/* No extension is negotiated, so no RSV bit has a meaning. */
-	if ((b0 & WS_RSV) || !is_known(op))
+	/* RSV1 means "compressed" on the first frame of a data message when
+	 * permessage-deflate was negotiated (RFC 7692 §6); no other RSV bit
+	 * has a meaning. */
+	if ((b0 & WS_RSV & ~WS_RSV1) || !is_known(op))
+		return fail(cc, WS_CLOSE_PROTOCOL, TERN_EPROTO);
+	if ((b0 & WS_RSV1) &&
+	    (!d->compression || is_control(op) || op == WS_OP_CONT))
 		return fail(cc, WS_CLOSE_PROTOCOL, TERN_EPROTO);
 	if (!(b1 & WS_MASKED))
 		return fail(cc, WS_CLOSE_PROTOCOL, TERN_EPROTO);
@@ -156,8 +162,10 @@ static uint64_t payload_len(const uint8_t *hdr)
  */
 static int account(struct ws_decoder *d, uint64_t n, uint16_t *cc)
 {
-	if (d->opcode == WS_OP_BINARY)
+	if (d->opcode == WS_OP_BINARY) {
 		d->message_len = 0;
+		d->zopen = d->hdr[0] & WS_RSV1;
+	}
 	if (d->max_message && n > d->max_message - d->message_len)
 		return fail(cc, WS_CLOSE_TOO_BIG, TERN_ETOOBIG);
 	/* Without a limit, saturate rather than wrap. */
@@ -251,8 +259,13 @@ static int end_frame(struct ws_decoder *d, uint16_t *cc)
 	case WS_OP_PING: return WS_EV_PING;
 	case WS_OP_PONG: return WS_EV_PONG;
 	case WS_OP_CLOSE: return close_event(d, cc);
-	default: return WS_EV_NONE;
+	default: break;
 	}
+	if (d->fin && d->zopen) {
+		d->zopen = false;
+		return WS_EV_MESSAGE;
+	}
+	return WS_EV_NONE;
 }
 
 /* Moves as much of the current payload as the input holds. */
@@ -272,6 +285,8 @@ static void read_payload(struct ws_decoder *d, uint8_t *buf, size_t len,
 	} else {
 		dst = buf + *out;
 		*out += n;
+		if (d->zopen)
+			d->zlen += n;
 	}
 	/* Unmasking and moving down in one pass over the payload. */
 	unmask_move(dst, buf + *in, n, d->mask, d->offset);
@@ -285,6 +300,9 @@ int ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *in,
 {
 	int rc;
 
+	/* A compressed message reported last time is the caller's now. */
+	if (!d->zopen)
+		d->zlen = 0;
 	/* An empty frame completes with its header, so the loop also runs
 	 * once a header is read even when no input is left. */
 	while (*in < len || d->in_frame) {
@@ -310,6 +328,14 @@ size_t ws_header_size(uint64_t len)
 	if (len <= 0xFFFF)
 		return 4;
 	return 10;
+}
+
+size_t ws_header_compressed(uint8_t *out, uint8_t opcode, uint64_t len)
+{
+	size_t n = ws_header(out, opcode, len);
+
+	out[0] |= WS_RSV1;
+	return n;
 }
 
 size_t ws_header(uint8_t *out, uint8_t opcode, uint64_t len)

@@ -10,6 +10,12 @@
  * a text message is an error (close 1003). MQTT packets may span frames and
  * frames may hold several packets; the decoder does not care where packets
  * begin or end.
+ *
+ * With permessage-deflate (RFC 7692) negotiated, a message whose first
+ * frame has RSV1 set is compressed: the decoder still unmasks its payload
+ * into the output, but stops when such a message is complete so that the
+ * caller can inflate it (WS_EV_MESSAGE). Uncompressed messages flow as
+ * before, without a stop at their end.
  */
 #ifndef TERN_NET_WS_H
 #define TERN_NET_WS_H
@@ -45,11 +51,24 @@ enum ws_event_kind {
 	WS_EV_PING,     /* a complete ping: answer with a pong of ctl[] */
 	WS_EV_PONG,     /* a complete pong (ignored by the broker) */
 	WS_EV_CLOSE,    /* a complete, valid close frame from the client */
+	WS_EV_MESSAGE,  /* a compressed message is complete (see zlen) */
 };
 
 struct ws_decoder {
-	/* Limits, set by the caller before use. */
+	/* Limits and options, set by the caller before use. */
 	uint64_t max_message; /* largest binary message (sum of fragments) */
+	bool compression;     /* permessage-deflate: RSV1 marks a compressed
+	                       * message (on its first frame only) */
+
+	/*
+	 * Output bytes of the open compressed message so far, always the
+	 * last zlen bytes before *out: ws_decode() returns with them in
+	 * place (also across calls, where the caller must keep them right
+	 * before the next call's *out). With WS_EV_MESSAGE, the whole
+	 * compressed message is buf[*out - zlen .. *out). 0 when no
+	 * compressed message is open.
+	 */
+	uint64_t zlen;
 
 	/* Private state. */
 	uint8_t hdr[14]; /* partial frame header */
@@ -62,6 +81,7 @@ struct ws_decoder {
 	uint64_t offset;      /* payload bytes done (for the mask phase) */
 	bool in_message;      /* a fragmented binary message is open */
 	uint64_t message_len; /* bytes of the open message so far */
+	bool zopen;           /* the open data message is compressed */
 
 	/* The last control frame's payload (valid with WS_EV_*). */
 	uint8_t ctl[125];
@@ -69,7 +89,7 @@ struct ws_decoder {
 	uint16_t close_code; /* with WS_EV_CLOSE: code sent, 1005 if none */
 };
 
-/* Prepares a decoder; max_message 0 means no limit. */
+/* Prepares a decoder; max_message 0 means no limit; compression off. */
 void ws_decoder_init(struct ws_decoder *d, uint64_t max_message);
 
 /*
@@ -77,13 +97,15 @@ void ws_decoder_init(struct ws_decoder *d, uint64_t max_message);
  * binary messages are written to buf[*out .. ) — always at or before the
  * position they were read from, so input and output share the buffer — and
  * *out advances by their count. *in (starting at 0) advances over what was
- * consumed. Stops at the end of input, or after a complete control frame
- * (returning its event: the caller handles it and calls again with the same
- * buffer and counters).
+ * consumed. Stops at the end of input, or after a complete control frame or
+ * compressed message (returning its event: the caller handles it and calls
+ * again with the same buffer and counters, or with counters it moved along
+ * with the bytes they count).
  *
  * Returns an enum ws_event_kind (>= 0), or a negative TERN_E* code with
  * *close_code set to the WebSocket close code to send:
- *   TERN_EPROTO (1002): unmasked client frame, RSV bits set, reserved
+ *   TERN_EPROTO (1002): unmasked client frame, RSV2 or RSV3 set, RSV1
+ *     set without compression or on a continuation or control frame, reserved
  *     opcode, fragmented or >125-byte control frame, continuation without a
  *     message, a new data frame inside a fragmented message, a close
  *     payload of 1 byte, an invalid close code;
@@ -104,6 +126,9 @@ int ws_decode(struct ws_decoder *d, uint8_t *buf, size_t len, size_t *in,
  * the header size: 2, 4 or 10.
  */
 size_t ws_header(uint8_t *out, uint8_t opcode, uint64_t len);
+
+/* ws_header() with RSV1 set: the first frame of a compressed message. */
+size_t ws_header_compressed(uint8_t *out, uint8_t opcode, uint64_t len);
 
 /* Size of ws_header()'s output for a payload of len bytes. */
 size_t ws_header_size(uint64_t len);

@@ -7,7 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { startBroker } from './lib/broker.mjs';
+import { startBroker, KIND } from './lib/broker.mjs';
 import { connect, closeAll, uid, sub, within } from './lib/util.mjs';
 
 const MiB = 1024 * 1024;
@@ -75,7 +75,13 @@ for (const [name, pubTr, pubV, subTr, subV] of DIRECTIONS) {
     }
 
     for (const size of PAYLOADS) {
-      test(`payload of ${human(size)}`, { timeout: 90000 }, async () => {
+      // Mosquitto 2.0.11 with Debian's libwebsockets writes to websocket
+      // clients at ~40 KB/s (1 MiB took 25 s here, 16 MiB would take
+      // minutes; eclipse-mosquitto/mosquitto#1390, #2252): a throughput
+      // problem, not a correctness one, so those sizes run for tern only.
+      const slow = KIND === 'mosquitto' && subTr === 'ws' && size >= MiB
+        && 'mosquitto 2.0.11 sends to websocket clients at ~40 KB/s (mosquitto#2252)';
+      test(`payload of ${human(size)}`, { timeout: 90000, skip: slow }, async () => {
         await roundTrip(`${prefix}/p${size}`, size);
       });
     }

@@ -69,6 +69,26 @@ static void check_upgrade(const struct http_request *req, const char *buf,
 	       memcmp(u.subprotocol.p, "mqttv3.1", 8) == 0));
 }
 
+/* permessage-deflate: an accepted offer is within our bounds. */
+static void check_deflate(const struct http_request *req)
+{
+	static const char base[] = "permessage-deflate; "
+	                           "server_no_context_takeover; "
+	                           "client_no_context_takeover";
+	struct ws_deflate d;
+
+	http_ws_deflate_offer(req, 10, &d);
+	CHECK(memchr(d.response, '\0', sizeof(d.response)) != NULL);
+	if (!d.on) {
+		CHECK(d.response[0] == '\0');
+		return;
+	}
+	CHECK(d.server_bits >= 9 && d.server_bits <= 10);
+	CHECK((d.client_bits >= 8 && d.client_bits <= 10) ||
+	      d.client_bits == 15);
+	CHECK(strncmp(d.response, base, sizeof(base) - 1) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct http_header hdrs[MAX_HEADERS], again[MAX_HEADERS];
@@ -83,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK((size_t)rc <= size);
 	check_request(&req, buf, (size_t)rc);
 	check_upgrade(&req, buf, (size_t)rc);
+	check_deflate(&req);
 	/* The head alone parses the same; any shorter prefix needs more. */
 	CHECK(http_parse_request(buf, (size_t)rc, &req2, again, MAX_HEADERS) ==
 	      rc);

@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for the WebSocket decoder (src/net/ws.c). The input is
- * client bytes; its first byte picks the limit and seeds the chunking. The
+ * client bytes; its first byte picks the limit and whether compressed
+ * messages (RSV1, permessage-deflate) are allowed, and seeds the chunking. The
  * bytes are decoded twice, the way the broker does (append a chunk to a
  * read buffer, decode in place, take the output away): once in one piece
  * and once in random chunks. Both runs must keep out <= in and consume all
@@ -8,6 +9,7 @@
  * events and the final error with its close code: chunking never changes
  * what a client's bytes mean.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,10 @@ static uint64_t hash_event(uint64_t h, int ev, const struct ws_decoder *d)
 	CHECK(d->ctl_len <= 125);
 	for (uint8_t i = 0; i < d->ctl_len; i++)
 		h = mix(h, d->ctl[i]);
+	if (ev == WS_EV_MESSAGE) {
+		CHECK(d->compression);
+		h = mix(h, d->zlen);
+	}
 	if (ev == WS_EV_CLOSE) {
 		CHECK(d->close_code >= 1000 && d->close_code < 5000);
 		h = mix(h, d->close_code);
@@ -70,7 +76,7 @@ static int drain(struct ws_decoder *d, uint8_t *rb, size_t fill, size_t *in,
 }
 
 static void one_run(const uint8_t *data, size_t size, uint64_t max,
-                    uint32_t seed, struct run *r)
+                    bool compression, uint32_t seed, struct run *r)
 {
 	uint8_t *rb = malloc(size ? size : 1);
 	struct ws_decoder d;
@@ -78,6 +84,7 @@ static void one_run(const uint8_t *data, size_t size, uint64_t max,
 
 	CHECK(rb && r->stream);
 	ws_decoder_init(&d, max);
+	d.compression = compression;
 	r->rc = 0;
 	r->len = 0;
 	r->events = 0;
@@ -103,19 +110,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t limits[4] = {0, 1, 125, 4096};
 	struct run whole, chunked;
+	bool compression;
 	uint64_t max;
 	uint32_t seed;
 
 	if (size < 1)
 		return 0;
 	max = limits[data[0] & 3];
+	compression = data[0] & 4;
 	seed = data[0] | 1u;
 	data++;
 	size--;
 	whole.stream = malloc(size + 1);
 	chunked.stream = malloc(size + 1);
-	one_run(data, size, max, 0, &whole);
-	one_run(data, size, max, seed, &chunked);
+	one_run(data, size, max, compression, 0, &whole);
+	one_run(data, size, max, compression, seed, &chunked);
 	CHECK(whole.rc == chunked.rc);
 	if (whole.rc < 0)
 		CHECK(whole.cc == chunked.cc);

@@ -3,7 +3,8 @@
  * (Chromium, Firefox, MQTT.js), every prefix of a head being "need more",
  * the malformed heads that lead to request smuggling, header limits and
  * lists, and the WebSocket upgrade decision with its status codes, the
- * RFC 6455 §1.3 accept value and the subprotocol choice.
+ * RFC 6455 §1.3 accept value and the subprotocol choice, and the
+ * permessage-deflate offers (RFC 7692 §7) we accept or decline.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -495,6 +496,158 @@ static void test_subprotocols(void **state)
 	assert_int_equal(u.subprotocol.len, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* permessage-deflate offers (RFC 7692 §7) */
+
+#define PMD                                                                    \
+	"permessage-deflate; server_no_context_takeover; "                     \
+	"client_no_context_takeover"
+
+/* Negotiates the head `s` with a 10-bit cap. */
+static struct ws_deflate deflate_offer(const char *s)
+{
+	struct ws_deflate d;
+
+	assert_int_equal(parse(s), (int)strlen(s));
+	http_ws_deflate_offer(&req, 10, &d);
+	return d;
+}
+
+static struct ws_deflate ext(const char *offers)
+{
+	static char line[1024];
+
+	snprintf(line, sizeof(line), "Sec-WebSocket-Extensions: %s\r\n",
+	         offers);
+	return deflate_offer(with(line));
+}
+
+static void expect_declined(const char *offers)
+{
+	struct ws_deflate d = ext(offers);
+
+	if (d.on)
+		fail_msg("offer \"%s\" accepted as \"%s\"", offers, d.response);
+}
+
+static void test_deflate_browsers(void **state)
+{
+	struct ws_deflate d;
+
+	/* Chromium and the ws package: client_max_window_bits without a
+	 * value, so we may (and do) cap the client's window. */
+	d = deflate_offer(chromium);
+	assert_true(d.on);
+	assert_string_equal(d.response, PMD "; client_max_window_bits=10");
+	assert_int_equal(d.client_bits, 10);
+	assert_int_equal(d.server_bits, 10);
+	d = deflate_offer(mqttjs);
+	assert_string_equal(d.response, PMD "; client_max_window_bits=10");
+	/* Firefox offers no window parameter: the client may use 15 bits
+	 * and the answer must not name client_max_window_bits. */
+	d = deflate_offer(firefox);
+	assert_true(d.on);
+	assert_string_equal(d.response, PMD);
+	assert_int_equal(d.client_bits, 15);
+	assert_int_equal(d.server_bits, 10);
+}
+
+static void test_deflate_none(void **state)
+{
+	struct ws_deflate d = deflate_offer(with(""));
+
+	assert_false(d.on);
+	assert_string_equal(d.response, "");
+	expect_declined("");
+	expect_declined("x-webkit-deflate-frame");
+	expect_declined("permessage-deflate-x");
+	expect_declined(" , ,");
+}
+
+static void test_deflate_window_bits(void **state)
+{
+	struct ws_deflate d;
+
+	d = ext("permessage-deflate; client_max_window_bits=9");
+	assert_string_equal(d.response, PMD "; client_max_window_bits=9");
+	assert_int_equal(d.client_bits, 9);
+	d = ext("permessage-deflate; client_max_window_bits=8");
+	assert_int_equal(d.client_bits, 8);
+	d = ext("permessage-deflate; client_max_window_bits=15");
+	assert_int_equal(d.client_bits, 10);
+	/* Quoted values are the same values (RFC 7692 §7.1). */
+	d = ext("permessage-deflate; client_max_window_bits=\"12\"");
+	assert_string_equal(d.response, PMD "; client_max_window_bits=10");
+	/* server_max_window_bits must be answered, at most as offered. */
+	d = ext("permessage-deflate; server_max_window_bits=12");
+	assert_string_equal(d.response, PMD "; server_max_window_bits=10");
+	assert_int_equal(d.server_bits, 10);
+	assert_int_equal(d.client_bits, 15);
+	d = ext("permessage-deflate;server_max_window_bits=9;"
+	        "client_max_window_bits");
+	assert_string_equal(d.response, PMD "; server_max_window_bits=9"
+	                                    "; client_max_window_bits=10");
+	assert_int_equal(d.server_bits, 9);
+	/* Both no_context_takeover flags offered: accepted as always. */
+	d = ext("permessage-deflate; server_no_context_takeover; "
+	        "client_no_context_takeover");
+	assert_string_equal(d.response, PMD);
+	/* Parameter names are matched without regard to case. */
+	d = ext("permessage-deflate; Client_Max_Window_Bits");
+	assert_true(d.on);
+}
+
+static void test_deflate_declined(void **state)
+{
+	/* zlib's raw deflate cannot use an 8-bit window. */
+	expect_declined("permessage-deflate; server_max_window_bits=8");
+	/* Values outside 8..15 or not in their plain form. */
+	expect_declined("permessage-deflate; server_max_window_bits=16");
+	expect_declined("permessage-deflate; server_max_window_bits=7");
+	expect_declined("permessage-deflate; client_max_window_bits=08");
+	expect_declined("permessage-deflate; client_max_window_bits=");
+	expect_declined("permessage-deflate; client_max_window_bits=1x");
+	/* server_max_window_bits needs a value; the flags take none. */
+	expect_declined("permessage-deflate; server_max_window_bits");
+	expect_declined("permessage-deflate; server_no_context_takeover=1");
+	expect_declined("permessage-deflate; client_no_context_takeover=\"\"");
+	/* Unknown and duplicate parameters. */
+	expect_declined("permessage-deflate; x");
+	expect_declined("permessage-deflate; client_max_window_bits; "
+	                "client_max_window_bits=9");
+	expect_declined("permessage-deflate; server_no_context_takeover; "
+	                "server_no_context_takeover");
+	/* Syntax errors. */
+	expect_declined("permessage-deflate;");
+	expect_declined("permessage-deflate; =9");
+	expect_declined("permessage-deflate client_max_window_bits");
+	expect_declined("permessage-deflate; client_max_window_bits=\"9");
+}
+
+static void test_deflate_first_acceptable(void **state)
+{
+	struct ws_deflate d;
+
+	/* A declined offer gives way to the next one, in the same header
+	 * or a later one. */
+	d = ext("permessage-deflate; server_max_window_bits=8, "
+	        "permessage-deflate; server_max_window_bits=9, "
+	        "permessage-deflate");
+	assert_string_equal(d.response, PMD "; server_max_window_bits=9");
+	d = deflate_offer(with("Sec-WebSocket-Extensions: foo; a=\"x,y;z\", "
+	                       "permessage-deflate; bogus\r\n"
+	                       "Sec-WebSocket-Extensions: permessage-deflate; "
+	                       "client_max_window_bits=11\r\n"));
+	assert_string_equal(d.response, PMD "; client_max_window_bits=10");
+	/* A syntax error skips one element only. */
+	d = ext("bad;;, permessage-deflate");
+	assert_string_equal(d.response, PMD);
+	/* A quoted comma does not start a new element. */
+	expect_declined("foo; a=\", permessage-deflate\"");
+	d = ext("foo; a=\"\\\", permessage-deflate\", permessage-deflate");
+	assert_true(d.on);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +668,11 @@ int main(void)
 	        cmocka_unit_test(test_upgrade_version),
 	        cmocka_unit_test(test_upgrade_key),
 	        cmocka_unit_test(test_subprotocols),
+	        cmocka_unit_test(test_deflate_browsers),
+	        cmocka_unit_test(test_deflate_none),
+	        cmocka_unit_test(test_deflate_window_bits),
+	        cmocka_unit_test(test_deflate_declined),
+	        cmocka_unit_test(test_deflate_first_acceptable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

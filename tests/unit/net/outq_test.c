@@ -2,7 +2,8 @@
  * Tests of the output queue (src/net/outq.c): iovecs list arena bytes and
  * referenced ranges in queue order, consecutive arena appends merge, consume
  * walks across entries and releases each reference exactly once, the arena
- * rewinds when the queue drains and is compacted when it never does.
+ * rewinds when the queue drains and is compacted when it never does, and
+ * the unframed tail can be read and replaced (WebSocket compression).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -362,6 +363,99 @@ static void test_never_drains_arena_only(void **state)
 	outq_free(&q);
 }
 
+/*
+ * Replacing the unframed tail (a compressed WebSocket message): the
+ * replaced references are released once, the arena bytes they used are
+ * reused, and later appends start a new unframed run.
+ */
+static void test_replace_unframed(void **state)
+{
+	struct ref r1 = {0, "PAYLOAD"}, r2 = {0, "REF"};
+	uint8_t got[64];
+	struct iovec iov[8];
+	struct outq q;
+	size_t arena_before;
+
+	outq_init(&q, ref_unref);
+	q.framing = 1;
+	assert_int_equal(outq_append(&q, "H0", 2), 0);
+	assert_int_equal(outq_frame(&q, (const uint8_t *)"F", 1), 0);
+	arena_before = q.arena_len;
+	/* Nothing unframed: nothing to replace. */
+	assert_int_equal(outq_unframed_iov(&q, 0, iov, 8), 0);
+	assert_int_equal(
+	        outq_replace_unframed(&q, (const uint8_t *)"?", 1, "?", 1), 0);
+	assert_int_equal(q.bytes, 3);
+
+	assert_int_equal(outq_append(&q, "ab", 2), 0);
+	assert_int_equal(outq_append_ref(&q, &r1, r1.bytes, 7), 0);
+	assert_int_equal(outq_append(&q, "cd", 2), 0);
+	assert_int_equal(outq_unframed_iov(&q, 0, iov, 8), 3);
+	assert_iov(&iov[0], "ab");
+	assert_iov(&iov[1], "PAYLOAD");
+	assert_iov(&iov[2], "cd");
+	assert_int_equal(outq_unframed_iov(&q, 1, iov, 1), 1);
+	assert_iov(&iov[0], "PAYLOAD");
+	assert_int_equal(outq_unframed_iov(&q, 3, iov, 8), 0);
+
+	assert_int_equal(
+	        outq_replace_unframed(&q, (const uint8_t *)"Z", 1, "xyz", 3),
+	        0);
+	assert_int_equal(r1.unrefs, 1);
+	assert_int_equal(q.unframed_bytes, 0);
+	assert_int_equal(q.unframed_ents, 0);
+	assert_int_equal(q.bytes, 3 + 4);
+	/* "ab" and "cd" gave their arena bytes to "Zxyz". */
+	assert_int_equal(q.arena_len, arena_before + 4);
+	assert_int_equal(flatten(&q, got, sizeof(got)), 7);
+	assert_memory_equal(got, "FH0Zxyz", 7);
+
+	/* Appends after it are a new unframed run, not merged into it. */
+	assert_int_equal(outq_append(&q, "ef", 2), 0);
+	assert_int_equal(q.unframed_bytes, 2);
+	assert_int_equal(outq_frame(&q, (const uint8_t *)"G", 1), 0);
+	assert_int_equal(flatten(&q, got, sizeof(got)), 10);
+	assert_memory_equal(got, "FH0ZxyzGef", 10);
+
+	/* Only references unframed: the replacement goes at the arena's
+	 * end; a partial write before it does not matter. */
+	outq_consume(&q, 4);
+	assert_int_equal(outq_append_ref(&q, &r2, r2.bytes, 3), 0);
+	arena_before = q.arena_len;
+	assert_int_equal(
+	        outq_replace_unframed(&q, (const uint8_t *)"Y", 1, "", 0), 0);
+	assert_int_equal(r2.unrefs, 1);
+	assert_int_equal(q.arena_len, arena_before + 1);
+	assert_int_equal(flatten(&q, got, sizeof(got)), 7);
+	assert_memory_equal(got, "xyzGefY", 7);
+	outq_consume(&q, 7);
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(q.arena_len, 0);
+	outq_free(&q);
+	assert_int_equal(r1.unrefs, 1);
+	assert_int_equal(r2.unrefs, 1);
+}
+
+/* A replacement larger than the arena makes it grow. */
+static void test_replace_unframed_grows(void **state)
+{
+	static uint8_t big[20000], got[20100];
+	struct outq q;
+
+	memset(big, 'b', sizeof(big));
+	outq_init(&q, ref_unref);
+	q.framing = 1;
+	assert_int_equal(outq_append(&q, "x", 1), 0);
+	assert_int_equal(outq_replace_unframed(&q, (const uint8_t *)"HH", 2,
+	                                       big, sizeof(big)),
+	                 0);
+	assert_true(q.arena_cap >= sizeof(big) + 2);
+	assert_int_equal(flatten(&q, got, sizeof(got)), sizeof(big) + 2);
+	assert_memory_equal(got, "HH", 2);
+	assert_memory_equal(got + 2, big, sizeof(big));
+	outq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +469,8 @@ int main(void)
 	        cmocka_unit_test(test_entry_array_reuse),
 	        cmocka_unit_test(test_never_drains),
 	        cmocka_unit_test(test_never_drains_arena_only),
+	        cmocka_unit_test(test_replace_unframed),
+	        cmocka_unit_test(test_replace_unframed_grows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

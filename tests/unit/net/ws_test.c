@@ -5,7 +5,8 @@
  * interleaved pings, in one piece, a byte at a time and in random chunks,
  * and must hand back exactly that stream. Every row of the WebSocket table
  * of BAD_INPUTS.md that the codec can see has a test with the close code
- * the broker sends.
+ * the broker sends. With compression on, compressed messages (RSV1) must
+ * come back whole with their boundaries, whatever the chunking.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -779,6 +780,218 @@ static void test_close_split(void **state)
 	assert_memory_equal(buf, "ab", 2);
 }
 
+/* ------------------------------------------------------------------ */
+/* Compressed messages (permessage-deflate: RSV1 on the first frame) */
+
+#define RSV1 0x40
+#define RSV2 0x20
+#define RSV3 0x10
+
+/* Decoding `frame` with compression on fails with rc, code. */
+static void expect_fail_z(const uint8_t *frame, size_t len, int rc,
+                          uint16_t code)
+{
+	struct ws_decoder d;
+	uint8_t buf[512];
+	struct result r;
+
+	memcpy(buf, frame, len);
+	ws_decoder_init(&d, 0);
+	d.compression = true;
+	r = dec(&d, buf, len);
+	assert_int_equal(r.rc, rc);
+	assert_int_equal(r.cc, code);
+}
+
+static void test_compressed_header(void **state)
+{
+	uint8_t h[WS_MAX_HEADER];
+
+	assert_int_equal(ws_header_compressed(h, WS_OP_BINARY, 5), 2);
+	assert_int_equal(h[0], FIN | RSV1 | WS_OP_BINARY);
+	assert_int_equal(h[1], 5);
+	assert_int_equal(ws_header_compressed(h, WS_OP_BINARY, 70000), 10);
+	assert_int_equal(h[0], 0xC2);
+	assert_int_equal(h[1], 127);
+}
+
+static void test_compressed_rsv_rules(void **state)
+{
+	uint8_t buf[64];
+	size_t n;
+
+	/* RSV1 only on the first frame of a data message. */
+	n = enc(buf, WS_OP_BINARY | RSV1, "ab", 2);
+	n += enc(buf + n, FIN | WS_OP_CONT | RSV1, "c", 1);
+	expect_fail_z(buf, n, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+	n = enc(buf, PING | RSV1, "", 0);
+	expect_fail_z(buf, n, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+	n = enc(buf, CLOSE | RSV1, "\x03\xe8", 2);
+	expect_fail_z(buf, n, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+	/* RSV2 and RSV3 stay reserved. */
+	n = enc(buf, BIN | RSV2, "ab", 2);
+	expect_fail_z(buf, n, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+	n = enc(buf, BIN | RSV1 | RSV3, "ab", 2);
+	expect_fail_z(buf, n, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+	/* A compressed text message is still a text message. */
+	n = enc(buf, FIN | WS_OP_TEXT | RSV1, "ab", 2);
+	expect_fail_z(buf, n, TERN_EINVAL, WS_CLOSE_UNSUPPORTED);
+	/* Without compression, RSV1 is a protocol error (1002). */
+	n = enc(buf, BIN | RSV1, "ab", 2);
+	expect_fail(buf, n, 0, TERN_EPROTO, WS_CLOSE_PROTOCOL);
+}
+
+static void test_compressed_events(void **state)
+{
+	uint8_t buf[128];
+	struct ws_decoder d;
+	size_t n = 0, in = 0, out = 0;
+	uint16_t cc = 0;
+
+	n += enc(buf + n, BIN, "ab", 2);
+	n += enc(buf + n, BIN | RSV1, "xyz", 3);
+	n += enc(buf + n, BIN, "cd", 2);
+	n += enc(buf + n, WS_OP_BINARY | RSV1, "12", 2);
+	n += enc(buf + n, PING, "p", 1);
+	n += enc(buf + n, WS_OP_CONT, "34", 2);
+	n += enc(buf + n, FIN | WS_OP_CONT, "5", 1);
+	n += enc(buf + n, BIN | RSV1, "", 0);
+	ws_decoder_init(&d, 0);
+	d.compression = true;
+	/* Plain bytes flow on; a compressed message stops at its end. */
+	assert_int_equal(ws_decode(&d, buf, n, &in, &out, &cc), WS_EV_MESSAGE);
+	assert_int_equal(out, 5);
+	assert_int_equal(d.zlen, 3);
+	assert_memory_equal(buf, "abxyz", 5);
+	/* Open compressed bytes are reported with a control frame. */
+	assert_int_equal(ws_decode(&d, buf, n, &in, &out, &cc), WS_EV_PING);
+	assert_int_equal(d.zlen, 2);
+	assert_int_equal(ws_decode(&d, buf, n, &in, &out, &cc), WS_EV_MESSAGE);
+	assert_int_equal(d.zlen, 5);
+	assert_int_equal(out, 12);
+	assert_memory_equal(buf, "abxyzcd12345", 12);
+	/* An empty compressed message is an event too. */
+	assert_int_equal(ws_decode(&d, buf, n, &in, &out, &cc), WS_EV_MESSAGE);
+	assert_int_equal(d.zlen, 0);
+	assert_int_equal(ws_decode(&d, buf, n, &in, &out, &cc), WS_EV_NONE);
+	assert_int_equal(in, n);
+	assert_int_equal(d.zlen, 0);
+}
+
+/* The expected cut of a stream into messages, some compressed. */
+struct zwire {
+	struct wire w;
+	size_t zstart[256], zlen[256]; /* compressed messages, in order */
+	int nz;
+};
+
+static void build_zwire(struct zwire *z, const uint8_t *stream, size_t len)
+{
+	struct wire *w = &z->w;
+	size_t pos = 0;
+
+	w->len = 0;
+	w->npings = 0;
+	z->nz = 0;
+	while (pos < len) {
+		int frags = 1 + (int)(rnd() % 4);
+		bool comp = rnd() % 2 && z->nz < 256;
+
+		if (comp)
+			z->zstart[z->nz] = pos;
+		for (int f = 0; f < frags; f++) {
+			size_t n = rnd() % 3 == 0 ? rnd() % 8 : rnd() % 400;
+			uint8_t b0 = f == 0 ? WS_OP_BINARY : WS_OP_CONT;
+
+			if (n > len - pos)
+				n = len - pos;
+			if (f == frags - 1)
+				b0 |= FIN;
+			if (f == 0 && comp)
+				b0 |= RSV1;
+			w->len += enc(w->bytes + w->len, b0, stream + pos, n);
+			pos += n;
+			if (rnd() % 3 == 0)
+				add_control(w);
+		}
+		if (comp) {
+			z->zlen[z->nz] = pos - z->zstart[z->nz];
+			z->nz++;
+		}
+	}
+	assert_true(w->len <= WIRE_CAP);
+}
+
+/*
+ * Feeds a zwire like conn_ws.c does: plain output is taken at once, the
+ * open compressed message's bytes (d.zlen) stay at the front of the read
+ * buffer for the next call, a complete one is taken with its boundaries.
+ */
+static void feed_z(const struct zwire *z, const uint8_t *stream, size_t len,
+                   size_t (*chunk)(void))
+{
+	static uint8_t rb[WIRE_CAP], got[STREAM_LEN];
+	struct ws_decoder d;
+	size_t pos = 0, fill = 0, keep = 0, glen = 0;
+	int nz = 0, rc = 0;
+	uint16_t cc = 0;
+
+	ws_decoder_init(&d, 4096);
+	d.compression = true;
+	while (pos < z->w.len) {
+		size_t n = chunk(), in = keep, out = keep;
+
+		if (n > z->w.len - pos)
+			n = z->w.len - pos;
+		memcpy(rb + fill, z->w.bytes + pos, n);
+		fill += n;
+		pos += n;
+		while ((rc = ws_decode(&d, rb, fill, &in, &out, &cc)) > 0) {
+			assert_true(d.zlen <= out);
+			if (rc != WS_EV_MESSAGE)
+				continue;
+			assert_true(nz < z->nz);
+			assert_int_equal(d.zlen, z->zlen[nz]);
+			assert_int_equal(glen + out - d.zlen, z->zstart[nz]);
+			nz++;
+			memcpy(got + glen, rb, out);
+			glen += out;
+			memmove(rb, rb + in, fill - in);
+			fill -= in;
+			in = out = 0;
+		}
+		assert_int_equal(rc, WS_EV_NONE);
+		assert_int_equal(in, fill);
+		/* Take the plain bytes, keep the open compressed ones. */
+		keep = (size_t)d.zlen;
+		memcpy(got + glen, rb, out - keep);
+		glen += out - keep;
+		memmove(rb, rb + out - keep, keep);
+		fill = keep;
+	}
+	assert_int_equal(keep, 0);
+	assert_int_equal(nz, z->nz);
+	assert_int_equal(glen, len);
+	assert_memory_equal(got, stream, len);
+}
+
+static void test_compressed_stream_chunkings(void **state)
+{
+	static struct zwire z;
+	static uint8_t stream[STREAM_LEN];
+
+	for (int round = 0; round < 20; round++) {
+		size_t len = 1 + rnd() % STREAM_LEN;
+
+		for (size_t i = 0; i < len; i++)
+			stream[i] = (uint8_t)rnd();
+		build_zwire(&z, stream, len);
+		feed_z(&z, stream, len, whole);
+		feed_z(&z, stream, len, one_byte);
+		feed_z(&z, stream, len, random_chunk);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -804,6 +1017,10 @@ int main(void)
 	        cmocka_unit_test(test_close_valid),
 	        cmocka_unit_test(test_close_invalid),
 	        cmocka_unit_test(test_close_split),
+	        cmocka_unit_test(test_compressed_header),
+	        cmocka_unit_test(test_compressed_rsv_rules),
+	        cmocka_unit_test(test_compressed_events),
+	        cmocka_unit_test(test_compressed_stream_chunkings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
