@@ -37,7 +37,7 @@ unit: build
 
 e2e: build
 	TERND=$(BUILD)/ternd TERN_THREADS=1 $(NODE_TEST) tests/e2e/
-	TERND=$(BUILD)/ternd TERN_THREADS=4 $(NODE_TEST) tests/e2e/
+	TERND=$(BUILD)/ternd TERN_THREADS=4 TERN_E2E_TRANSPORT=ws $(NODE_TEST) tests/e2e/
 
 fuzz: deps
 	@./scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -28,11 +28,18 @@
  * fresh random key; the broker's frames are decoded in place in the input
  * buffer, wherever the MQTT packets in them begin or end.
  *
+ * Either may run over TLS (mqtts://, wss://): OpenSSL, with the handshake
+ * driven by the same epoll loop (non-blocking), the server's certificate
+ * verified against --cafile and, unless --insecure, checked for the host
+ * name. With --resume, each new connection resumes a TLS session the
+ * broker sent before, each ticket used once.
+ *
  * With --conn N the tool measures connections instead of messages: it opens
  * N connections (CONNECT, nothing more), reports how fast they came up and
- * each one's set-up time (from connect() to CONNACK, the upgrade included),
- * holds them idle for --idle seconds and reports the broker's resident
- * memory and the kernel's socket figures before and after.
+ * each one's set-up time (from connect() to CONNACK, the TLS handshake and
+ * the upgrade included) and the broker's CPU time per connection, holds
+ * them idle for --idle seconds and reports the broker's resident memory
+ * and the kernel's socket figures before and after.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +47,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +61,10 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "mqtt/packet.h"
 
@@ -80,6 +92,8 @@
 #define MAX_EVENTS     256
 #define TIMER_TAG      UINT32_MAX
 #define ID_WORDS       (65536 / 64)
+#define PRIME_NS       (5 * NS_PER_S) /* --resume: wait for tickets */
+#define MAX_SESSIONS   1024           /* --resume: unused sessions kept */
 
 /* Latency histogram: 32 linear sub-buckets per power of two (3% error). */
 #define H_SUB_BITS 5
@@ -101,7 +115,11 @@ struct options {
 	const char *host;
 	uint16_t port;
 	int pid;
-	bool ws;          /* MQTT over WebSocket */
+	bool ws;       /* MQTT over WebSocket */
+	bool tls;      /* over TLS (mqtts://, wss://) */
+	bool insecure; /* TLS: no host name check (the chain still is) */
+	bool resume;   /* TLS: resume the latest session */
+	const char *cafile;
 	const char *path; /* WebSocket request path */
 	char url_host[MAX_HOST];
 	char url_path[MAX_PATH];
@@ -135,10 +153,13 @@ struct track {
 	uint64_t seen;
 };
 
-enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
+/* ROLE_PRIME: with --conn --resume, the uncounted connection that gets
+ * the first session to resume. */
+enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE, ROLE_PRIME };
 
 enum state {
 	ST_CONNECTING,
+	ST_TLS,     /* TLS handshake */
 	ST_UPGRADE, /* WebSocket: waiting for the 101 */
 	ST_CONNACK,
 	ST_SUBACK,
@@ -194,9 +215,11 @@ struct conn {
 	bool blocked;    /* input parsing paused until output drains */
 	struct buf in;
 	struct buf out;
-	struct buf wire; /* WebSocket: framed bytes to write (else unused) */
-	struct wsc *ws;  /* WebSocket state, or NULL over TCP */
-	uint64_t t_open; /* when connect() was called */
+	struct buf wire;   /* WebSocket: framed bytes to write (else unused) */
+	struct wsc *ws;    /* WebSocket state, or NULL over TCP */
+	SSL *ssl;          /* TLS, or NULL */
+	uint32_t tls_want; /* epoll events OpenSSL waits for to go on */
+	uint64_t t_open;   /* when connect() was called */
 	char topic[MAX_TOPIC]; /* publisher: topic name; subscriber: filter */
 	uint16_t topic_len;
 	/* Publisher. */
@@ -268,6 +291,20 @@ struct load {
 	uint64_t t_all_ready;
 	struct memsnap mem0; /* before the first connection */
 	struct memsnap mem1; /* at the end of the idle time */
+	/* TLS */
+	SSL_CTX *tls;
+	/* --resume: sessions (TLS 1.3 tickets) not used yet, the newest
+	 * last, and the newest of all, reused when none is left (TLS 1.2). */
+	SSL_SESSION *sess[MAX_SESSIONS];
+	unsigned nsess;
+	SSL_SESSION *last_sess;
+	bool sni;         /* the host is a name, not an address */
+	bool tls_backlog; /* decrypted input waits in some SSL */
+	uint64_t handshakes;
+	uint64_t resumed;
+	uint64_t sessions; /* sessions and tickets received */
+	char tls_proto[16];
+	char tls_cipher[64];
 };
 
 static uint64_t now_ns(void)
@@ -782,10 +819,18 @@ static void usage(FILE *f)
 	        "  -h HOST     127.0.0.1, ::1 or localhost (default "
 	        "127.0.0.1)\n"
 	        "  -p PORT     broker port (default 1883)\n"
-	        "  -L URL      mqtt://HOST:PORT or ws://HOST:PORT/PATH instead "
-	        "of -h, -p\n"
+	        "  -L URL      mqtt://HOST:PORT, ws://HOST:PORT/PATH, "
+	        "mqtts://HOST:PORT or\n"
+	        "              wss://HOST:PORT/PATH instead of -h, -p\n"
 	        "  --ws        MQTT over WebSocket (path /mqtt unless -L "
 	        "says)\n"
+	        "  --cafile F  TLS: CA certificates (PEM) to verify the broker "
+	        "with\n"
+	        "              (default: the system's)\n"
+	        "  --insecure  TLS: skip the host name check (the chain is "
+	        "still verified)\n"
+	        "  --resume    TLS: resume sessions the broker sent, each "
+	        "ticket once\n"
 	        "  --drain S   seconds to wait for the tail (default 5)\n"
 	        "  --pid PID   broker process whose CPU time (and with --conn, "
 	        "memory)\n"
@@ -854,22 +899,39 @@ static int parse_host(struct load *L)
 	return -1;
 }
 
-/* -L mqtt://HOST[:PORT] or ws://HOST[:PORT][/PATH]; HOST may be [::1]. */
+/*
+ * -L mqtt://HOST[:PORT], ws://HOST[:PORT][/PATH], mqtts://HOST[:PORT] or
+ * wss://HOST[:PORT][/PATH]; HOST may be [::1].
+ */
 static int parse_url(struct options *o, const char *url)
 {
-	const char *h, *end, *p;
+	static const struct {
+		const char *scheme;
+		bool ws, tls;
+		uint16_t port;
+	} schemes[] = {
+	        {"mqtt://", false, false, 1883},
+	        {"ws://", true, false, 80},
+	        {"mqtts://", false, true, 8883},
+	        {"wss://", true, true, 443},
+	};
+	const char *h = NULL, *end, *p;
 	unsigned long port;
-	size_t hl;
+	size_t hl, i;
 
-	if (strncmp(url, "mqtt://", 7) == 0) {
-		o->ws = false;
-		h = url + 7;
-	} else if (strncmp(url, "ws://", 5) == 0) {
-		o->ws = true;
-		h = url + 5;
-	} else {
-		return -1;
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		size_t n = strlen(schemes[i].scheme);
+
+		if (strncmp(url, schemes[i].scheme, n) == 0) {
+			o->ws = schemes[i].ws;
+			o->tls = schemes[i].tls;
+			o->port = schemes[i].port;
+			h = url + n;
+			break;
+		}
 	}
+	if (!h)
+		return -1;
 	if (*h == '[') {
 		end = strchr(h, ']');
 		if (!end)
@@ -886,7 +948,6 @@ static int parse_url(struct options *o, const char *url)
 	memcpy(o->url_host, h, hl);
 	o->url_host[hl] = '\0';
 	o->host = o->url_host;
-	o->port = o->ws ? 80 : 1883;
 	if (*p == ':') {
 		char num[8];
 		size_t n = strcspn(p + 1, "/");
@@ -967,6 +1028,9 @@ static int parse_opt(struct options *o, int ch, const char *arg)
 		                                                           : 0;
 	case 'L': return parse_url(o, arg);
 	case 'W': o->ws = true; return 0;
+	case 'K': o->cafile = arg; return 0;
+	case 'N': o->insecure = true; return 0;
+	case 'R': o->resume = true; return 0;
 	case 'd': return parse_double(arg, &o->duration);
 	case 'D': return parse_double(arg, &o->drain);
 	case 'r': return parse_double(arg, &o->rate);
@@ -987,6 +1051,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        {"conn", required_argument, NULL, 'C'},
 	        {"idle", required_argument, NULL, 'I'},
 	        {"par", required_argument, NULL, 'A'},
+	        {"cafile", required_argument, NULL, 'K'},
+	        {"insecure", no_argument, NULL, 'N'},
+	        {"resume", no_argument, NULL, 'R'},
 	        {"selftest", no_argument, NULL, 'T'},
 	        {"help", no_argument, NULL, 'H'},
 	        {NULL, 0, NULL, 0},
@@ -1037,6 +1104,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "mqtt_load: --idle needs --conn\n");
 		return -1;
 	}
+	if ((o->cafile || o->insecure || o->resume) && !o->tls) {
+		fprintf(stderr, "mqtt_load: --cafile, --insecure and --resume "
+		                "need mqtts:// or wss://\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -1080,6 +1152,11 @@ static void conn_fail(struct load *L, struct conn *c, const char *why)
 		        c->idx, why);
 	L->st.errors++;
 	epoll_ctl(L->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->ssl) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	c->tls_want = 0;
 	close(c->fd);
 	c->fd = -1;
 	c->state = ST_DEAD;
@@ -1267,6 +1344,10 @@ static void on_connack(struct load *L, struct conn *c,
 	if (ca->props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM) &&
 	    ca->props.receive_maximum < c->window)
 		c->window = ca->props.receive_maximum;
+	if (c->role == ROLE_PRIME) {
+		c->state = ST_READY;
+		return;
+	}
 	if (c->role == ROLE_IDLE) {
 		uint64_t now = now_ns();
 
@@ -1413,10 +1494,10 @@ static void send_connect(struct load *L, struct conn *c)
 	char id[64];
 	double life = L->o.duration + L->o.drain + SETUP_NS / NS_PER_S + 60;
 
-	if (c->role == ROLE_IDLE)
+	if (c->role == ROLE_IDLE || c->role == ROLE_PRIME)
 		life = IDLE_KEEPALIVE;
 	snprintf(id, sizeof(id), "mqtt_load-%d-%c%u", (int)getpid(),
-	         "psc"[c->role], c -> idx);
+	         "pscr"[c->role], c -> idx);
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_CONNECT;
 	p.u.connect.version = (uint8_t)L->o.version;
@@ -1567,19 +1648,277 @@ static int ws_input(struct load *L, struct conn *c, size_t from)
 	}
 }
 
+/*
+ * TLS. The broker sent a session (TLS 1.2) or a ticket (TLS 1.3): with
+ * --resume, a later connection resumes it. Brokers on OpenSSL take a TLS
+ * 1.3 ticket only once (RFC 8446 §C.4 asks clients not to reuse them), so
+ * each is used once, and a full handshake brings two, a resumption one.
+ * Keeps the reference.
+ */
+static int tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct load *L = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+
+	if (!SSL_SESSION_is_resumable(sess))
+		return 0;
+	L->sessions++;
+	if (L->nsess == MAX_SESSIONS) {
+		SSL_SESSION_free(L->sess[0]);
+		memmove(L->sess, L->sess + 1, sizeof(L->sess[0]) * --L->nsess);
+	}
+	L->sess[L->nsess++] = sess;
+	if (L->last_sess)
+		SSL_SESSION_free(L->last_sess);
+	SSL_SESSION_up_ref(sess);
+	L->last_sess = sess;
+	return 1;
+}
+
+/* A session for a new connection to resume (the caller's reference), or
+ * NULL: the newest unused one, else the newest one. */
+static SSL_SESSION *tls_take_session(struct load *L)
+{
+	if (L->nsess > 0)
+		return L->sess[--L->nsess];
+	if (L->last_sess)
+		SSL_SESSION_up_ref(L->last_sess);
+	return L->last_sess;
+}
+
+/* The latest OpenSSL error, for a message. */
+static const char *tls_reason(void)
+{
+	const char *r = ERR_reason_error_string(ERR_get_error());
+
+	ERR_clear_error();
+	return r ? r : "unknown error";
+}
+
+/*
+ * The client context: the broker's chain verified against --cafile (or the
+ * system's CAs) and, unless --insecure, its certificate checked for the
+ * host, a DNS name or an address. TLS 1.2 at least.
+ */
+static int tls_init(struct load *L)
+{
+	const char *h = L->o.host;
+	struct in6_addr a;
+	bool ip = inet_pton(AF_INET, h, &a) == 1 ||
+	          inet_pton(AF_INET6, h, &a) == 1;
+	long mode = SSL_MODE_ENABLE_PARTIAL_WRITE |
+	            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+	X509_VERIFY_PARAM *vp;
+
+	L->tls = SSL_CTX_new(TLS_client_method());
+	if (!L->tls ||
+	    SSL_CTX_set_min_proto_version(L->tls, TLS1_2_VERSION) != 1) {
+		fprintf(stderr, "mqtt_load: TLS: %s\n", tls_reason());
+		return -1;
+	}
+	/* Thousands of idle connections: no buffers while idle. */
+	if (L->o.conns)
+		mode |= SSL_MODE_RELEASE_BUFFERS;
+	SSL_CTX_set_mode(L->tls, mode);
+	/* EOF without close_notify reads as a close, like over TCP. */
+	SSL_CTX_set_options(L->tls, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_verify(L->tls, SSL_VERIFY_PEER, NULL);
+	if ((L->o.cafile
+	             ? SSL_CTX_load_verify_locations(L->tls, L->o.cafile, NULL)
+	             : SSL_CTX_set_default_verify_paths(L->tls)) != 1) {
+		fprintf(stderr,
+		        "mqtt_load: cannot load CA certificates %s: %s\n",
+		        L->o.cafile ? L->o.cafile : "(system)", tls_reason());
+		return -1;
+	}
+	vp = SSL_CTX_get0_param(L->tls);
+	X509_VERIFY_PARAM_set_hostflags(vp,
+	                                X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (!L->o.insecure &&
+	    (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, h)
+	        : X509_VERIFY_PARAM_set1_host(vp, h, 0)) != 1) {
+		fprintf(stderr, "mqtt_load: TLS: bad host %s\n", h);
+		return -1;
+	}
+	/* SNI carries the host name; RFC 6066 §3 leaves addresses out. */
+	L->sni = !ip;
+	if (L->o.resume) {
+		SSL_CTX_set_session_cache_mode(
+		        L->tls, SSL_SESS_CACHE_CLIENT |
+		                        SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_set_app_data(L->tls, L);
+		SSL_CTX_sess_set_new_cb(L->tls, tls_new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(L->tls, SSL_SESS_CACHE_OFF);
+	}
+	return 0;
+}
+
+/*
+ * After an SSL call on c returned rc: SSL_ERROR_WANT_READ or
+ * SSL_ERROR_WANT_WRITE to go on when the socket is ready, or -1 after
+ * failing c with the reason.
+ */
+static int tls_check(struct load *L, struct conn *c, int rc, const char *what)
+{
+	int sys = errno, e = SSL_get_error(c->ssl, rc);
+	unsigned long err = ERR_peek_error();
+	long v = SSL_get_verify_result(c->ssl);
+	char why[256];
+
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return e;
+	if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !err))
+		snprintf(why, sizeof(why), "%s: %s", what,
+		         e == SSL_ERROR_SYSCALL && sys ? strerror(sys)
+		                                       : "connection closed by "
+		                                         "the broker");
+	else if (c->state == ST_TLS && v != X509_V_OK)
+		snprintf(why, sizeof(why), "%s: certificate: %s", what,
+		         X509_verify_cert_error_string(v));
+	else
+		snprintf(why, sizeof(why), "%s: %s", what, tls_reason());
+	ERR_clear_error();
+	conn_fail(L, c, why);
+	return -1;
+}
+
+/* The connection is up (and over TLS, secured): the first request. */
+static void conn_begin(struct load *L, struct conn *c)
+{
+	if (c->ws)
+		ws_request(L, c);
+	else
+		send_connect(L, c);
+}
+
+/* Drives c's handshake on; once done, begins MQTT (or the upgrade). */
+static void tls_handshake(struct load *L, struct conn *c)
+{
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_do_handshake(c->ssl);
+	if (rc != 1) {
+		rc = tls_check(L, c, rc, "TLS handshake");
+		c->tls_want = rc == SSL_ERROR_WANT_READ    ? EPOLLIN
+		              : rc == SSL_ERROR_WANT_WRITE ? EPOLLOUT
+		                                           : 0;
+		return;
+	}
+	c->tls_want = 0;
+	if (c->role != ROLE_PRIME) {
+		L->handshakes++;
+		L->resumed += SSL_session_reused(c->ssl) == 1;
+	}
+	if (!L->tls_proto[0]) {
+		snprintf(L->tls_proto, sizeof(L->tls_proto), "%s",
+		         SSL_get_version(c->ssl));
+		snprintf(L->tls_cipher, sizeof(L->tls_cipher), "%s",
+		         SSL_get_cipher_name(c->ssl));
+	}
+	conn_begin(L, c);
+}
+
+/* The TCP connection is up: starts TLS on it. */
+static void tls_start(struct load *L, struct conn *c)
+{
+	SSL_SESSION *sess = NULL;
+	bool ok;
+
+	c->ssl = SSL_new(L->tls);
+	if (c->ssl && L->o.resume)
+		sess = tls_take_session(L);
+	ok = c->ssl && SSL_set_fd(c->ssl, c->fd) == 1 &&
+	     (!L->sni || SSL_set_tlsext_host_name(c->ssl, L->o.host) == 1) &&
+	     (!sess || SSL_set_session(c->ssl, sess) == 1);
+	SSL_SESSION_free(sess);
+	if (!ok) {
+		conn_fail(L, c, "cannot set up TLS");
+		return;
+	}
+	SSL_set_connect_state(c->ssl);
+	c->state = ST_TLS;
+	tls_handshake(L, c);
+}
+
+/*
+ * Decrypts into c's input buffer as much as is there and fits: the number
+ * of bytes, or -1 after failing c.
+ */
+static ssize_t tls_read(struct load *L, struct conn *c)
+{
+	size_t room = c->in.cap - c->in.tail, got = 0;
+
+	c->tls_want = 0;
+	while (got < room) {
+		int n, rc;
+
+		ERR_clear_error();
+		n = SSL_read(c->ssl, c->in.p + c->in.tail + got,
+		             (int)(room - got));
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		rc = tls_check(L, c, n, "TLS read");
+		if (rc < 0)
+			return -1;
+		/* Reading must write first: go on once writable. */
+		if (rc == SSL_ERROR_WANT_WRITE)
+			c->tls_want = EPOLLOUT;
+		break;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * Writes up to len bytes of p to c: the number written, 0 if the socket
+ * takes no more now, or -1 after failing c.
+ */
+static ssize_t sock_write(struct load *L, struct conn *c, const uint8_t *p,
+                          size_t len)
+{
+	ssize_t n;
+
+	if (c->ssl) {
+		ERR_clear_error();
+		n = SSL_write(c->ssl, p, (int)len);
+		if (n > 0)
+			return n;
+		return tls_check(L, c, (int)n, "TLS write") < 0 ? -1 : 0;
+	}
+	n = write(c->fd, p, len);
+	if (n >= 0)
+		return n;
+	if (errno != EAGAIN && errno != EINTR) {
+		conn_fail(L, c, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void conn_read(struct load *L, struct conn *c)
 {
 	size_t from = c->in.tail;
-	ssize_t n = read(c->fd, c->in.p + c->in.tail, buf_room(&c->in));
+	ssize_t n;
 
-	if (n == 0) {
-		conn_fail(L, c, "connection closed by the broker");
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_fail(L, c, strerror(errno));
-		return;
+	if (c->ssl) {
+		buf_room(&c->in);
+		from = c->in.tail;
+		n = tls_read(L, c);
+		if (n <= 0)
+			return;
+	} else {
+		n = read(c->fd, c->in.p + c->in.tail, buf_room(&c->in));
+		if (n == 0) {
+			conn_fail(L, c, "connection closed by the broker");
+			return;
+		}
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				conn_fail(L, c, strerror(errno));
+			return;
+		}
 	}
 	c->in.tail += (size_t)n;
 	L->t_last_rx = now_ns();
@@ -1612,12 +1951,10 @@ static void ws_write(struct load *L, struct conn *c)
 			         c->out.p + c->out.head, buf_len(&c->out));
 			c->out.head = c->out.tail = 0;
 		}
-		n = write(c->fd, c->wire.p + c->wire.head, buf_len(&c->wire));
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				conn_fail(L, c, strerror(errno));
+		n = sock_write(L, c, c->wire.p + c->wire.head,
+		               buf_len(&c->wire));
+		if (n <= 0)
 			return;
-		}
 		c->wire.head += (size_t)n;
 	}
 }
@@ -1629,14 +1966,11 @@ static void conn_write(struct load *L, struct conn *c)
 		return;
 	}
 	while (buf_len(&c->out) > 0) {
-		ssize_t n =
-		        write(c->fd, c->out.p + c->out.head, buf_len(&c->out));
+		ssize_t n = sock_write(L, c, c->out.p + c->out.head,
+		                       buf_len(&c->out));
 
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				conn_fail(L, c, strerror(errno));
+		if (n <= 0)
 			return;
-		}
 		c->out.head += (size_t)n;
 	}
 }
@@ -1651,10 +1985,10 @@ static void conn_start(struct load *L, struct conn *c)
 		conn_fail(L, c, strerror(err ? err : errno));
 		return;
 	}
-	if (c->ws)
-		ws_request(L, c);
+	if (L->tls)
+		tls_start(L, c);
 	else
-		send_connect(L, c);
+		conn_begin(L, c);
 }
 
 /* Registers the interest c needs now, if it changed. */
@@ -1665,10 +1999,17 @@ static void conn_interest(struct load *L, struct conn *c)
 
 	if (c->state == ST_DEAD)
 		return;
-	if (c->state == ST_CONNECTING || conn_pending(c) > 0)
-		want |= EPOLLOUT;
-	if (c->state != ST_CONNECTING && !c->blocked && c->in.tail < c->in.cap)
-		want |= EPOLLIN;
+	if (c->state == ST_TLS) {
+		want = c->tls_want;
+	} else {
+		/* tls_want: a TLS read waits for the socket to be writable. */
+		if (c->state == ST_CONNECTING || conn_pending(c) > 0 ||
+		    c->tls_want & EPOLLOUT)
+			want |= EPOLLOUT;
+		if (c->state != ST_CONNECTING && !c->blocked &&
+		    c->in.tail < c->in.cap)
+			want |= EPOLLIN;
+	}
 	if (want == c->events)
 		return;
 	ev.events = want;
@@ -1685,7 +2026,12 @@ static void conn_event(struct load *L, struct conn *c, uint32_t events)
 			conn_start(L, c);
 		return;
 	}
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if (c->state == ST_TLS) {
+		tls_handshake(L, c);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP) ||
+	    c->tls_want & events & EPOLLOUT)
 		conn_read(L, c);
 	if (c->state != ST_DEAD && (events & EPOLLOUT))
 		conn_write(L, c);
@@ -1729,7 +2075,7 @@ static int conn_init(struct load *L, struct conn *c, enum role role,
 		if (!c->ws)
 			return -1;
 	}
-	if (role == ROLE_IDLE) {
+	if (role == ROLE_IDLE || role == ROLE_PRIME) {
 		/* CONNECT, CONNACK and the upgrade: small buffers. */
 		c->in.cap = c->out.cap = CONN_BUF;
 		goto alloc;
@@ -1775,6 +2121,12 @@ alloc:
 
 static void conn_free(struct conn *c)
 {
+	if (c->ssl) {
+		/* close_notify, without waiting for the broker's. */
+		if (c->fd >= 0)
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->in.p);
@@ -1937,11 +2289,29 @@ static void arm_timer(struct load *L)
 	L->timer_at = at;
 }
 
+/*
+ * Over TLS, input already decrypted that did not fit in c's input buffer
+ * waits in the SSL, where epoll does not see it: reads it once the buffer
+ * has room, and has the loop come back at once if some is left.
+ */
+static void tls_pending(struct load *L, struct conn *c)
+{
+	if (c->blocked || c->state == ST_DEAD || SSL_pending(c->ssl) <= 0)
+		return;
+	conn_read(L, c);
+	if (c->state != ST_DEAD)
+		conn_write(L, c);
+	if (c->ssl && !c->blocked && SSL_pending(c->ssl) > 0)
+		L->tls_backlog = true;
+}
+
 /* How long epoll_wait may sleep, in ms. */
 static int poll_timeout(struct load *L)
 {
 	unsigned i;
 
+	if (L->tls_backlog)
+		return 0;
 	switch (L->phase) {
 	case PH_SETUP: return 10;
 	case PH_DRAIN: return 10;
@@ -1984,6 +2354,7 @@ static int loop(struct load *L)
 		for (i = 0; L->phase == PH_RUN && i < L->o.pubs; i++)
 			pub_fill(L, &L->c[i], now);
 		/* One batched write per connection per loop turn. */
+		L->tls_backlog = false;
 		for (i = 0; i < L->nconn; i++) {
 			struct conn *c = &L->c[i];
 
@@ -1994,6 +2365,8 @@ static int loop(struct load *L)
 				conn_parse(L, c, now_ns());
 				conn_write(L, c);
 			}
+			if (c->ssl)
+				tls_pending(L, c);
 			conn_interest(L, c);
 		}
 		arm_timer(L);
@@ -2019,6 +2392,9 @@ static void disconnect_all(struct load *L)
 		/* Not in the middle of a frame: a new one would corrupt it. */
 		if (c->ws && (buf_len(&c->wire) > 0 || c->state < ST_CONNACK))
 			continue;
+		/* Nor over TLS while a write waits to be retried as it was. */
+		if (c->ssl && (conn_pending(c) > 0 || c->state < ST_UPGRADE))
+			continue;
 		c->out.head = c->out.tail = 0;
 		if (conn_send(L, c, &p) != 0)
 			continue;
@@ -2038,6 +2414,38 @@ static double tv_us(const struct timeval *a, const struct timeval *b)
 	       (double)(b->tv_usec - a->tv_usec);
 }
 
+/* The transport: as the JSON line names it, and in words. */
+static const char *transport(const struct options *o)
+{
+	return o->tls ? (o->ws ? "wss" : "tls") : (o->ws ? "ws" : "tcp");
+}
+
+static const char *transport_words(const struct options *o)
+{
+	return o->tls ? (o->ws ? "WebSocket over TLS" : "TLS")
+	              : (o->ws ? "WebSocket" : "TCP");
+}
+
+/* TLS figures: a summary line and JSON fields (both empty without TLS). */
+static void tls_report(const struct load *L, char *json, size_t cap)
+{
+	json[0] = '\0';
+	if (!L->o.tls)
+		return;
+	printf("  TLS %s %s, %" PRIu64 " handshakes, %" PRIu64
+	       " resumed; %s%s\n",
+	       L->tls_proto[0] ? L->tls_proto : "-",
+	       L->tls_cipher[0] ? L->tls_cipher : "-", L->handshakes,
+	       L->resumed, L->o.resume ? "resumption on" : "resumption off",
+	       L->o.insecure ? ", no host name check" : "");
+	snprintf(json, cap,
+	         ",\"tls_version\":\"%s\",\"tls_cipher\":\"%s\","
+	         "\"tls_resume\":%s,\"tls_handshakes\":%" PRIu64
+	         ",\"tls_resumed\":%" PRIu64 ",\"tls_sessions\":%" PRIu64,
+	         L->tls_proto, L->tls_cipher, L->o.resume ? "true" : "false",
+	         L->handshakes, L->resumed, L->sessions);
+}
+
 static void report(const struct load *L)
 {
 	const struct options *o = &L->o;
@@ -2048,6 +2456,7 @@ static void report(const struct load *L)
 	double sent_s = o->duration;
 	double rate, total_rate, lost, bcpu = -1, ccpu, lat[5];
 	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
+	char tls[256];
 	unsigned i;
 
 	for (i = 0; i < o->pubs; i++) {
@@ -2070,11 +2479,11 @@ static void report(const struct load *L)
 		                         : hist_quantile(&L->lat, q[i])) /
 		         1e3;
 
-	printf("mqtt_load: MQTT %s%s QoS %u, %u pub -> %u sub, %u B payload, "
-	       "%.1f s, rate %s\n",
-	       o->version == MQTT_V5 ? "5" : "3.1.1",
-	       o->ws ? " over WebSocket" : "", o->qos, o->pubs, o->subs,
-	       o->payload, o->duration, o->rate > 0 ? "limited" : "max");
+	printf("mqtt_load: MQTT %s over %s, QoS %u, %u pub -> %u sub, %u B "
+	       "payload, %.1f s, rate %s\n",
+	       o->version == MQTT_V5 ? "5" : "3.1.1", transport_words(o),
+	       o->qos, o->pubs, o->subs, o->payload, o->duration,
+	       o->rate > 0 ? "limited" : "max");
 	printf("  published   %" PRIu64 " (%.0f/s), %" PRIu64 " acked\n",
 	       published, (double)published / sent_s, completed);
 	printf("  delivered   %" PRIu64 " of %" PRIu64 " expected; %.0f/s "
@@ -2089,6 +2498,7 @@ static void report(const struct load *L)
 	       "max %.1f\n",
 	       lat[0], lat[1], lat[2], lat[3], lat[4]);
 	printf("  CPU us/msg  broker %.3f  mqtt_load %.3f\n", bcpu, ccpu);
+	tls_report(L, tls, sizeof(tls));
 	printf("{\"transport\":\"%s\",\"version\":%u,\"qos\":%u,"
 	       "\"publishers\":%u,"
 	       "\"subscribers\":%u,\"payload\":%u,\"duration_s\":%.3f,"
@@ -2102,12 +2512,13 @@ static void report(const struct load *L)
 	       "\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,"
 	       "\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"broker_cpu_us_per_msg\":%.3f,"
-	       "\"client_cpu_us_per_msg\":%.3f}\n",
-	       o->ws ? "ws" : "tcp", o->version, o->qos, o->pubs, o->subs,
-	       o->payload, o->duration, o->rate, published, completed, expected,
+	       "\"client_cpu_us_per_msg\":%.3f%s}\n",
+	       transport(o), o->version, o->qos, o->pubs, o->subs, o->payload,
+	       o->duration, o->rate, published, completed, expected,
 	       L->st.delivered, lost, L->st.duplicates, L->st.reordered,
 	       L->st.late, L->st.errors, tail_names[L->tail], elapsed, rate,
-	       total_rate, lat[0], lat[1], lat[2], lat[3], lat[4], bcpu, ccpu);
+	       total_rate, lat[0], lat[1], lat[2], lat[3], lat[4], bcpu, ccpu,
+	       tls);
 }
 
 /* The number after `key` in file `path` (in the line starting with
@@ -2166,6 +2577,74 @@ static int conn_timeout(struct load *L, uint64_t now, uint64_t next_due,
 	return (int)((until + 999999) / 1000000);
 }
 
+/* --conn: one turn of the loop, waiting at most timeout ms. */
+static int conn_poll(struct load *L, int timeout)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	int n = epoll_wait(L->ep, ev, MAX_EVENTS, timeout), i;
+
+	if (n < 0 && errno != EINTR)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct conn *c = &L->c[ev[i].data.u32];
+
+		conn_event(L, c, ev[i].events);
+		if (c->state == ST_DEAD)
+			continue;
+		conn_write(L, c);
+		conn_interest(L, c);
+	}
+	return 0;
+}
+
+/* --conn --resume: the uncounted connections that get the first tickets. */
+static unsigned prime_conns(const struct options *o)
+{
+	unsigned par = o->par < o->conns ? o->par : o->conns;
+
+	return o->resume ? (par + 1) / 2 : 0;
+}
+
+/*
+ * --conn --resume: full handshakes on uncounted connections, until there
+ * is a session for each connection that may be set up at once, so that
+ * every connection counted can resume one.
+ */
+static int conn_prime(struct load *L)
+{
+	unsigned i, ready, dead, want = 2 * prime_conns(&L->o);
+	uint64_t end = now_ns() + PRIME_NS;
+
+	for (i = L->o.conns; i < L->nconn; i++)
+		if (conn_open(L, &L->c[i]) != 0) {
+			fprintf(stderr, "mqtt_load: connect: %s\n",
+			        strerror(errno));
+			return -1;
+		}
+	for (;;) {
+		for (ready = dead = 0, i = L->o.conns; i < L->nconn; i++) {
+			ready += L->c[i].state == ST_READY;
+			dead += L->c[i].state == ST_DEAD;
+		}
+		if (dead ||
+		    (ready == L->nconn - L->o.conns && L->nsess >= want) ||
+		    now_ns() >= end)
+			break;
+		if (conn_poll(L, 10) != 0)
+			return -1;
+	}
+	if (dead || ready < L->nconn - L->o.conns) {
+		fprintf(stderr, "mqtt_load: the first connections failed\n");
+		return -1;
+	}
+	if (L->nsess < want)
+		fprintf(stderr,
+		        "mqtt_load: %u TLS sessions to resume after %u "
+		        "connections\n",
+		        L->nsess, ready);
+	return 0;
+}
+
 /*
  * --conn: opens the connections at the rate asked (at most --par setting
  * up at once), then holds them --idle seconds. Returns -1 if it could not
@@ -2173,16 +2652,18 @@ static int conn_timeout(struct load *L, uint64_t now, uint64_t next_due,
  */
 static int conn_loop(struct load *L)
 {
-	struct epoll_event ev[MAX_EVENTS];
-	uint64_t now = now_ns(), next_due = now, idle_end = 0;
-	uint64_t deadline = now + SETUP_NS +
-	                    (L->period ? L->period * L->o.conns : 0) +
-	                    (uint64_t)L->o.conns * NS_PER_S / 100;
+	uint64_t now, next_due, idle_end = 0, deadline;
 
+	if (L->nconn > L->o.conns && conn_prime(L) != 0)
+		return -1;
+	now = now_ns();
+	next_due = now;
+	deadline = now + SETUP_NS + (L->period ? L->period * L->o.conns : 0) +
+	           (uint64_t)L->o.conns * NS_PER_S / 100;
 	L->t_first_open = now;
+	L->broker_ticks0 = proc_ticks(L->o.pid);
+	getrusage(RUSAGE_SELF, &L->ru0);
 	while (L->phase != PH_DONE) {
-		int n, i;
-
 		now = now_ns();
 		while (L->phase == PH_SETUP && L->opened < L->o.conns &&
 		       L->opened - L->ready - L->st.errors < L->o.par &&
@@ -2201,6 +2682,8 @@ static int conn_loop(struct load *L)
 			L->phase = PH_RUN;
 			if (!L->ready)
 				L->t_all_ready = now;
+			L->broker_ticks1 = proc_ticks(L->o.pid);
+			getrusage(RUSAGE_SELF, &L->ru1);
 			idle_end = now + (uint64_t)(L->o.idle * NS_PER_S);
 		}
 		if (L->phase == PH_SETUP && now > deadline) {
@@ -2216,19 +2699,8 @@ static int conn_loop(struct load *L)
 			L->phase = PH_DONE;
 			break;
 		}
-		n = epoll_wait(L->ep, ev, MAX_EVENTS,
-		               conn_timeout(L, now, next_due, idle_end));
-		if (n < 0 && errno != EINTR)
+		if (conn_poll(L, conn_timeout(L, now, next_due, idle_end)) != 0)
 			return -1;
-		for (i = 0; i < n; i++) {
-			struct conn *c = &L->c[ev[i].data.u32];
-
-			conn_event(L, c, ev[i].events);
-			if (c->state == ST_DEAD)
-				continue;
-			conn_write(L, c);
-			conn_interest(L, c);
-		}
 	}
 	return 0;
 }
@@ -2239,8 +2711,9 @@ static void conn_report(const struct load *L)
 	const struct memsnap *a = &L->mem0, *b = &L->mem1;
 	double setup_s = (double)(L->t_all_ready - L->t_first_open) / NS_PER_S;
 	double rate = setup_s > 0 ? L->ready / setup_s : 0, lat[5];
-	double per_conn = -1;
+	double per_conn = -1, bcpu = -1, ccpu = 0;
 	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
+	char tls[256];
 	unsigned i;
 
 	for (i = 0; i < 5; i++)
@@ -2249,8 +2722,16 @@ static void conn_report(const struct load *L)
 		         1e3;
 	if (a->rss_kb >= 0 && b->rss_kb >= 0 && L->ready)
 		per_conn = (double)(b->rss_kb - a->rss_kb) * 1024 / L->ready;
+	/* CPU from the first connect() to the last CONNACK. */
+	if (L->broker_ticks0 >= 0 && L->broker_ticks1 >= 0 && L->ready)
+		bcpu = (double)(L->broker_ticks1 - L->broker_ticks0) * 1e6 /
+		       (double)sysconf(_SC_CLK_TCK) / L->ready;
+	if (L->ready)
+		ccpu = (tv_us(&L->ru0.ru_utime, &L->ru1.ru_utime) +
+		        tv_us(&L->ru0.ru_stime, &L->ru1.ru_stime)) /
+		       L->ready;
 	printf("mqtt_load: %u connections over %s, MQTT %s, rate %s\n",
-	       o->conns, o->ws ? "WebSocket" : "TCP",
+	       o->conns, transport_words(o),
 	       o->version == MQTT_V5 ? "5" : "3.1.1",
 	       o->rate > 0 ? "limited" : "max");
 	printf("  up %u in %.3f s (%.0f/s), errors %" PRIu64 "\n", L->ready,
@@ -2258,6 +2739,9 @@ static void conn_report(const struct load *L)
 	printf("  set-up us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  "
 	       "max %.1f\n",
 	       lat[0], lat[1], lat[2], lat[3], lat[4]);
+	printf("  CPU us/connection  broker %.1f  mqtt_load %.1f\n", bcpu,
+	       ccpu);
+	tls_report(L, tls, sizeof(tls));
 	printf("  held idle %.1f s; broker VmRSS %lld -> %lld kB (%.0f B per "
 	       "connection)\n",
 	       o->idle, a->rss_kb, b->rss_kb, per_conn);
@@ -2275,12 +2759,13 @@ static void conn_report(const struct load *L)
 	       "\"rss_per_conn_b\":%.0f,\"tcp_inuse_before\":%lld,"
 	       "\"tcp_inuse_idle\":%lld,\"tcp_mem_pages_before\":%lld,"
 	       "\"tcp_mem_pages_idle\":%lld,\"slab_before_kb\":%lld,"
-	       "\"slab_idle_kb\":%lld}\n",
-	       o->ws ? "ws" : "tcp", o->version, o->conns, L->ready,
-	       L->st.errors, o->rate, setup_s, rate, lat[0], lat[1], lat[2],
-	       lat[3], lat[4], o->idle, a->rss_kb, b->rss_kb, per_conn,
-	       a->tcp_inuse, b->tcp_inuse, a->tcp_mem, b->tcp_mem, a->slab_kb,
-	       b->slab_kb);
+	       "\"slab_idle_kb\":%lld,\"broker_cpu_us_per_conn\":%.1f,"
+	       "\"client_cpu_us_per_conn\":%.1f%s}\n",
+	       transport(o), o->version, o->conns, L->ready, L->st.errors,
+	       o->rate, setup_s, rate, lat[0], lat[1], lat[2], lat[3], lat[4],
+	       o->idle, a->rss_kb, b->rss_kb, per_conn, a->tcp_inuse,
+	       b->tcp_inuse, a->tcp_mem, b->tcp_mem, a->slab_kb, b->slab_kb,
+	       bcpu, ccpu, tls);
 }
 
 /* --conn: N connections that only CONNECT, opened by conn_loop(). */
@@ -2288,7 +2773,8 @@ static int conn_setup(struct load *L)
 {
 	unsigned i;
 
-	L->nconn = L->o.conns;
+	/* With --resume, last, the connections to get the first sessions. */
+	L->nconn = L->o.conns + prime_conns(&L->o);
 	L->c = calloc(L->nconn, sizeof(*L->c));
 	L->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!L->c || L->ep < 0)
@@ -2296,7 +2782,8 @@ static int conn_setup(struct load *L)
 	for (i = 0; i < L->nconn; i++)
 		L->c[i].fd = -1;
 	for (i = 0; i < L->nconn; i++)
-		if (conn_init(L, &L->c[i], ROLE_IDLE, i) != 0)
+		if (conn_init(L, &L->c[i],
+		              i < L->o.conns ? ROLE_IDLE : ROLE_PRIME, i) != 0)
 			return -1;
 	mem_snap(L, &L->mem0);
 	return 0;
@@ -2350,7 +2837,9 @@ static int setup(struct load *L)
  * enough for the connections asked for. */
 static int raise_fd_limit(const struct load *L)
 {
-	unsigned need = (L->o.conns ? L->o.conns : L->o.pubs + L->o.subs) + 16;
+	unsigned need = (L->o.conns ? L->o.conns + prime_conns(&L->o)
+	                            : L->o.pubs + L->o.subs) +
+	                16;
 	struct rlimit r;
 
 	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
@@ -2399,6 +2888,10 @@ int main(int argc, char **argv)
 		goto out;
 	L->period = L->o.rate > 0 ? (uint64_t)(NS_PER_S / L->o.rate) : 0;
 	seed(L);
+	/* A broker that closes first fails the connection, not mqtt_load. */
+	signal(SIGPIPE, SIG_IGN);
+	if (L->o.tls && tls_init(L) != 0)
+		goto out;
 	if (L->o.conns) {
 		if (conn_setup(L) != 0 || conn_loop(L) != 0) {
 			fprintf(stderr, "mqtt_load: connection test failed\n");
@@ -2419,6 +2912,10 @@ out:
 		conn_free(&L->c[i]);
 	free(L->c);
 	free(L->payload);
+	while (L->nsess > 0)
+		SSL_SESSION_free(L->sess[--L->nsess]);
+	SSL_SESSION_free(L->last_sess);
+	SSL_CTX_free(L->tls);
 	if (L->ep >= 0)
 		close(L->ep);
 	if (L->tfd >= 0)

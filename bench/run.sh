@@ -11,16 +11,23 @@
 #
 # (a)-(e) are MQTT over TCP; (f)-(j) compare MQTT over WebSocket with MQTT
 # over TCP: throughput (f, g), large payloads (h), connection set-up (i) and
-# memory per idle connection (j).
+# memory per idle connection (j); (k)-(m) do the same for TLS (mqtts and
+# wss, with a throwaway CA and server certificate made here): throughput
+# (k), handshakes per second with and without session resumption (l) and
+# memory per idle TLS connection (m).
 #
 # Environment: BUILD (build dir, default build), BENCH_REPS (3),
 # BENCH_SECONDS (publishing time per run, 5), TERN_THREADS (ternd worker
 # threads, default: one per core), BENCH_ONLY (scenario letters, e.g. "ab";
-# default all, abcdefghij), BENCH_SWEEP_SECONDS (publishing time per run of
-# (h), 3), BENCH_SWEEP_REPS (runs of (h), 1), BENCH_CONNS (connections in
+# default all, abcdefghijklm), BENCH_SWEEP_SECONDS (publishing time per run
+# of (h), 3), BENCH_SWEEP_REPS (runs of (h), 1), BENCH_CONNS (connections in
 # (i), 1000), BENCH_CONN_RATE (connections/s of (i)'s latency run, 500),
-# BENCH_IDLE_CONNS (connections in (j), 5000), BENCH_MEM_REPS (runs of (j),
-# 1).
+# BENCH_IDLE_CONNS (connections in (j), 5000), BENCH_MEM_REPS (runs of (j)
+# and (m), 1), BENCH_TLS_SECONDS (publishing time per run of (k), 1),
+# BENCH_TLS_DRAIN (longest drain of (k), 2), BENCH_TLS_REPS (runs of (k)
+# and (l), 3), BENCH_TLS_CONNS (connections in (l), 1000),
+# BENCH_TLS_IDLE_CONNS (connections in (m), 2000), BENCH_TLS_KEY (server
+# key of (k)-(m): rsa for RSA 2048, ec for P-256; rsa).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,13 +36,19 @@ BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 THREADS=${TERN_THREADS:-$(nproc)}
-ONLY=${BENCH_ONLY:-abcdefghij}
+ONLY=${BENCH_ONLY:-abcdefghijklm}
 SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-3}
 SWEEP_REPS=${BENCH_SWEEP_REPS:-1}
 CONNS=${BENCH_CONNS:-1000}
 CONN_RATE=${BENCH_CONN_RATE:-500}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
 MEM_REPS=${BENCH_MEM_REPS:-1}
+TLS_SECONDS=${BENCH_TLS_SECONDS:-1}
+TLS_DRAIN=${BENCH_TLS_DRAIN:-2}
+TLS_REPS=${BENCH_TLS_REPS:-3}
+TLS_CONNS=${BENCH_TLS_CONNS:-1000}
+TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-2000}
+TLS_KEY=${BENCH_TLS_KEY:-rsa}
 IDLE_SECONDS=2
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 LOAD=$BUILD/mqtt_load
@@ -66,6 +79,17 @@ SWEEP=(
 )
 ALL_VARIANTS="ternd ternd-ws mosquitto mosquitto-ws"
 
+# (k) TLS throughput: id | what | mqtt_load arguments. Each runs on ternd
+# over TCP (the reference) and every broker over mqtts and wss.
+TLS_SCENARIOS=(
+	"k0|1 -> 1, QoS 0, 64 B|-P 1 -S 1 -q 0 -s 64"
+	"k1|1 -> 1, QoS 1, 64 B|-P 1 -S 1 -q 1 -s 64"
+	"k2|1 -> 1, QoS 0, 1 KiB|-P 1 -S 1 -q 0 -s 1024"
+	"k3|1 -> 1, QoS 1, 1 KiB|-P 1 -S 1 -q 1 -s 1024"
+	"k4|1 -> 1, QoS 1, 64 KiB|-P 1 -S 1 -q 1 -s 65536"
+)
+TLS_VARIANTS="ternd ternd-mqtts ternd-wss mosquitto-mqtts mosquitto-wss"
+
 # Files each broker may need: 5000 idle connections in (j), and mqtt_load.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -86,12 +110,14 @@ if [ ! -x "$LOAD" ] || [ ! -x "$TERND" ]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX")
+TLS_DIR=""
 BROKER_PID=""
 cleanup() {
 	if [ -n "$BROKER_PID" ]; then
 		kill -KILL "$BROKER_PID" 2>/dev/null || true
 	fi
 	rm -rf "$WORK"
+	[ -n "$TLS_DIR" ] && rm -rf "$TLS_DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -99,6 +125,14 @@ trap 'exit 130' INT TERM
 # Something accepts connections on 127.0.0.1:$1.
 port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Every port given accepts connections.
+ports_open() {
+	local p
+	for p in "$@"; do
+		port_open "$p" || return 1
+	done
 }
 
 # A loopback port nobody listens on now.
@@ -111,29 +145,73 @@ free_port() {
 	echo "$p"
 }
 
+# make_tls: a throwaway CA and a server certificate for localhost,
+# 127.0.0.1 and ::1 in TLS_DIR (BENCH_TLS_KEY: RSA 2048 or P-256). The
+# directory and key are world-readable: mosquitto started as root reads
+# them as its own user. Everything is deleted at exit.
+make_tls() {
+	local alg=(-newkey rsa:2048)
+	[ "$TLS_KEY" = ec ] && alg=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+	TLS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-tls.XXXXXX")
+	chmod 755 "$TLS_DIR"
+	openssl req -x509 "${alg[@]}" -nodes -days 2 -subj "/CN=bench CA" \
+		-keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+	openssl req "${alg[@]}" -nodes -subj "/CN=localhost" \
+		-keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" \
+		2>/dev/null
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+		"extendedKeyUsage=serverAuth" >"$TLS_DIR/server.ext"
+	openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" \
+		-CAkey "$TLS_DIR/ca.key" -CAcreateserial -days 2 \
+		-extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.crt" \
+		2>/dev/null
+	chmod 644 "$TLS_DIR/server.key"
+	[ -s "$TLS_DIR/server.crt" ] || die "could not make a TLS certificate"
+}
+
 # start_broker KIND LOG: starts ternd or mosquitto on free ports and sets
-# BROKER_PID, PORT (MQTT) and WSPORT (MQTT over WebSocket, path /mqtt).
+# BROKER_PID, PORT (MQTT) and WSPORT (MQTT over WebSocket, path /mqtt),
+# and with WITH_TLS=1 also TLSPORT (mqtts) and WSSPORT (wss, path /mqtt).
 # Retries with other ports if the first are taken. Mosquitto 2.0.11 serves
 # WebSocket only next to a plain listener, and binds it to every address
 # (its websockets listener ignores the bind address).
+WITH_TLS=0
 start_broker() {
 	local kind=$1 log=$2 conf=$WORK/broker.conf tries=5 wsbind=127.0.0.1
+	local ports
 	[ "$kind" = mosquitto ] && wsbind=""
 	while [ $tries -gt 0 ]; do
 		tries=$((tries - 1))
 		PORT=$(free_port)
 		WSPORT=$(free_port)
-		[ "$WSPORT" = "$PORT" ] && continue
-		cat >"$conf" <<-EOF
-			listener $PORT 127.0.0.1
-			listener $WSPORT $wsbind
-			protocol websockets
-			allow_anonymous true
-			max_queued_messages 100000
-			max_inflight_messages 20
-			max_packet_size 20000000
-			persistence false
-		EOF
+		TLSPORT=$(free_port)
+		WSSPORT=$(free_port)
+		ports="$PORT $WSPORT"
+		[ "$WITH_TLS" = 1 ] && ports="$ports $TLSPORT $WSSPORT"
+		# shellcheck disable=SC2086
+		[ "$(printf '%s\n' $ports | sort -u | wc -l)" = \
+			"$(echo $ports | wc -w)" ] || continue
+		{
+			echo "listener $PORT 127.0.0.1"
+			echo "listener $WSPORT $wsbind"
+			echo "protocol websockets"
+			if [ "$WITH_TLS" = 1 ]; then
+				echo "listener $TLSPORT 127.0.0.1"
+				echo "certfile $TLS_DIR/server.crt"
+				echo "keyfile $TLS_DIR/server.key"
+				echo "listener $WSSPORT $wsbind"
+				echo "protocol websockets"
+				echo "certfile $TLS_DIR/server.crt"
+				echo "keyfile $TLS_DIR/server.key"
+			fi
+			echo "allow_anonymous true"
+			echo "max_queued_messages 100000"
+			echo "max_inflight_messages 20"
+			echo "max_packet_size 20000000"
+			echo "persistence false"
+		} >"$conf"
 		if [ "$kind" = ternd ]; then
 			"$TERND" -c "$conf" --threads "$THREADS" >"$log" 2>&1 &
 		else
@@ -142,7 +220,8 @@ start_broker() {
 		BROKER_PID=$!
 		for _ in $(seq 100); do
 			kill -0 "$BROKER_PID" 2>/dev/null || break
-			port_open "$PORT" && port_open "$WSPORT" && return 0
+			# shellcheck disable=SC2086
+			ports_open $ports && return 0
 			sleep 0.05
 		done
 		stop_broker >/dev/null 2>&1 || true
@@ -168,34 +247,42 @@ stop_broker() {
 }
 
 # run_load VARIANT ID REP ARGS...: one measurement against a fresh broker.
-# VARIANT is ternd or mosquitto (MQTT over TCP), or ternd-ws or
-# mosquitto-ws (over WebSocket). The JSON line of mqtt_load goes to
-# $WORK/ID.VARIANT.REP.json. Problems go to PROBLEMS.
+# VARIANT is ternd or mosquitto (MQTT over TCP), or either with -ws (over
+# WebSocket), -mqtts (over TLS) or -wss (WebSocket over TLS; both with
+# WITH_TLS=1, as localhost, verified against the throwaway CA). The JSON
+# line of mqtt_load goes to $WORK/ID.VARIANT.REP.json. Problems go to
+# PROBLEMS.
 PROBLEMS=$WORK/problems
 : >"$PROBLEMS"
 run_load() {
 	local var=$1 id=$2 rep=$3
 	shift 3
-	local kind=${var%-ws} base=$WORK/$id.$var.$rep rc=0 url
+	local kind=${var%%-*} base=$WORK/$id.$var.$rep rc=0 url tls=()
 	start_broker "$kind" "$base.log"
-	url=mqtt://127.0.0.1:$PORT
-	[ "$var" != "$kind" ] && url=ws://127.0.0.1:$WSPORT/mqtt
-	"$LOAD" -L "$url" --pid "$BROKER_PID" "$@" \
+	case $var in
+	*-ws) url=ws://127.0.0.1:$WSPORT/mqtt ;;
+	*-mqtts) url=mqtts://localhost:$TLSPORT ;;
+	*-wss) url=wss://localhost:$WSSPORT/mqtt ;;
+	*) url=mqtt://127.0.0.1:$PORT ;;
+	esac
+	case $var in *-mqtts | *-wss) tls=(--cafile "$TLS_DIR/ca.crt") ;; esac
+	"$LOAD" -L "$url" "${tls[@]}" --pid "$BROKER_PID" "$@" \
 		>"$base.out" 2>"$base.err" || rc=$?
 	if ! stop_broker; then
 		echo "- ($id) $var rep $rep: broker died or did not stop" \
 			"cleanly (exit status $BROKER_RC; log ends:" \
 			"\"$(tail -1 "$base.log" | cut -c1-120)\");" \
-			"command: mqtt_load -L $url $*" >>"$PROBLEMS"
+			"command: mqtt_load -L $url ${tls[*]} $*" >>"$PROBLEMS"
 		mkdir -p "$OUT_DIR"
 		cp "$base.log" "$OUT_DIR/$id.$var.$rep.broker.log"
 	fi
 	if [ $rc -ne 0 ]; then
-		echo "- ($id) $var rep $rep: mqtt_load -L $url $* exit $rc:" \
+		echo "- ($id) $var rep $rep: mqtt_load -L $url ${tls[*]} $*" \
+			"exit $rc:" \
 			"$(tr '\n' ' ' <"$base.err" | cut -c1-300)" >>"$PROBLEMS"
 	fi
 	grep '^{' "$base.out" >"$base.json" || : >"$base.json"
-	printf '  %-4s %-12s rep %d: %s\n' "$id" "$var" "$rep" \
+	printf '  %-4s %-15s rep %d: %s\n' "$id" "$var" "$rep" \
 		"$(grep -m1 -E '^  (delivered|up) ' "$base.out" |
 			sed 's/^ *//')" >&2
 }
@@ -359,6 +446,53 @@ if [[ $ONLY == *j* ]]; then
 	done
 fi
 
+# (k)-(m): TLS, with a throwaway CA and server certificate; the brokers get
+# an mqtts and a wss listener besides the others.
+if [[ $ONLY == *[klm]* ]]; then
+	make_tls
+	WITH_TLS=1
+fi
+
+# (k): TLS_SECONDS of publishing, at most TLS_DRAIN of drain.
+for s in "${TLS_SCENARIOS[@]}"; do
+	IFS='|' read -r id desc args <<<"$s"
+	[[ $ONLY == *k* ]] || break
+	echo "bench: (k) TLS $desc, max rate" >&2
+	for rep in $(seq "$TLS_REPS"); do
+		# shellcheck disable=SC2086
+		for var in $(rotate "$rep" $TLS_VARIANTS); do
+			# shellcheck disable=SC2086
+			run_load "$var" "$id" "$rep" -d "$TLS_SECONDS" \
+				--drain "$TLS_DRAIN" $args
+		done
+	done
+done
+
+# (l): TLS_CONNS new mqtts connections as fast as possible (at most 100
+# setting up at once), full handshakes, then resuming sessions.
+if [[ $ONLY == *l* ]]; then
+	echo "bench: (l) TLS handshakes, $TLS_CONNS connections" >&2
+	for rep in $(seq "$TLS_REPS"); do
+		for var in $(rotate "$rep" ternd-mqtts mosquitto-mqtts); do
+			run_load "$var" l "$rep" --conn "$TLS_CONNS"
+			run_load "$var" lr "$rep" --conn "$TLS_CONNS" --resume
+		done
+	done
+fi
+
+# (m): TLS_IDLE_CONNS idle connections over TCP and over TLS, held
+# IDLE_SECONDS; broker VmRSS before and after.
+if [[ $ONLY == *m* ]]; then
+	echo "bench: (m) memory, $TLS_IDLE_CONNS idle TLS connections" >&2
+	for rep in $(seq "$MEM_REPS"); do
+		for var in $(rotate "$rep" ternd ternd-mqtts mosquitto \
+			mosquitto-mqtts); do
+			run_load "$var" m "$rep" --conn "$TLS_IDLE_CONNS" \
+				--idle "$IDLE_SECONDS"
+		done
+	done
+fi
+
 # Flags what a benchmark must not hide: loss above QoS 0, duplicates,
 # reordering, errors.
 for f in "$WORK"/*.json; do
@@ -414,6 +548,24 @@ table() {
 	fi
 	if [[ $ONLY == *j* ]]; then
 		mem_table
+	fi
+	if [[ $ONLY == *[klm]* ]]; then
+		echo
+		echo "## MQTT over TLS"
+		echo
+		echo "Server certificate: $(openssl x509 -in "$TLS_DIR/server.crt" \
+			-noout -text | grep -m1 'Public-Key' | sed 's/^ *//'), signed" \
+			"by a throwaway CA; mqtt_load verifies the chain and the" \
+			"host name (localhost, also sent as SNI)."
+	fi
+	if [[ $ONLY == *k* ]]; then
+		tls_table
+	fi
+	if [[ $ONLY == *l* ]]; then
+		hs_table
+	fi
+	if [[ $ONLY == *m* ]]; then
+		tls_mem_table
 	fi
 	if [ -s "$PROBLEMS" ]; then
 		echo
@@ -496,7 +648,146 @@ fmt_bytes() {
 }
 
 transport_of() {
-	case $1 in *-ws) echo WebSocket ;; *) echo TCP ;; esac
+	case $1 in
+	*-ws) echo WebSocket ;;
+	*-mqtts) echo TLS ;;
+	*-wss) echo "WebSocket/TLS" ;;
+	*) echo TCP ;;
+	esac
+}
+
+# tail_of ID VARIANT: how the runs' drains ended (complete, idle, timeout).
+tail_of() {
+	grep -ho '"tail":"[a-z]*"' "$WORK/$1.$2".*.json 2>/dev/null |
+		cut -d'"' -f4 | sort | uniq -c |
+		awk '{ printf "%s%s%s", (NR > 1 ? ", " : ""),
+			($1 > 1 ? $1 "× " : ""), $2 }'
+}
+
+# (k): TLS throughput; ternd over TCP as the reference.
+tls_table() {
+	local s id desc args var rt rm rw cm cw mm mw r ct
+	echo
+	echo "### (k) TLS throughput, 1 -> 1, max rate, ${TLS_SECONDS} s" \
+		"(+ at most ${TLS_DRAIN} s drain)"
+	echo
+	echo "| load | broker | transport | delivered msg/s |" \
+		"broker CPU µs/msg | mqtt_load CPU µs/msg | latency p50 |" \
+		"latency p99 | lost (max) | drain |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	for s in "${TLS_SCENARIOS[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		for var in $TLS_VARIANTS; do
+			echo "| $desc | ${var%%-*} | $(transport_of "$var")" \
+				"| $(REPS=$TLS_REPS cell fmt_rate "$id" "$var" delivered_per_s)" \
+				"| $(REPS=$TLS_REPS cell fmt_cpu "$id" "$var" broker_cpu_us_per_msg)" \
+				"| $(fmt_cpu "$(median "$id" "$var" client_cpu_us_per_msg)")" \
+				"| $(fmt_lat "$(median "$id" "$var" lat_p50_us)")" \
+				"| $(fmt_lat "$(median "$id" "$var" lat_p99_us)")" \
+				"| $(lost "$id" "$var") | $(tail_of "$id" "$var") |"
+		done
+	done
+	echo
+	echo "Targets: ternd over TLS / ternd over TCP in msg/s ≥ 0.8;" \
+		"ternd / mosquitto in broker CPU µs/msg on the same TLS" \
+		"transport ≤ 0.5 (medians)."
+	echo
+	echo "| load | ternd mqtts/tcp msg/s | ternd wss/tcp msg/s |" \
+		"ternd/mosquitto CPU, mqtts | ternd/mosquitto CPU, wss |" \
+		"ternd/mosquitto msg/s, mqtts | ternd/mosquitto msg/s, wss |" \
+		"ternd CPU mqtts/tcp | ternd CPU wss/tcp |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	for s in "${TLS_SCENARIOS[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		rt=$(median "$id" ternd delivered_per_s)
+		rm=$(median "$id" ternd-mqtts delivered_per_s)
+		rw=$(median "$id" ternd-wss delivered_per_s)
+		mm=$(median "$id" mosquitto-mqtts delivered_per_s)
+		mw=$(median "$id" mosquitto-wss delivered_per_s)
+		cm=$(ratio_of "$(median "$id" ternd-mqtts broker_cpu_us_per_msg)" \
+			"$(median "$id" mosquitto-mqtts broker_cpu_us_per_msg)")
+		cw=$(ratio_of "$(median "$id" ternd-wss broker_cpu_us_per_msg)" \
+			"$(median "$id" mosquitto-wss broker_cpu_us_per_msg)")
+		r="| $desc"
+		r="$r | $(ratio "$rm" "$rt") ($(target "$(ratio_of "$rm" "$rt")" ge 0.8))"
+		r="$r | $(ratio "$rw" "$rt") ($(target "$(ratio_of "$rw" "$rt")" ge 0.8))"
+		r="$r | $(ratio "$cm" 1) ($(target "$cm" le 0.5))"
+		r="$r | $(ratio "$cw" 1) ($(target "$cw" le 0.5))"
+		r="$r | $(ratio "$rm" "$mm") | $(ratio "$rw" "$mw")"
+		ct=$(median "$id" ternd broker_cpu_us_per_msg)
+		r="$r | $(ratio "$(median "$id" ternd-mqtts broker_cpu_us_per_msg)" "$ct")"
+		r="$r | $(ratio "$(median "$id" ternd-wss broker_cpu_us_per_msg)" "$ct") |"
+		echo "$r"
+	done
+}
+
+# (l): TLS handshakes per second, without and with resumption.
+hs_table() {
+	local var id
+	echo
+	echo "### (l) TLS handshakes: $TLS_CONNS new mqtts connections," \
+		"as fast as possible (≤ 100 setting up at once)"
+	echo
+	echo "| broker | resumption | connections/s | set-up p50 / p99 |" \
+		"broker CPU µs/connection | mqtt_load CPU µs/connection |" \
+		"resumed |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	for id in l lr; do
+		for var in ternd-mqtts mosquitto-mqtts; do
+			echo "| ${var%%-*} | $([ $id = lr ] && echo on || echo off)" \
+				"| $(REPS=$TLS_REPS cell fmt_rate "$id" "$var" conn_per_s)" \
+				"| $(fmt_lat "$(median "$id" "$var" setup_p50_us)") /" \
+				"$(fmt_lat "$(median "$id" "$var" setup_p99_us)")" \
+				"| $(REPS=$TLS_REPS cell fmt_cpu "$id" "$var" broker_cpu_us_per_conn)" \
+				"| $(fmt_cpu "$(median "$id" "$var" client_cpu_us_per_conn)")" \
+				"| $(median "$id" "$var" tls_resumed) of" \
+				"$(median "$id" "$var" tls_handshakes) |"
+		done
+		echo "| **ternd/mosquitto** | $([ $id = lr ] && echo on || echo off)" \
+			"| **$(ratio "$(median "$id" ternd-mqtts conn_per_s)" \
+				"$(median "$id" mosquitto-mqtts conn_per_s)")** | |" \
+			"**$(ratio "$(median "$id" ternd-mqtts broker_cpu_us_per_conn)" \
+				"$(median "$id" mosquitto-mqtts broker_cpu_us_per_conn)")**" \
+			"| | |"
+	done
+	echo
+	echo "Connections/s: connections up over the time from the first" \
+		"connect() to the last CONNACK; set-up: connect() to CONNACK," \
+		"TCP and TLS handshakes and CONNECT included. Broker CPU is" \
+		"utime+stime over the same time, per connection (10 ms ticks)." \
+		"With resumption, mqtt_load first opens uncounted connections" \
+		"for one session ticket per connection in flight, and uses each" \
+		"ticket once."
+}
+
+# (m): memory per idle TLS connection.
+tls_mem_table() {
+	local var b pt ps
+	echo
+	echo "### (m) memory, $TLS_IDLE_CONNS idle connections held" \
+		"${IDLE_SECONDS} s"
+	echo
+	echo "| broker | transport | VmRSS before | VmRSS with connections |" \
+		"per connection | Slab (system) |"
+	echo "| --- | --- | --- | --- | --- | --- |"
+	for var in ternd ternd-mqtts mosquitto mosquitto-mqtts; do
+		echo "| ${var%%-*} | $(transport_of "$var")" \
+			"| $(fmt_kib "$(median m "$var" rss_before_kb)")" \
+			"| $(fmt_kib "$(median m "$var" rss_idle_kb)")" \
+			"| $(fmt_bytes "$(median m "$var" rss_per_conn_b)")" \
+			"| +$(fmt_kib "$(awk -v a="$(median m "$var" slab_idle_kb)" \
+				-v b="$(median m "$var" slab_before_kb)" 'BEGIN { print a - b }')") |"
+	done
+	for b in ternd mosquitto; do
+		pt=$(median m "$b" rss_per_conn_b)
+		ps=$(median m "$b-mqtts" rss_per_conn_b)
+		echo "| $b TLS/TCP | | | | $(ratio "$ps" "$pt")" \
+			"(+$(fmt_bytes "$(awk -v a="$ps" -v b="$pt" \
+				'BEGIN { print a - b }')")) | |"
+	done
+	echo "| **ternd/mosquitto, TLS** | | | |" \
+		"**$(ratio "$(median m ternd-mqtts rss_per_conn_b)" \
+			"$(median m mosquitto-mqtts rss_per_conn_b)")** | |"
 }
 
 # (f), (g): ternd over TCP and WebSocket, mosquitto over WebSocket.

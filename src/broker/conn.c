@@ -984,6 +984,16 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 {
 	const struct config *cfg = c->w->b->cfg;
 
+	/* An idle connection gives back its buffers (they are allocated
+	 * again on the next packet), keeping memory per idle client small. */
+	if (!c->in_flush && now - c->last_rx >= 1000) {
+		outq_shrink(&c->oq);
+		if (c->rlen == 0 && c->rraw == 0 && c->rbuf) {
+			free(c->rbuf);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
+	}
 	if (c->state == CONN_HTTP || c->state == CONN_CONNECTING) {
 		if (now - c->accepted_at < cfg->connect_timeout * 1000ull)
 			return;

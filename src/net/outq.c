@@ -292,3 +292,15 @@ void outq_consume(struct outq *q, size_t n)
 	}
 	outq_compact(q);
 }
+
+void outq_shrink(struct outq *q)
+{
+	if (q->bytes || q->head != q->tail)
+		return;
+	free(q->ents);
+	free(q->arena);
+	q->ents = NULL;
+	q->arena = NULL;
+	q->head = q->tail = q->cap = 0;
+	q->arena_len = q->arena_cap = 0;
+}

@@ -100,6 +100,12 @@ int outq_unframed_iov(const struct outq *q, size_t skip, struct iovec *iov,
 int outq_replace_unframed(struct outq *q, const uint8_t *hdr, size_t hn,
                           const void *p, size_t n);
 
+/*
+ * Frees the arena and entry array of an empty queue, so an idle connection
+ * holds no output memory. Does nothing while bytes are pending.
+ */
+void outq_shrink(struct outq *q);
+
 /* Marks n bytes as written, releasing finished references. */
 void outq_consume(struct outq *q, size_t n);
 

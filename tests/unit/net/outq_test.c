@@ -456,6 +456,30 @@ static void test_replace_unframed_grows(void **state)
 	outq_free(&q);
 }
 
+/* outq_shrink frees everything of an empty queue, and nothing of a
+ * queue with pending bytes; the queue works normally afterwards. */
+static void test_shrink(void **state)
+{
+	struct outq q;
+	struct iovec iov[4];
+
+	(void)state;
+	outq_init(&q, NULL);
+	assert_int_equal(outq_append(&q, "abc", 3), 0);
+	outq_shrink(&q);
+	assert_non_null(q.arena); /* pending: kept */
+	assert_int_equal(q.bytes, 3);
+	outq_consume(&q, 3);
+	outq_shrink(&q);
+	assert_null(q.arena);
+	assert_null(q.ents);
+	assert_int_equal(q.arena_cap, 0);
+	assert_int_equal(outq_append(&q, "xy", 2), 0);
+	assert_int_equal(outq_iov(&q, iov, 4), 1);
+	assert_memory_equal(iov[0].iov_base, "xy", 2);
+	outq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +495,7 @@ int main(void)
 	        cmocka_unit_test(test_never_drains_arena_only),
 	        cmocka_unit_test(test_replace_unframed),
 	        cmocka_unit_test(test_replace_unframed_grows),
+	        cmocka_unit_test(test_shrink),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
