@@ -227,6 +227,47 @@ static void conn_alias_commit(struct conn *c, const char *topic, uint16_t len)
 		c->alias_out[++c->nalias_out] = t;
 }
 
+/*
+ * The common case: the header encoded once per variant and shared. QoS 0
+ * queues a reference to the shared bytes; QoS 1/2 copies them (a few dozen
+ * bytes) to patch in the packet id. Returns 1 when the fast path does not
+ * apply (DUP, subscription ids, expiry, topic alias), else as
+ * conn_send_publish.
+ */
+static int conn_send_shared(struct conn *c, const struct qmsg *q)
+{
+	struct msg *m = q->m;
+	const struct msg_enc *e;
+	uint8_t *dst;
+
+	if (q->dup || q->nsubids || m->has_expiry ||
+	    (c->version == MQTT_V5 && c->client_alias_max))
+		return 1;
+	e = msg_encoded(m, c->version, q->qos, q->retain);
+	if (!e)
+		return 1;
+	if (c->client_max_packet &&
+	    (uint64_t)e->len + m->payload_len > c->client_max_packet)
+		return TERN_ETOOBIG;
+	if (!q->qos) {
+		if (outq_append_ref(&c->oq, msg_ref(m), e->bytes, e->len) != 0)
+			return TERN_ENOMEM;
+	} else {
+		if (!(dst = outq_reserve(&c->oq, e->len)))
+			return TERN_ENOMEM;
+		memcpy(dst, e->bytes, e->len);
+		dst[e->pid_off] = (uint8_t)(q->pid >> 8);
+		dst[e->pid_off + 1] = (uint8_t)q->pid;
+	}
+	if (m->payload_len && outq_append_ref(&c->oq, msg_ref(m), m->payload,
+	                                      m->payload_len) != 0)
+		return TERN_ENOMEM;
+	STAT_ADD(c->w->b, msgs_sent, 1);
+	STAT_ADD(c->w->b, pub_sent, 1);
+	worker_want_flush(c->w, c);
+	return 0;
+}
+
 int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 {
 	struct mqtt_packet p;
@@ -239,6 +280,8 @@ int conn_send_publish(struct conn *c, const struct qmsg *q, uint64_t now)
 	uint8_t *dst;
 	int rc;
 
+	if ((rc = conn_send_shared(c, q)) != 1)
+		return rc;
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_PUBLISH;
 	pub->qos = q->qos;

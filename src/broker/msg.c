@@ -127,10 +127,83 @@ struct msg *msg_new_simple(const char *topic, const void *payload,
 
 void msg_unref(struct msg *m)
 {
+	int i;
+
 	if (!m)
 		return;
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (i = 0; i < MSG_ENC_VARIANTS; i++)
+		free(atomic_load_explicit(&m->enc[i], memory_order_relaxed));
+	free(m);
+}
+
+/* Encodes the header of one variant; the pid placeholder is 0xFFFF. */
+static struct msg_enc *msg_encode_variant(const struct msg *m, uint8_t version,
+                                          uint8_t qos, bool retain)
+{
+	struct mqtt_packet p;
+	struct mqtt_publish *pub = &p.u.publish;
+	struct msg_enc *e;
+	size_t total, head;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	pub->qos = qos;
+	pub->retain = retain;
+	pub->topic.p = (const uint8_t *)m->topic;
+	pub->topic.len = m->topic_len;
+	pub->packet_id = qos ? 0xFFFF : 0;
+	pub->payload = m->payload;
+	pub->payload_len = m->payload_len;
+	pub->props = m->props;
+	total = mqtt_encoded_size(&p, version);
+	if (!total || total < m->payload_len)
+		return NULL;
+	head = total - m->payload_len;
+	if (head > UINT16_MAX || !(e = malloc(sizeof(*e) + head)))
+		return NULL;
+	rc = mqtt_encode_publish_head(pub, version, e->bytes, head);
+	if (rc < 0) {
+		free(e);
+		return NULL;
+	}
+	e->len = (uint16_t)rc;
+	/* Fixed header, then the topic (2 + len), then the packet id. */
+	e->pid_off = 0;
+	if (qos) {
+		size_t fh = 2;
+
+		while (e->bytes[fh - 1] & 0x80)
+			fh++;
+		e->pid_off = (uint16_t)(fh + 2 + m->topic_len);
+	}
+	return e;
+}
+
+const struct msg_enc *msg_encoded(struct msg *m, uint8_t version, uint8_t qos,
+                                  bool retain)
+{
+	int slot = (version == MQTT_V5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+	struct msg_enc *e, *expected = NULL;
+
+	if (qos > 2)
+		return NULL;
+	e = atomic_load_explicit(&m->enc[slot], memory_order_acquire);
+	if (e)
+		return e;
+	e = msg_encode_variant(m, version, qos, retain);
+	if (!e)
+		return NULL;
+	/* Another worker may have built it meanwhile: keep the first. */
+	if (!atomic_compare_exchange_strong_explicit(&m->enc[slot], &expected,
+	                                             e, memory_order_acq_rel,
+	                                             memory_order_acquire)) {
+		free(e);
+		return expected;
+	}
+	return e;
 }
 
 bool msg_expired(const struct msg *m, uint64_t now_ms, uint32_t *remaining)

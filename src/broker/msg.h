@@ -18,6 +18,21 @@
 
 #include "mqtt/packet.h"
 
+/*
+ * The PUBLISH header of a message encoded once for one variant (protocol
+ * family, QoS, RETAIN), shared by every subscriber of that variant
+ * (DESIGN.md §4). For QoS 1/2 the packet id is a placeholder at pid_off
+ * that each subscriber's copy patches.
+ */
+struct msg_enc {
+	uint16_t len;
+	uint16_t pid_off; /* 0 for QoS 0 */
+	uint8_t bytes[];
+};
+
+/* Variants: 2 protocol families (3.x, 5) x 3 QoS x 2 RETAIN. */
+#define MSG_ENC_VARIANTS 12
+
 struct msg {
 	atomic_uint refs;
 	uint8_t qos; /* QoS as published */
@@ -36,6 +51,8 @@ struct msg {
 	 * refer to data[]. Never holds topic alias or subscription ids.
 	 */
 	struct mqtt_props props;
+	/* Encoded headers, built on first use by any worker (CAS). */
+	_Atomic(struct msg_enc *) enc[MSG_ENC_VARIANTS];
 	uint8_t data[];
 };
 
@@ -62,6 +79,16 @@ static inline struct msg *msg_ref(struct msg *m)
 
 /* Drops a reference and frees the message with the last one. NULL is ok. */
 void msg_unref(struct msg *m);
+
+/*
+ * The shared encoded PUBLISH header for (version, qos, retain), without DUP,
+ * subscription identifiers, topic alias or message expiry — callers needing
+ * those encode per subscriber. Built once and kept until the message is
+ * freed; any thread. Returns NULL when out of memory or on an encoding
+ * error.
+ */
+const struct msg_enc *msg_encoded(struct msg *m, uint8_t version, uint8_t qos,
+                                  bool retain);
 
 /*
  * Whether the message has expired at now_ms, and if not, the remaining

@@ -154,6 +154,47 @@ static void test_expired(void **state)
 	msg_unref(m);
 }
 
+/*
+ * msg_encoded: one shared header per variant, equal to what the codec makes
+ * for that subscriber with its packet id patched in, built once.
+ */
+static void test_encoded_variants(void **state)
+{
+	struct msg *m = msg_new_simple("a/b", "hello", 5, 2, true, 0);
+	const struct msg_enc *e0, *e1, *again;
+	struct mqtt_packet p;
+	uint8_t want[64], got[64];
+	int n;
+
+	(void)state;
+	e0 = msg_encoded(m, MQTT_V311, 0, false);
+	assert_non_null(e0);
+	assert_int_equal(e0->pid_off, 0);
+	again = msg_encoded(m, MQTT_V311, 0, false);
+	assert_ptr_equal(e0, again); /* built once */
+
+	e1 = msg_encoded(m, MQTT_V5, 1, true);
+	assert_non_null(e1);
+	assert_ptr_not_equal(e0, e1);
+	memcpy(got, e1->bytes, e1->len);
+	got[e1->pid_off] = 0x12;
+	got[e1->pid_off + 1] = 0x34;
+
+	memset(&p, 0, sizeof(p));
+	p.type = MQTT_PUBLISH;
+	p.u.publish.qos = 1;
+	p.u.publish.retain = true;
+	p.u.publish.topic.p = (const uint8_t *)"a/b";
+	p.u.publish.topic.len = 3;
+	p.u.publish.packet_id = 0x1234;
+	p.u.publish.payload = (const uint8_t *)"hello";
+	p.u.publish.payload_len = 5;
+	n = mqtt_encode_publish_head(&p.u.publish, MQTT_V5, want, sizeof(want));
+	assert_int_equal(n, e1->len);
+	assert_memory_equal(got, want, (size_t)n);
+	msg_unref(m); /* frees the cached headers too (ASan checks) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +202,7 @@ int main(void)
 	        cmocka_unit_test(test_new_simple),
 	        cmocka_unit_test(test_refs),
 	        cmocka_unit_test(test_expired),
+	        cmocka_unit_test(test_encoded_variants),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
