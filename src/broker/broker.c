@@ -143,6 +143,7 @@ static void listener_tls_opts(const struct listener_cfg *l, struct tls_opts *o)
 	o->crlfile = l->crlfile;
 	o->ciphers = l->ciphers;
 	o->ciphersuites = l->ciphers_tls13;
+	o->groups = l->tls_groups;
 	o->tls_version = l->tls_version;
 	o->require_certificate = l->require_certificate;
 	/* ALPN: "mqtt" for MQTT, "http/1.1" for WebSocket listeners. */

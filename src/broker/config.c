@@ -649,6 +649,7 @@ static const struct key keys[] = {
 	LSTRING("crlfile", crlfile),
 	LSTRING("ciphers", ciphers),
 	LSTRING("ciphers_tls1.3", ciphers_tls13),
+	LSTRING("tls_groups", tls_groups),
 	LSTRING("tls_version", tls_version),
 	{.name = "require_certificate", .type = T_BOOL, .scope = S_LISTENER,
 	 .loff = LCFG(require_certificate, bool)},
@@ -872,6 +873,7 @@ void config_free(struct config *c)
 		free(c->listeners[i].crlfile);
 		free(c->listeners[i].ciphers);
 		free(c->listeners[i].ciphers_tls13);
+		free(c->listeners[i].tls_groups);
 		free(c->listeners[i].tls_version);
 	}
 	free(c->listeners);

@@ -42,6 +42,7 @@ struct listener_cfg {
 	char *crlfile;
 	char *ciphers;
 	char *ciphers_tls13;
+	char *tls_groups; /* tern: key exchange groups */
 	char *tls_version;
 	bool require_certificate;
 	bool use_identity_as_username;

@@ -145,6 +145,8 @@ static int tls_configure(struct tls_ctx *c, const struct tls_opts *o, char *err,
 	}
 	if (o->ciphers && SSL_CTX_set_cipher_list(ssl, o->ciphers) != 1)
 		return tls_fail_msg(err, errlen, "ciphers", o->ciphers);
+	if (o->groups && SSL_CTX_set1_groups_list(ssl, o->groups) != 1)
+		return tls_fail_msg(err, errlen, "tls_groups", o->groups);
 	if (o->ciphersuites &&
 	    SSL_CTX_set_ciphersuites(ssl, o->ciphersuites) != 1)
 		return tls_fail_msg(err, errlen, "ciphersuites",

@@ -31,6 +31,7 @@ struct tls_opts {
 	const char *crlfile;
 	const char *ciphers;      /* TLS 1.2 cipher list */
 	const char *ciphersuites; /* TLS 1.3 suites */
+	const char *groups;       /* key exchange groups, "X25519:P-256" */
 	const char *tls_version;  /* minimum: "tlsv1.2" (default), "tlsv1.3" */
 	const char *alpn;         /* wire-format list, e.g. "\4mqtt" */
 	size_t alpn_len;
