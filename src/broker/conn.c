@@ -726,7 +726,9 @@ static void conn_on_readable(struct conn *c)
 		}
 		if (conn_parse(c) != 0)
 			return;
-		if ((size_t)n < room)
+		/* A short read empties the socket, but TLS may still hold
+		 * read-ahead bytes: it reads on until it would block. */
+		if ((size_t)n < room && !c->tls)
 			break;
 	}
 	conn_rbuf_trim(c);
@@ -1017,9 +1019,13 @@ bool conn_check_throttle(struct conn *c, uint64_t now)
 		return false;
 	conn_unthrottle(c);
 	loop_modify(c->w->loop, &c->io, c->io.events | EPOLLIN);
-	/* Packets read before the pause are still buffered. */
+	/* Packets read before the pause are still buffered, and TLS may hold
+	 * bytes epoll will not report. */
 	if (c->rlen)
 		conn_parse(c);
+	if (c->tls && c->state != CONN_CLOSED && !c->throttled &&
+	    tls_pending(c->tls))
+		conn_on_readable(c);
 	return true;
 }
 

@@ -16,6 +16,9 @@
 #include "broker/session.h"
 #include "broker/worker.h"
 
+/* Incoming QoS 2 messages a v3 client may leave awaiting PUBREL. */
+#define PUBLISH_V3_QOS2_MAX 1024
+
 /*
  * Resolves the v5 topic alias (MQTT 5 §3.3.2.3.4): a topic with an alias
  * sets the mapping, an empty topic uses it. Returns the topic or NULL after
@@ -69,12 +72,27 @@ static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
 }
 
 /*
+ * How many incoming QoS 2 messages may await PUBREL. A v5 client was told
+ * our Receive Maximum (max_inflight_messages). MQTT 3.1.1 has no such
+ * limit to tell, so a v3 client gets a generous fixed bound that still
+ * keeps the state of a client that never sends PUBREL finite.
+ */
+static int publish_qos2_limit(const struct conn *c)
+{
+	int cfg = c->w->b->cfg->max_inflight_messages;
+
+	if (c->version == MQTT_V5)
+		return cfg;
+	return cfg > PUBLISH_V3_QOS2_MAX ? cfg : PUBLISH_V3_QOS2_MAX;
+}
+
+/*
  * Records an incoming QoS 2 packet id. Returns 1 for a new id, 0 for a
  * duplicate (acknowledge, do not deliver), <0 after closing.
  */
 static int publish_qos2_track(struct conn *c, uint16_t pid)
 {
-	int limit = c->w->b->cfg->max_inflight_messages;
+	int limit = publish_qos2_limit(c);
 	struct session *s = conn_session_lock(c);
 	int rc;
 

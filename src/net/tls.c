@@ -209,6 +209,10 @@ int tls_ctx_new(const struct tls_opts *o, struct tls_ctx **out, char *err,
 	/* Partial writes let one call write what the socket takes; moving
 	 * buffers let a retry come from a rebuilt (identical) buffer;
 	 * released buffers keep idle connections small. */
+	/* Read-ahead takes whole socket buffers instead of a header and a
+	 * body read per record; conn.c re-reads while tls_pending() says
+	 * bytes are buffered, since epoll cannot see them. */
+	SSL_CTX_set_read_ahead(c->ssl, 1);
 	SSL_CTX_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                                 SSL_MODE_RELEASE_BUFFERS);
@@ -341,7 +345,8 @@ ssize_t tls_read(struct tls_conn *t, void *buf, size_t len)
 
 bool tls_pending(const struct tls_conn *t)
 {
-	return SSL_pending(t->ssl) > 0;
+	/* Decrypted bytes, or raw bytes read ahead but not yet decrypted. */
+	return SSL_has_pending(t->ssl) == 1;
 }
 
 /* Gathers up to one record's worth of small leading ranges into wbuf. */

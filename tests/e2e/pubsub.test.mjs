@@ -418,4 +418,17 @@ describe('flow control', () => {
       await c.closed(2000);
     } finally { c.destroy(); }
   });
+
+  // MQTT 3.1.1 has no Receive Maximum, so a v3 client may keep more QoS 2
+  // messages awaiting PUBREL than a v5 client was told (tern bounds this
+  // state at 1024 so it stays finite).
+  test('v3: 200 QoS 2 PUBLISHes in flight are all acknowledged, connection kept', async () => {
+    const P = uid();
+    const c = await rawConnect(broker.port, { version: 4, clientId: uid('q2v3') });
+    try {
+      for (let i = 1; i <= 200; i++) c.publish({ topic: `${P}/t`, qos: 2, id: i, payload: 'x' });
+      for (let i = 1; i <= 200; i++) await c.expect('pubrec');
+      assert.ok(await c.stillOpen(300), 'connection kept');
+    } finally { c.destroy(); }
+  });
 });
