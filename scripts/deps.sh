@@ -6,8 +6,13 @@ set -eu
 
 # chromium (driven by npm playwright-core) and python3-paho-mqtt are for
 # the WebSocket end-to-end tests (browser.test.mjs, paho.test.mjs).
-APT_PKGS="build-essential cmake pkg-config clang libcmocka-dev libssl-dev \
-zlib1g-dev mosquitto mosquitto-clients nodejs npm chromium python3-paho-mqtt \
+# clang and libclang-rt-14-dev give libFuzzer; openssl and certutil
+# (libnss3-tools) make the TLS tests' certificates and browser trust store;
+# mosquitto is the reference broker the suite is checked against and its
+# clients are used as real clients.
+APT_PKGS="build-essential cmake pkg-config clang clang-format \
+libclang-rt-14-dev libcmocka-dev libssl-dev openssl zlib1g-dev mosquitto \
+mosquitto-clients nodejs npm chromium python3 python3-paho-mqtt \
 libnss3-tools"
 
 missing=""
