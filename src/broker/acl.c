@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/file.h"
 
 /* Read, write, or both; 0 marks a deny rule. */
 #define ACL_RW (ACL_READ | ACL_WRITE)
@@ -385,57 +386,10 @@ fail:
 	return rc;
 }
 
-/* Reads a whole file into a NUL-terminated heap buffer. */
-static int read_text(const char *path, char **out, char *err, size_t errlen)
-{
-	FILE *f = NULL;
-	char *buf = NULL, *nb;
-	size_t len = 0, cap = 0, got;
-	int rc = TERN_ECONFIG;
-
-	f = fopen(path, "rb");
-	if (!f)
-		goto io_fail;
-	do {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap + 1);
-			if (!nb) {
-				rc = TERN_ENOMEM;
-				goto fail;
-			}
-			buf = nb;
-		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
-	} while (got);
-	if (ferror(f))
-		goto io_fail;
-	buf[len] = '\0';
-	if (memchr(buf, '\0', len)) {
-		if (err && errlen)
-			snprintf(err, errlen, "%s: contains a NUL byte", path);
-		goto fail;
-	}
-	fclose(f);
-	*out = buf;
-	return 0;
-io_fail:
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-fail:
-	if (rc == TERN_ENOMEM && err && errlen)
-		snprintf(err, errlen, "%s: out of memory", path);
-	if (f)
-		fclose(f);
-	free(buf);
-	return rc;
-}
-
 int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
 {
 	char *text = NULL;
-	int rc = read_text(path, &text, err, errlen);
+	int rc = file_read_text(path, &text, err, errlen);
 
 	if (rc)
 		return rc;
