@@ -240,6 +240,15 @@ static void reload(struct broker *b, const struct options *o)
 		                 "configuration.");
 		goto out;
 	}
+	/* Listeners are bound at start; a changed set needs a restart, and
+	 * the TLS settings below are matched to listeners by position. */
+	if (fresh.nlisteners != b->cfg->nlisteners) {
+		log_msg(LOG_ERR,
+		        "Reload refused: the listeners changed; restart "
+		        "ternd to apply that. Keeping the running "
+		        "configuration.");
+		goto out;
+	}
 	if (auth_load(&fresh, &auth, err, sizeof(err)) != 0) {
 		log_msg(LOG_ERR,
 		        "Reload failed: %s; keeping the running "
