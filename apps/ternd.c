@@ -146,10 +146,14 @@ static int load_config(struct config *cfg, const struct options *o)
 	return 0;
 }
 
-/* Refuses settings that this build does not implement yet, rather than
- * ignoring them and running less safely than the operator asked. */
-static int check_supported(const struct config *cfg)
+/*
+ * Checks what the configuration file's syntax cannot: PROXY listeners name
+ * their proxies, trusted_proxies parse, and TLS certificates and keys load
+ * (so --test-config catches them too).
+ */
+static int check_listeners(const struct config *cfg)
 {
+	char tls_err[640];
 	size_t i;
 
 	for (i = 0; i < cfg->nlisteners; i++) {
@@ -174,6 +178,10 @@ static int check_supported(const struct config *cfg)
 			return -1;
 		}
 		cidr_list_free(&trusted);
+	}
+	if (broker_check_tls(cfg, tls_err, sizeof(tls_err)) != 0) {
+		fprintf(stderr, "ternd: %s\n", tls_err);
+		return -1;
 	}
 	return 0;
 }
@@ -235,7 +243,7 @@ static void reload(struct broker *b, const struct options *o)
 	struct auth *auth = NULL;
 	char err[512];
 
-	if (load_config(&fresh, o) != 0 || check_supported(&fresh) != 0) {
+	if (load_config(&fresh, o) != 0 || check_listeners(&fresh) != 0) {
 		log_msg(LOG_ERR, "Reload failed; keeping the running "
 		                 "configuration.");
 		goto out;
@@ -302,7 +310,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o) != 0)
 		return 2;
-	if (load_config(&cfg, &o) != 0 || check_supported(&cfg) != 0) {
+	if (load_config(&cfg, &o) != 0 || check_listeners(&cfg) != 0) {
 		config_free(&cfg);
 		return 1;
 	}

@@ -5,6 +5,7 @@
  */
 #include "broker/broker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,28 @@ int broker_load_tls(struct broker *b, const struct config *cfg)
 		tls_ctx_unref(fresh[i]);
 	free(fresh);
 	return rc ? TERN_ECONFIG : 0;
+}
+
+int broker_check_tls(const struct config *cfg, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct listener_cfg *l = &cfg->listeners[i];
+		struct tls_ctx *ctx = NULL;
+		struct tls_opts o;
+		char why[512];
+
+		if (!l->certfile && !l->keyfile)
+			continue;
+		listener_tls_opts(l, &o);
+		if (tls_ctx_new(&o, &ctx, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "listener %u: %s", l->port, why);
+			return TERN_ECONFIG;
+		}
+		tls_ctx_unref(ctx);
+	}
+	return 0;
 }
 
 struct tls_ctx *broker_tls_ctx(struct broker *b, size_t i)

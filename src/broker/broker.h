@@ -178,6 +178,13 @@ void broker_set_auth(struct broker *b, struct auth *a);
  */
 int broker_load_tls(struct broker *b, const struct config *cfg);
 
+/*
+ * Builds (and frees) every listener's TLS context from cfg, to check
+ * certificates and keys without starting (--test-config). Returns 0 or
+ * TERN_ECONFIG with "listener PORT: reason" in err.
+ */
+int broker_check_tls(const struct config *cfg, char *err, size_t errlen);
+
 /* A new reference to listener i's TLS context, or NULL (plain). */
 struct tls_ctx *broker_tls_ctx(struct broker *b, size_t i);
 

@@ -55,6 +55,13 @@ describe('ternd command line', { skip: KIND !== 'tern' && 'ternd only' }, () => 
     assert.match(r.stderr, /pw:\d+: /);
   });
 
+  test('--test-config loads TLS certificates: a missing certfile is reported', () => {
+    const p = conf('tls.conf', `listener 18999 127.0.0.1\ncertfile ${path.join(dir, 'none.crt')}\nkeyfile ${path.join(dir, 'none.key')}\n`);
+    const r = ternd('-c', p, '--test-config');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /listener 18999: cannot load certfile '.*none\.crt'/);
+  });
+
   test('-d is refused with a reason; unknown options are refused', () => {
     let r = ternd('-d');
     assert.equal(r.status, 2);
