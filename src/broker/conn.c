@@ -481,7 +481,8 @@ int conn_parse(struct conn *c)
 	return 0;
 }
 
-/* Ensures room to read; the buffer doubles only when full. */
+/* Ensures room to read; the buffer doubles only when full. A borrowed
+ * worker buffer that fills up is replaced by one of the connection's own. */
 static int conn_rbuf_room(struct conn *c)
 {
 	size_t ncap;
@@ -490,18 +491,67 @@ static int conn_rbuf_room(struct conn *c)
 	if (c->rcap - c->rlen - c->rraw >= 1024)
 		return 0;
 	ncap = c->rcap ? c->rcap * 2 : 4096;
-	nb = realloc(c->rbuf, ncap);
-	if (!nb)
-		return TERN_ENOMEM;
+	if (c->rbuf_borrowed) {
+		nb = malloc(ncap);
+		if (!nb)
+			return TERN_ENOMEM;
+		memcpy(nb, c->rbuf, c->rlen + c->rraw);
+		c->rbuf_borrowed = false;
+	} else {
+		nb = realloc(c->rbuf, ncap);
+		if (!nb)
+			return TERN_ENOMEM;
+	}
 	c->rbuf = nb;
 	c->rcap = ncap;
+	return 0;
+}
+
+/*
+ * Connections without buffered input read into their worker's scratch
+ * buffer, so an idle connection holds no read buffer at all. After reading,
+ * leftover bytes (a partial packet or frame) move to a buffer of the
+ * connection's own. Returns 0 or TERN_ENOMEM.
+ */
+static void conn_rbuf_borrow(struct conn *c)
+{
+	if (c->rbuf || !c->w->scratch)
+		return;
+	c->rbuf = c->w->scratch;
+	c->rcap = c->w->scratch_cap;
+	c->rbuf_borrowed = true;
+}
+
+static int conn_rbuf_settle(struct conn *c)
+{
+	size_t keep = c->rlen + c->rraw;
+	uint8_t *own;
+
+	if (!c->rbuf_borrowed)
+		return 0;
+	c->rbuf_borrowed = false;
+	if (!keep) {
+		c->rbuf = NULL;
+		c->rcap = 0;
+		return 0;
+	}
+	own = malloc(keep > 4096 ? keep : 4096);
+	if (!own) {
+		c->rbuf = NULL;
+		c->rcap = 0;
+		return TERN_ENOMEM;
+	}
+	memcpy(own, c->rbuf, keep);
+	c->rbuf = own;
+	c->rcap = keep > 4096 ? keep : 4096;
 	return 0;
 }
 
 /* Shrinks a large idle read buffer so idle connections stay small. */
 static void conn_rbuf_trim(struct conn *c)
 {
-	if (c->rlen == 0 && c->rraw == 0 && c->rcap > 65536) {
+	if (!c->rbuf_borrowed && c->rlen == 0 && c->rraw == 0 &&
+	    c->rcap > 65536) {
 		free(c->rbuf);
 		c->rbuf = NULL;
 		c->rcap = 0;
@@ -676,7 +726,7 @@ static ssize_t conn_io_writev(struct conn *c, const struct iovec *iov, int n,
 	return w;
 }
 
-static void conn_on_readable(struct conn *c)
+static void conn_read_some(struct conn *c)
 {
 	int i;
 
@@ -732,6 +782,18 @@ static void conn_on_readable(struct conn *c)
 			break;
 	}
 	conn_rbuf_trim(c);
+}
+
+static void conn_on_readable(struct conn *c)
+{
+	conn_rbuf_borrow(c);
+	conn_read_some(c);
+	/* A closed connection keeps pointing at the scratch buffer until it
+	 * is freed; conn_free knows not to free it. */
+	if (c->state != CONN_CLOSED && conn_rbuf_settle(c) != 0) {
+		c->rlen = c->rraw = 0;
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+	}
 }
 
 int conn_flush(struct conn *c)
@@ -961,7 +1023,8 @@ void conn_free(struct conn *c)
 		free(c->aliases[i]);
 	for (i = 0; i <= CONN_ALIAS_OUT_MAX; i++)
 		free(c->alias_out[i]);
-	free(c->rbuf);
+	if (!c->rbuf_borrowed)
+		free(c->rbuf);
 	free(c->client_id);
 	free(c->username);
 	free(c);
@@ -1037,7 +1100,8 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 	 * again on the next packet), keeping memory per idle client small. */
 	if (!c->in_flush && now - c->last_rx >= 1000) {
 		outq_shrink(&c->oq);
-		if (c->rlen == 0 && c->rraw == 0 && c->rbuf) {
+		if (c->rlen == 0 && c->rraw == 0 && c->rbuf &&
+		    !c->rbuf_borrowed) {
 			free(c->rbuf);
 			c->rbuf = NULL;
 			c->rcap = 0;

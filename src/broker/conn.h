@@ -57,6 +57,7 @@ struct conn {
 	 * only) rraw raw bytes not yet decoded. */
 	uint8_t *rbuf;
 	size_t rlen, rraw, rcap;
+	bool rbuf_borrowed;   /* rbuf is the worker's scratch buffer */
 	struct conn_ws *ws;   /* WebSocket state; NULL for plain MQTT */
 	bool proxy_pending;   /* a PROXY protocol header must come first */
 	struct tls_conn *tls; /* TLS state; NULL for plain TCP */

@@ -502,9 +502,17 @@ static int ws_rbuf_fit(struct conn *c, size_t need)
 		return 0;
 	while (ncap - used < need)
 		ncap *= 2;
-	nb = realloc(c->rbuf, ncap);
+	if (c->rbuf_borrowed) {
+		/* The worker's scratch buffer cannot grow: move to our own. */
+		nb = malloc(ncap);
+		if (nb)
+			memcpy(nb, c->rbuf, used);
+	} else {
+		nb = realloc(c->rbuf, ncap);
+	}
 	if (!nb)
 		return TERN_ENOMEM;
+	c->rbuf_borrowed = false;
 	c->rbuf = nb;
 	c->rcap = ncap;
 	return 0;

@@ -22,6 +22,10 @@
 #include "broker/sys.h"
 #include "net/sock.h"
 
+/* The read buffer a worker lends to its connections: one 64 KiB read
+ * (CONN_READ_CHUNK) plus room to spare. */
+#define WORKER_SCRATCH (128u << 10)
+
 /* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
 #define WORKER_TICK_MS 250
 
@@ -141,7 +145,9 @@ struct worker *worker_new(struct broker *b, int id)
 	pthread_mutex_init(&w->inbox_mu, NULL);
 	w->loop = loop_new();
 	w->lsocks = calloc(cfg->nlisteners * 2 + 1, sizeof(*w->lsocks));
-	if (!w->loop || !w->lsocks)
+	w->scratch_cap = WORKER_SCRATCH;
+	w->scratch = malloc(w->scratch_cap);
+	if (!w->loop || !w->lsocks || !w->scratch)
 		goto fail;
 	for (i = 0; i < cfg->nlisteners; i++)
 		if (worker_listen(w, &cfg->listeners[i]) != 0)
@@ -188,6 +194,7 @@ void worker_free(struct worker *w)
 	free(w->inbox_spare);
 	auth_unref(w->auth);
 	free(w->lsocks);
+	free(w->scratch);
 	loop_free(w->loop);
 	pthread_mutex_destroy(&w->inbox_mu);
 	free(w);

@@ -63,6 +63,10 @@ struct worker {
 	struct inbox_item *inbox, *inbox_spare;
 	size_t ninbox, inbox_cap, spare_cap;
 
+	/* Read buffer lent to connections with nothing buffered (conn.c). */
+	uint8_t *scratch;
+	size_t scratch_cap;
+
 	struct auth *auth; /* snapshot used by this worker */
 	unsigned auth_gen; /* b->auth_gen it corresponds to */
 

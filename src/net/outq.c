@@ -46,7 +46,7 @@ static int outq_grow_ents(struct outq *q)
 		q->head = 0;
 		return 0;
 	}
-	ncap = q->cap ? q->cap * 2 : 16;
+	ncap = q->cap ? q->cap * 2 : 8;
 	e = realloc(q->ents, ncap * sizeof(*e));
 	if (!e)
 		return TERN_ENOMEM;
@@ -58,7 +58,7 @@ static int outq_grow_ents(struct outq *q)
 /* Makes the arena hold at least `need` bytes. */
 static int outq_arena_fit(struct outq *q, size_t need)
 {
-	size_t ncap = q->arena_cap ? q->arena_cap : 4096;
+	size_t ncap = q->arena_cap ? q->arena_cap : 512;
 	uint8_t *a;
 
 	if (need <= q->arena_cap)
