@@ -55,6 +55,7 @@ struct broker_stats {
 	atomic_uint_fast64_t ws_handshake_fail[WSF_COUNT];
 	atomic_uint_fast64_t ws_protocol_errors; /* bad frames after upgrade */
 	atomic_uint_fast64_t ws_frames_out;
+	atomic_uint_fast64_t ws_frames_in;
 	atomic_uint_fast64_t ws_bytes_in; /* payload bytes */
 	atomic_uint_fast64_t ws_bytes_out;
 	/* TLS handshake failures by cause (enum tls_fail), for mqtts [0]

@@ -73,6 +73,7 @@ struct conn_ws {
 	/* Decoded bytes of an open compressed message at the front of the
 	 * raw bytes (c->rbuf + c->rlen), kept for the decoder (dec.zlen). */
 	size_t zkeep;
+	uint64_t frames_counted; /* dec.frames already added to the stats */
 };
 
 /* Built-in start page until the web client is embedded. */
@@ -686,6 +687,8 @@ static int ws_frames_input(struct conn *c)
 	c->rraw = keep + (c->rraw - in);
 	ws->zkeep = keep;
 	STAT_ADD(c->w->b, ws_bytes_in, out - counted);
+	STAT_ADD(c->w->b, ws_frames_in, ws->dec.frames - ws->frames_counted);
+	ws->frames_counted = ws->dec.frames;
 	return 0;
 }
 

@@ -131,6 +131,8 @@ static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(ws_protocol_errors));
 	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/frames/sent",
 	            LOAD(ws_frames_out));
+	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/frames/received",
+	            LOAD(ws_frames_in));
 	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/bytes/received",
 	            LOAD(ws_bytes_in));
 	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/bytes/sent",

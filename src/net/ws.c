@@ -198,6 +198,7 @@ static int start_frame(struct ws_decoder *d, uint16_t *cc)
 	d->remaining = n;
 	d->offset = 0;
 	d->in_frame = true;
+	d->frames++;
 	return 0;
 }
 

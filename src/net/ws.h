@@ -87,6 +87,7 @@ struct ws_decoder {
 	uint8_t ctl[125];
 	uint8_t ctl_len;
 	uint16_t close_code; /* with WS_EV_CLOSE: code sent, 1005 if none */
+	uint64_t frames;     /* frame headers accepted so far (statistics) */
 };
 
 /* Prepares a decoder; max_message 0 means no limit; compression off. */

@@ -132,6 +132,17 @@ describe('$SYS', () => {
     await waitSys(name, (v) => Number(v) === 1);
   });
 
+  test('tern: WebSocket frames received and sent are counted', { skip: KIND !== 'tern' && 'tern-only topics' }, async () => {
+    const before = Number(await waitSys('transport/ws/frames/received', () => true));
+    const c = await connect(broker, { protocolVersion: 5, url: broker.wsUrl });
+    try {
+      for (let i = 0; i < 5; i++) await pub(c, `${uid()}/f`, String(i), { qos: 1 });
+      // CONNECT and five PUBLISHes are at least six client frames.
+      await waitSys('transport/ws/frames/received', (v) => Number(v) >= before + 6);
+      await waitSys('transport/ws/frames/sent', (v) => Number(v) > 0);
+    } finally { await closeAll(c); }
+  });
+
   test('a wildcard subscription at the root does not receive $SYS', async () => {
     const w = await connect(broker, { protocolVersion: 5 });
     try {
