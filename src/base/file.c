@@ -53,3 +53,22 @@ fail:
 	free(buf);
 	return rc;
 }
+
+int text_each_line(const char *text,
+                   int (*fn)(void *ctx, unsigned line, const char *s,
+                             size_t len),
+                   void *ctx)
+{
+	const char *s = text, *nl;
+	unsigned line;
+	int rc;
+
+	for (line = 1; *s; line++) {
+		nl = strchr(s, '\n');
+		rc = fn(ctx, line, s, nl ? (size_t)(nl - s) : strlen(s));
+		if (rc || !nl)
+			return rc;
+		s = nl + 1;
+	}
+	return 0;
+}

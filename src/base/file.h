@@ -11,4 +11,14 @@
  */
 int file_read_text(const char *path, char **out, char *err, size_t errlen);
 
+/*
+ * Calls fn for each line of the NUL-terminated text (without its '\n'),
+ * numbered from 1, and stops at the first non-zero return, which it
+ * returns. A final line without '\n' counts; an empty text has no lines.
+ */
+int text_each_line(const char *text,
+                   int (*fn)(void *ctx, unsigned line, const char *s,
+                             size_t len),
+                   void *ctx);
+
 #endif

@@ -223,23 +223,18 @@ static int parse_line(struct parser *p, const char *s, size_t len)
 	return 0;
 }
 
+/* One line of text_each_line(); the line number goes into error messages. */
+static int parse_one(void *ctx, unsigned line, const char *s, size_t len)
+{
+	struct parser *p = ctx;
+
+	p->line = line;
+	return parse_line(p, s, len);
+}
+
 static int parse_text(struct parser *p, const char *text)
 {
-	const char *s = text, *nl;
-	size_t len;
-	int rc;
-
-	for (p->line = 1; *s; p->line++) {
-		nl = strchr(s, '\n');
-		len = nl ? (size_t)(nl - s) : strlen(s);
-		rc = parse_line(p, s, len);
-		if (rc)
-			return rc;
-		if (!nl)
-			break;
-		s = nl + 1;
-	}
-	return 0;
+	return text_each_line(text, parse_one, p);
 }
 
 static int entry_cmp(const void *x, const void *y)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/rwlock.h"
 #include "broker/msg.h"
 
 #define TABLE_MIN 4
@@ -264,27 +265,6 @@ static void prune(struct retain *r, struct rnode *n)
 
 /* ---- public API ---- */
 
-/*
- * glibc's default rwlock prefers readers, so a steady stream of matches
- * could starve writers indefinitely; ask for writer preference. (Readers
- * then must never take the read lock twice, hence the callback rule.)
- */
-static int lock_init(pthread_rwlock_t *lock)
-{
-	pthread_rwlockattr_t attr;
-	int rc;
-
-	if (pthread_rwlockattr_init(&attr) != 0)
-		return -1;
-#ifdef __GLIBC__
-	pthread_rwlockattr_setkind_np(
-	        &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-	rc = pthread_rwlock_init(lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	return rc;
-}
-
 struct retain *retain_new(void)
 {
 	struct retain *r = calloc(1, sizeof(*r));
@@ -294,7 +274,7 @@ struct retain *retain_new(void)
 	r->root = node_new(NULL, "", 0, 0);
 	if (!r->root)
 		goto fail;
-	if (lock_init(&r->lock) != 0)
+	if (rwlock_init_writer_first(&r->lock) != 0)
 		goto fail;
 	return r;
 fail:

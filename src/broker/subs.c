@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/rwlock.h"
 
 #define SHARE_PREFIX     "$share/"
 #define SHARE_PREFIX_LEN 7
@@ -544,27 +545,6 @@ static bool share_split(const char **f, size_t *len, const char **group,
 
 /* ---- public API ---- */
 
-/*
- * glibc's default rwlock prefers readers, so a steady stream of matches
- * could starve writers indefinitely; ask for writer preference. (Readers
- * then must never take the read lock twice, hence the callback rule.)
- */
-static int lock_init(pthread_rwlock_t *lock)
-{
-	pthread_rwlockattr_t attr;
-	int rc;
-
-	if (pthread_rwlockattr_init(&attr) != 0)
-		return -1;
-#ifdef __GLIBC__
-	pthread_rwlockattr_setkind_np(
-	        &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-	rc = pthread_rwlock_init(lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	return rc;
-}
-
 struct subs *subs_new(void)
 {
 	struct subs *s = calloc(1, sizeof(*s));
@@ -574,7 +554,7 @@ struct subs *subs_new(void)
 	s->root = node_new(NULL, "", 0, 0);
 	if (!s->root)
 		goto fail;
-	if (lock_init(&s->lock) != 0)
+	if (rwlock_init_writer_first(&s->lock) != 0)
 		goto fail;
 	return s;
 fail:
