@@ -3,9 +3,8 @@
  * line into an entry holding the user, the hash type, the iteration count,
  * the raw salt and the raw 64-byte digest, then sorts the entries by user
  * so a check is a binary search followed by one hash computation and a
- * constant-time comparison. The hashing is OpenSSL's libcrypto: PBKDF2 for
- * "$7$", plain SHA-512 over password then salt for "$6$", exactly as
- * mosquitto_passwd computes them.
+ * constant-time comparison. Reading and computing one hash is
+ * base/pwhash.c, shared with `tern passwd`, which writes these files.
  */
 #include "broker/passwd.h"
 
@@ -17,30 +16,20 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/pwhash.h"
 
-#define DIGEST_LEN         64
-#define SALT_MAX           64
-#define NEW_SALT_LEN       12  /* what mosquitto_passwd writes */
-#define DEFAULT_ITERATIONS 101 /* mosquitto 2.0's default */
+#define DIGEST_LEN PWHASH_DIGEST_LEN
 
 /* Longest user name quoted back in an error message. */
 #define QUOTE_MAX 64
 
-enum hash_type { HASH_SHA512 = 6, HASH_PBKDF2 = 7 };
-
 struct entry {
 	char *user; /* owned */
 	size_t line;
-	enum hash_type type;
-	int iterations; /* $7$ only */
-	size_t saltlen;
-	uint8_t salt[SALT_MAX];
-	uint8_t digest[DIGEST_LEN];
+	struct pwhash h;
 };
 
 struct passwd_db {
@@ -86,95 +75,6 @@ void passwd_free(struct passwd_db *db)
 	free(db);
 }
 
-static bool is_b64(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
-/*
- * Decodes padded base64 into out (cap bytes). Returns the decoded length,
- * or -1 if s is not canonical-shaped base64 or does not fit. The checks
- * come first because EVP_DecodeBlock skips blanks, ignores padding in its
- * result and needs room for the padding bytes too.
- */
-static int b64_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-	uint8_t tmp[3 * (SALT_MAX > DIGEST_LEN ? SALT_MAX : DIGEST_LEN) / 2];
-	size_t pad = 0, n;
-
-	if (len == 0 || len % 4 || len / 4 * 3 > sizeof(tmp))
-		return -1;
-	if (s[len - 1] == '=')
-		pad = s[len - 2] == '=' ? 2 : 1;
-	for (size_t i = 0; i < len - pad; i++)
-		if (!is_b64(s[i]))
-			return -1;
-	n = len / 4 * 3;
-	if (n - pad > cap ||
-	    EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)len) != (int)n)
-		return -1;
-	memcpy(out, tmp, n - pad);
-	OPENSSL_cleanse(tmp, sizeof(tmp));
-	return (int)(n - pad);
-}
-
-/* Parses a positive decimal int of [s, s + len). */
-static bool parse_iterations(const char *s, size_t len, int *out)
-{
-	long v = 0;
-
-	if (len == 0 || len > 10)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < 1 || v > INT_MAX)
-		return false;
-	*out = (int)v;
-	return true;
-}
-
-/* Decodes "SALT$DIGEST" (both base64) into e. */
-static bool parse_salt_digest(const char *s, size_t len, struct entry *e)
-{
-	const char *d = memchr(s, '$', len);
-	int n;
-
-	if (!d)
-		return false;
-	n = b64_decode(s, (size_t)(d - s), e->salt, sizeof(e->salt));
-	if (n <= 0)
-		return false;
-	e->saltlen = (size_t)n;
-	d++;
-	n = b64_decode(d, len - (size_t)(d - s), e->digest, sizeof(e->digest));
-	return n == DIGEST_LEN;
-}
-
-/* Decodes the part after "user:" into e. */
-static bool parse_hash(const char *s, size_t len, struct entry *e)
-{
-	const char *d;
-
-	if (len > 3 && !memcmp(s, "$6$", 3)) {
-		e->type = HASH_SHA512;
-		return parse_salt_digest(s + 3, len - 3, e);
-	}
-	if (len <= 3 || memcmp(s, "$7$", 3))
-		return false;
-	e->type = HASH_PBKDF2;
-	s += 3;
-	len -= 3;
-	d = memchr(s, '$', len);
-	if (!d || !parse_iterations(s, (size_t)(d - s), &e->iterations))
-		return false;
-	d++;
-	return parse_salt_digest(d, len - (size_t)(d - s), e);
-}
-
 static int grow(struct passwd_db *db)
 {
 	size_t ncap = db->cap ? db->cap * 2 : 16;
@@ -213,7 +113,7 @@ static int parse_line(struct parser *p, const char *s, size_t len)
 	memset(e, 0, sizeof(*e));
 	e->line = p->line;
 	colon++;
-	if (!parse_hash(colon, len - (size_t)(colon - s), e))
+	if (!pwhash_parse(colon, len - (size_t)(colon - s), &e->h))
 		return fail(p, "malformed or unsupported password hash "
 		               "(expected $6$ or $7$)");
 	e->user = strndup(s, (size_t)(colon - 1 - s));
@@ -269,12 +169,12 @@ static void make_dummy(struct passwd_db *db)
 {
 	struct entry *d = &db->dummy;
 
-	d->type = HASH_PBKDF2;
-	d->iterations = DEFAULT_ITERATIONS;
-	d->saltlen = NEW_SALT_LEN;
+	d->h.type = PWHASH_PBKDF2;
+	d->h.iterations = PWHASH_ITERATIONS;
+	d->h.saltlen = PWHASH_SALT_LEN;
 	for (size_t i = 0; i < db->n; i++) {
-		if (db->v[i].type == HASH_PBKDF2) {
-			d->iterations = db->v[i].iterations;
+		if (db->v[i].h.type == PWHASH_PBKDF2) {
+			d->h.iterations = db->v[i].h.iterations;
 			break;
 		}
 	}
@@ -320,34 +220,11 @@ int passwd_load(const char *path, struct passwd_db **out, char *err,
 	return rc;
 }
 
-static bool sha512_salted(const uint8_t *pw, size_t len, const uint8_t *salt,
-                          size_t saltlen, uint8_t out[DIGEST_LEN])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int n = 0;
-	bool ok;
-
-	if (!ctx)
-		return false;
-	ok = EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, pw, len) == 1 &&
-	     EVP_DigestUpdate(ctx, salt, saltlen) == 1 &&
-	     EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == DIGEST_LEN;
-	EVP_MD_CTX_free(ctx);
-	return ok;
-}
-
 /* Computes e's digest of the password into out. */
 static bool hash_password(const struct entry *e, const uint8_t *pw, size_t len,
                           uint8_t out[DIGEST_LEN])
 {
-	if (!pw)
-		pw = (const uint8_t *)"";
-	if (e->type == HASH_SHA512)
-		return sha512_salted(pw, len, e->salt, e->saltlen, out);
-	return PKCS5_PBKDF2_HMAC((const char *)pw, (int)len, e->salt,
-	                         (int)e->saltlen, e->iterations, EVP_sha512(),
-	                         DIGEST_LEN, out) == 1;
+	return pwhash_compute(&e->h, pw, len, out);
 }
 
 static const struct entry *find(const struct passwd_db *db, const char *user)
@@ -383,8 +260,8 @@ bool passwd_check(const struct passwd_db *db, const char *user,
 		return false;
 	e = find(db, user);
 	ok = hash_password(e ? e : &db->dummy, password, len, got) &&
-	     CRYPTO_memcmp(got, e ? e->digest : db->dummy.digest, DIGEST_LEN) ==
-	             0;
+	     CRYPTO_memcmp(got, e ? e->h.digest : db->dummy.h.digest,
+	                   DIGEST_LEN) == 0;
 	OPENSSL_cleanse(got, sizeof(got));
 	return e && ok;
 }
@@ -397,29 +274,23 @@ static bool valid_new_user(const char *user)
 int passwd_make_line(const char *user, const char *password, int iterations,
                      char *out, size_t cap)
 {
-	struct entry e = {.type = HASH_PBKDF2, .saltlen = NEW_SALT_LEN};
-	char salt64[4 * ((NEW_SALT_LEN + 2) / 3) + 1];
-	char digest64[4 * ((DIGEST_LEN + 2) / 3) + 1];
-	size_t pwlen;
-	int n, rc = TERN_EIO;
+	struct pwhash h;
+	char text[PWHASH_TEXT_MAX];
+	int n, rc;
 
 	if (!valid_new_user(user) || !password || !out)
 		return TERN_EINVAL;
-	pwlen = strlen(password);
-	if (pwlen > INT_MAX)
-		return TERN_EINVAL;
-	e.iterations = iterations > 0 ? iterations : DEFAULT_ITERATIONS;
-	if (RAND_bytes(e.salt, NEW_SALT_LEN) != 1 ||
-	    !hash_password(&e, (const uint8_t *)password, pwlen, e.digest))
+	rc = pwhash_make(PWHASH_PBKDF2, iterations, password, &h);
+	if (rc == 0)
+		rc = pwhash_format(&h, text, sizeof(text));
+	pwhash_wipe(&h);
+	if (rc < 0)
 		goto done;
-	EVP_EncodeBlock((unsigned char *)salt64, e.salt, NEW_SALT_LEN);
-	EVP_EncodeBlock((unsigned char *)digest64, e.digest, DIGEST_LEN);
-	n = snprintf(out, cap, "%s:$7$%d$%s$%s", user, e.iterations, salt64,
-	             digest64);
+	n = snprintf(out, cap, "%s:%s", user, text);
 	rc = n < 0 ? TERN_EIO : (size_t)n >= cap ? TERN_ETOOBIG : n;
 done:
 	if (rc < 0 && cap)
 		out[0] = '\0'; /* never leave a truncated line behind */
-	OPENSSL_cleanse(&e, sizeof(e));
+	OPENSSL_cleanse(text, sizeof(text));
 	return rc;
 }
