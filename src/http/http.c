@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "base/error.h"
 
@@ -630,4 +631,182 @@ void http_ws_deflate_offer(const struct http_request *req, int max_bits,
 			}
 		}
 	}
+}
+
+/* The client side of the opening handshake (RFC 6455 §4.1). */
+
+int http_ws_client_key(char key[25])
+{
+	unsigned char raw[16];
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return TERN_EIO;
+	return EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw)) ==
+	                       WS_KEY_LEN
+	               ? 0
+	               : TERN_EIO;
+}
+
+/* Whether s may go into a request line or header value verbatim. */
+static bool plain(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7F)
+			return false;
+	return true;
+}
+
+int http_ws_client_request(char *out, size_t cap, const char *host, int port,
+                           const char *path, const char *key,
+                           const char *protocol)
+{
+	char hostport[300];
+	bool v6 = strchr(host, ':') != NULL;
+	int n;
+
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+	if (!plain(host) || !plain(path) || !plain(key) ||
+	    (protocol && !plain(protocol)) || path[0] != '/')
+		return TERN_EINVAL;
+	if (port)
+		n = snprintf(hostport, sizeof(hostport), "%s%s%s:%d",
+		             v6 ? "[" : "", host, v6 ? "]" : "", port);
+	else
+		n = snprintf(hostport, sizeof(hostport), "%s%s%s",
+		             v6 ? "[" : "", host, v6 ? "]" : "");
+	if (n < 0 || (size_t)n >= sizeof(hostport))
+		return TERN_ETOOBIG;
+	n = snprintf(out, cap,
+	             "GET %s HTTP/1.1\r\n"
+	             "Host: %s\r\n"
+	             "Upgrade: websocket\r\n"
+	             "Connection: Upgrade\r\n"
+	             "Sec-WebSocket-Key: %s\r\n"
+	             "Sec-WebSocket-Version: 13\r\n"
+	             "%s%s%s"
+	             "\r\n",
+	             path, hostport, key,
+	             protocol ? "Sec-WebSocket-Protocol: " : "",
+	             protocol ? protocol : "", protocol ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= cap)
+		return TERN_ETOOBIG;
+	return n;
+}
+
+/* status-line = HTTP-version SP status-code SP [ reason-phrase ] */
+static int parse_status_line(const char *p, size_t n, struct http_response *r)
+{
+	struct http_request v;
+	int rc;
+
+	/* A missing reason's SP is tolerated, as most clients do. */
+	if (n < 12 || p[8] != ' ' || (n > 12 && p[12] != ' '))
+		return TERN_EMALFORMED;
+	rc = parse_version(p, 8, &v);
+	if (rc < 0)
+		return rc;
+	r->minor = v.minor;
+	r->status = 0;
+	for (int i = 9; i < 12; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return TERN_EMALFORMED;
+		r->status = r->status * 10 + (p[i] - '0');
+	}
+	if (r->status < 100)
+		return TERN_EMALFORMED;
+	for (size_t i = 13; i < n; i++)
+		if (!is_field_char((unsigned char)p[i]))
+			return TERN_EMALFORMED;
+	r->reason = n > 13 ? (struct http_str){p + 13, n - 13}
+	                   : (struct http_str){p + n, 0};
+	return 0;
+}
+
+int http_parse_response(const char *buf, size_t len, struct http_response *r,
+                        struct http_header *headers, size_t max_headers)
+{
+	struct http_request hr;
+	size_t n, next;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->headers = headers;
+	rc = next_line(buf, len, 0, &n, &next);
+	if (rc < 0)
+		return rc;
+	rc = parse_status_line(buf, n, r);
+	if (rc < 0)
+		return rc;
+	/* The header fields follow the same grammar as a request's. */
+	memset(&hr, 0, sizeof(hr));
+	hr.headers = headers;
+	rc = parse_headers(buf, len, next, &hr, max_headers);
+	r->nheaders = hr.nheaders;
+	return rc;
+}
+
+/* A response viewed as a request, for the header helpers above. */
+static struct http_request as_request(const struct http_response *r)
+{
+	struct http_request q;
+
+	memset(&q, 0, sizeof(q));
+	q.headers = r->headers;
+	q.nheaders = r->nheaders;
+	return q;
+}
+
+const struct http_header *http_response_find(const struct http_response *r,
+                                             const char *name)
+{
+	struct http_request q = as_request(r);
+
+	return http_find(&q, name);
+}
+
+static int client_fail(const char **why, const char *s)
+{
+	*why = s;
+	return TERN_EPROTO;
+}
+
+int http_ws_client_check(const struct http_response *r, const char *key,
+                         const char *protocol, const char **why)
+{
+	struct http_request q = as_request(r);
+	const struct http_header *acc, *proto;
+	char want[29];
+
+	*why = NULL;
+	if (r->status != 101)
+		return client_fail(why, "server refused the WebSocket upgrade");
+	if (!any_list_has(&q, "Upgrade", "websocket"))
+		return client_fail(why, "no Upgrade: websocket in the answer");
+	if (!any_list_has(&q, "Connection", "upgrade"))
+		return client_fail(why, "no Connection: upgrade in the answer");
+	if (strlen(key) != WS_KEY_LEN ||
+	    !compute_accept((struct http_str){key, WS_KEY_LEN}, want))
+		return client_fail(why, "invalid Sec-WebSocket-Key");
+	acc = http_find(&q, "Sec-WebSocket-Accept");
+	if (acc == NULL || http_count(&q, "Sec-WebSocket-Accept") != 1 ||
+	    acc->value.len != 28 || memcmp(acc->value.p, want, 28) != 0)
+		return client_fail(why,
+		                   "wrong or missing Sec-WebSocket-Accept");
+	if (http_find(&q, "Sec-WebSocket-Extensions"))
+		return client_fail(why,
+		                   "server chose an extension not offered");
+	proto = http_find(&q, "Sec-WebSocket-Protocol");
+	if (protocol == NULL)
+		return proto ? client_fail(why, "server chose a subprotocol "
+		                                "not offered")
+		             : 0;
+	if (proto == NULL)
+		return client_fail(why, "server selected no subprotocol");
+	if (http_count(&q, "Sec-WebSocket-Protocol") != 1 ||
+	    proto->value.len != strlen(protocol) ||
+	    memcmp(proto->value.p, protocol, proto->value.len) != 0)
+		return client_fail(why,
+		                   "server chose a subprotocol not offered");
+	return 0;
 }

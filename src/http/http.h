@@ -106,4 +106,60 @@ struct ws_deflate {
 void http_ws_deflate_offer(const struct http_request *req, int max_bits,
                            struct ws_deflate *out);
 
+/*
+ * The client side of the WebSocket opening handshake (RFC 6455 §4.1), for
+ * libtern and the load generator. Pure except for the key's randomness.
+ */
+
+/* Writes a fresh Sec-WebSocket-Key (base64 of 16 random bytes, 24
+ * characters and a NUL) into key. Returns 0 or TERN_EIO. */
+int http_ws_client_key(char key[25]);
+
+/*
+ * Writes the upgrade request into out (capacity cap): GET `path` (e.g.
+ * "/mqtt", "/" if NULL or empty), Host `host` (an IPv6 literal is put in
+ * brackets; ":port" is added unless port is 0), the upgrade headers, key
+ * and Sec-WebSocket-Protocol `protocol` (e.g. "mqtt"; none if NULL).
+ * Returns its length (no NUL counted), TERN_ETOOBIG when cap is too small,
+ * or TERN_EINVAL when path, host or protocol hold a control character or
+ * space (they would break the request).
+ */
+int http_ws_client_request(char *out, size_t cap, const char *host, int port,
+                           const char *path, const char *key,
+                           const char *protocol);
+
+struct http_response {
+	int minor;                   /* HTTP/1.<minor> */
+	int status;                  /* 100..999 */
+	struct http_str reason;      /* may be empty */
+	struct http_header *headers; /* caller's array */
+	size_t nheaders;
+};
+
+/*
+ * Parses a response head at buf[0..len) (status line and header fields), in
+ * place, with the same rules and returns as http_parse_request(): the
+ * head's length when complete, TERN_EAGAIN, TERN_EMALFORMED, TERN_ETOOBIG,
+ * TERN_EVERSION.
+ */
+int http_parse_response(const char *buf, size_t len, struct http_response *r,
+                        struct http_header *headers, size_t max_headers);
+
+/* The first header of a response named `name` (case-insensitive), or NULL. */
+const struct http_header *http_response_find(const struct http_response *r,
+                                             const char *name);
+
+/*
+ * Checks the server's answer to our upgrade (RFC 6455 §4.1, client steps
+ * 1-6): status 101, Upgrade: websocket, Connection: upgrade,
+ * Sec-WebSocket-Accept matching `key`, no extension (we offered none), and
+ * Sec-WebSocket-Protocol equal to `protocol` (MQTT §6 requires the server
+ * to select the subprotocol, so its absence is an error too; with protocol
+ * NULL none may be present). Returns 0, or TERN_EPROTO with *why set to a
+ * static sentence (for a status other than 101 the caller may add r->status
+ * to its message).
+ */
+int http_ws_client_check(const struct http_response *r, const char *key,
+                         const char *protocol, const char **why);
+
 #endif

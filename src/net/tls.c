@@ -6,6 +6,7 @@
  */
 #include "net/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -31,6 +32,7 @@ struct tls_ctx {
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
+	char err[200];            /* why the handshake failed */
 	uint8_t wbuf[TLS_RECORD]; /* coalesced small writes */
 };
 
@@ -56,6 +58,8 @@ static int tls_fail_msg(char *err, size_t errlen, const char *what,
 	ERR_clear_error();
 	return TERN_ECONFIG;
 }
+
+static void tls_describe(struct tls_conn *t, int ssl_error);
 
 static int tls_password_cb(char *buf, int size, int rwflag, void *u)
 {
@@ -298,6 +302,47 @@ static enum tls_fail tls_classify(const struct tls_conn *t)
 	return TLSF_OTHER;
 }
 
+/* Puts a sentence on a failed handshake into t->err. */
+static void tls_describe(struct tls_conn *t, int ssl_error)
+{
+	long v = SSL_get_verify_result(t->ssl);
+	unsigned long e = ERR_peek_error();
+	char reason[160] = "";
+
+	if (v != X509_V_OK) {
+		snprintf(t->err, sizeof(t->err),
+		         "certificate verify failed: %s",
+		         X509_verify_cert_error_string(v));
+		return;
+	}
+	if (e) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+		snprintf(t->err, sizeof(t->err), "TLS handshake failed: %s",
+		         reason);
+	} else if (ssl_error == SSL_ERROR_SYSCALL ||
+	           ssl_error == SSL_ERROR_ZERO_RETURN) {
+		snprintf(t->err, sizeof(t->err),
+		         "TLS handshake failed: connection closed by peer");
+	} else {
+		snprintf(t->err, sizeof(t->err), "TLS handshake failed");
+	}
+}
+
+const char *tls_error(const struct tls_conn *t)
+{
+	return t->err[0] ? t->err : "no TLS error";
+}
+
+const uint8_t *tls_alpn_selected(const struct tls_conn *t, unsigned *len)
+{
+	const unsigned char *p = NULL;
+
+	SSL_get0_alpn_selected(t->ssl, &p, len);
+	if (p == NULL)
+		*len = 0;
+	return p;
+}
+
 int tls_handshake(struct tls_conn *t, bool *want_write, enum tls_fail *why)
 {
 	int rc, e;
@@ -316,6 +361,7 @@ int tls_handshake(struct tls_conn *t, bool *want_write, enum tls_fail *why)
 		return 0;
 	}
 	*why = tls_classify(t);
+	tls_describe(t, e);
 	ERR_clear_error();
 	return TERN_EIO;
 }
@@ -474,4 +520,135 @@ const char *tls_version_name(const struct tls_conn *t)
 const char *tls_sni(const struct tls_conn *t)
 {
 	return SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+/* Trust anchors, client certificate and policy of a client context. */
+static int tls_client_configure(struct tls_ctx *c,
+                                const struct tls_client_opts *o, char *err,
+                                size_t errlen)
+{
+	SSL_CTX *ssl = c->ssl;
+
+	if (tls_set_version(ssl, o->tls_version) != 0) {
+		snprintf(err, errlen,
+		         "tls_version '%s': use tlsv1.2 or tlsv1.3",
+		         o->tls_version);
+		return TERN_ECONFIG;
+	}
+	if (o->cafile || o->capath) {
+		if (SSL_CTX_load_verify_locations(ssl, o->cafile, o->capath) !=
+		    1)
+			return tls_fail_msg(err, errlen,
+			                    "cannot load cafile/capath",
+			                    o->cafile ? o->cafile : o->capath);
+	} else if (SSL_CTX_set_default_verify_paths(ssl) != 1) {
+		return tls_fail_msg(err, errlen,
+		                    "cannot load the system trust store", NULL);
+	}
+	if (o->certfile) {
+		const char *key = o->keyfile ? o->keyfile : o->certfile;
+
+		if (SSL_CTX_use_certificate_chain_file(ssl, o->certfile) != 1)
+			return tls_fail_msg(err, errlen, "cannot load certfile",
+			                    o->certfile);
+		SSL_CTX_set_default_passwd_cb(ssl, tls_password_cb);
+		SSL_CTX_set_default_passwd_cb_userdata(
+		        ssl, (void *)o->keyfile_password);
+		if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) !=
+		    1) {
+			struct tls_opts so = {.keyfile_password =
+			                              o->keyfile_password};
+
+			return tls_fail_msg(err, errlen, tls_key_error(&so),
+			                    key);
+		}
+		if (SSL_CTX_check_private_key(ssl) != 1)
+			return tls_fail_msg(err, errlen,
+			                    "keyfile does not match certfile",
+			                    key);
+	} else if (o->keyfile) {
+		snprintf(err, errlen, "a TLS keyfile needs a certfile");
+		return TERN_ECONFIG;
+	}
+	SSL_CTX_set_verify(
+	        ssl, o->no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+	if (o->alpn_len &&
+	    SSL_CTX_set_alpn_protos(ssl, (const unsigned char *)o->alpn,
+	                            (unsigned)o->alpn_len) != 0) {
+		snprintf(err, errlen, "invalid ALPN list");
+		return TERN_ECONFIG;
+	}
+	return 0;
+}
+
+int tls_client_ctx_new(const struct tls_client_opts *o, struct tls_ctx **out,
+                       char *err, size_t errlen)
+{
+	struct tls_ctx *c = calloc(1, sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	if (!c)
+		return TERN_ENOMEM;
+	atomic_init(&c->refs, 1);
+	ERR_clear_error();
+	c->ssl = SSL_CTX_new(TLS_client_method());
+	if (!c->ssl) {
+		free(c);
+		return tls_fail_msg(err, errlen, "cannot create TLS context",
+		                    NULL);
+	}
+	SSL_CTX_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION |
+	                                    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	rc = tls_client_configure(c, o, err, errlen);
+	if (rc != 0) {
+		tls_ctx_unref(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Hostname (or IP address) the server's certificate must match. */
+static int tls_set_peer(SSL *ssl, const char *host, bool verify_host)
+{
+	unsigned char addr[16];
+	bool ip = inet_pton(AF_INET, host, addr) == 1 ||
+	          inet_pton(AF_INET6, host, addr) == 1;
+
+	/* RFC 6066 §3: SNI carries names, never address literals. */
+	if (!ip && SSL_set_tlsext_host_name(ssl, host) != 1)
+		return -1;
+	if (!verify_host)
+		return 0;
+	if (ip)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		                                     host) == 1
+		               ? 0
+		               : -1;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(ssl, host) == 1 ? 0 : -1;
+}
+
+struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
+                                     const char *host, bool verify_host)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	ERR_clear_error();
+	t->ssl = SSL_new(ctx->ssl);
+	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1 ||
+	    (host && tls_set_peer(t->ssl, host, verify_host) != 0)) {
+		SSL_free(t->ssl);
+		free(t);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_connect_state(t->ssl);
+	t->ctx = tls_ctx_ref(ctx);
+	return t;
 }

@@ -65,6 +65,50 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx, int fd);
 void tls_conn_free(struct tls_conn *t);
 
 /*
+ * Client side (libtern, the load generator). A client context carries the
+ * trust anchors, the optional client certificate and the policy.
+ */
+struct tls_client_opts {
+	const char *cafile;   /* PEM bundle; with capath NULL too: the */
+	const char *capath;   /* system's default trust store */
+	const char *certfile; /* client certificate (mutual TLS), or NULL */
+	const char *keyfile;  /* its key; NULL = in certfile */
+	const char *keyfile_password;
+	const char *tls_version; /* minimum: "tlsv1.2" (default), "tlsv1.3" */
+	const char *alpn;        /* wire-format list, e.g. "\4mqtt" */
+	size_t alpn_len;
+	bool no_verify; /* do not verify the server's chain (testing only) */
+};
+
+/*
+ * Builds a client context. Verification of the server's certificate chain
+ * is on unless no_verify. Returns 0 and *out (one reference), or
+ * TERN_ECONFIG with a sentence in err.
+ */
+int tls_client_ctx_new(const struct tls_client_opts *o, struct tls_ctx **out,
+                       char *err, size_t errlen);
+
+/*
+ * Starts client-side TLS on a connected fd. `host` (may be NULL) is sent
+ * as SNI when it is a name, and, when verify_host is set, the server's
+ * certificate must match it (DNS name, or IP address for a literal). The
+ * handshake is then driven by tls_handshake(). NULL when out of memory or
+ * when host cannot be set.
+ */
+struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
+                                     const char *host, bool verify_host);
+
+/*
+ * After a failed tls_handshake(): a sentence on why, such as
+ * "certificate verify failed: self-signed certificate in certificate
+ * chain" or "hostname mismatch". Valid until the next call on t.
+ */
+const char *tls_error(const struct tls_conn *t);
+
+/* The ALPN protocol the peer selected (*len 0 when none). */
+const uint8_t *tls_alpn_selected(const struct tls_conn *t, unsigned *len);
+
+/*
  * Advances the handshake. Returns 1 when done, 0 when it needs more I/O
  * (*want_write tells whether to wait for EPOLLOUT too), or <0 on failure
  * with *why set.

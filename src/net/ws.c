@@ -15,6 +15,7 @@
 #include "net/ws.h"
 
 #include <string.h>
+#include <sys/random.h>
 
 #include "base/error.h"
 #include "base/utf8.h"
@@ -31,6 +32,12 @@ void ws_decoder_init(struct ws_decoder *d, uint64_t max_message)
 {
 	memset(d, 0, sizeof(*d));
 	d->max_message = max_message;
+}
+
+void ws_decoder_init_client(struct ws_decoder *d, uint64_t max_message)
+{
+	ws_decoder_init(d, max_message);
+	d->client = true;
 }
 
 /*
@@ -113,7 +120,8 @@ static int check_base(const struct ws_decoder *d, uint16_t *cc)
 	if ((b0 & WS_RSV1) &&
 	    (!d->compression || is_control(op) || op == WS_OP_CONT))
 		return fail(cc, WS_CLOSE_PROTOCOL, TERN_EPROTO);
-	if (!(b1 & WS_MASKED))
+	/* Clients mask every frame, servers none (RFC 6455 §5.1). */
+	if (!(b1 & WS_MASKED) != d->client)
 		return fail(cc, WS_CLOSE_PROTOCOL, TERN_EPROTO);
 	if (is_control(op)) {
 		if (!(b0 & WS_FIN) || (b1 & WS_LEN7) > WS_MAX_CONTROL)
@@ -129,16 +137,20 @@ static int check_base(const struct ws_decoder *d, uint16_t *cc)
 	return 0;
 }
 
-/* Full header size once the first two bytes are known: 6, 8 or 14. */
+/*
+ * Full header size once the first two bytes are known: 6, 8 or 14 with a
+ * mask (client frames), 2, 4 or 10 without (server frames).
+ */
 static size_t header_size(const uint8_t *hdr)
 {
 	uint8_t len7 = hdr[1] & WS_LEN7;
+	size_t mask = hdr[1] & WS_MASKED ? 4 : 0;
 
 	if (len7 == 126)
-		return 2 + 2 + 4;
+		return 2 + 2 + mask;
 	if (len7 == 127)
-		return 2 + 8 + 4;
-	return 2 + 4;
+		return 2 + 8 + mask;
+	return 2 + mask;
 }
 
 static uint64_t payload_len(const uint8_t *hdr)
@@ -183,7 +195,11 @@ static int start_frame(struct ws_decoder *d, uint16_t *cc)
 
 	d->opcode = d->hdr[0] & WS_OPCODE;
 	d->fin = d->hdr[0] & WS_FIN;
-	memcpy(d->mask, d->hdr + hs - 4, 4);
+	/* An all-zero mask makes the unmasking pass a plain move. */
+	if (d->hdr[1] & WS_MASKED)
+		memcpy(d->mask, d->hdr + hs - 4, 4);
+	else
+		memset(d->mask, 0, 4);
 	d->hdr_len = 0;
 	if (n >> 63)
 		return fail(cc, WS_CLOSE_TOO_BIG, TERN_ETOOBIG);
@@ -372,4 +388,34 @@ size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason,
 	if (reason_len)
 		memcpy(out + n, reason, reason_len);
 	return n + reason_len;
+}
+
+size_t ws_client_header(uint8_t *out, uint8_t opcode, uint64_t len,
+                        const uint8_t mask[4])
+{
+	size_t n = ws_header(out, opcode, len);
+
+	out[1] |= WS_MASKED;
+	memcpy(out + n, mask, 4);
+	return n + 4;
+}
+
+size_t ws_client_control(uint8_t *out, uint8_t opcode, const uint8_t *p,
+                         size_t len, const uint8_t mask[4])
+{
+	size_t n;
+
+	if (len > WS_MAX_CONTROL)
+		len = WS_MAX_CONTROL;
+	n = ws_client_header(out, opcode, len, mask);
+	if (len) {
+		memcpy(out + n, p, len);
+		ws_unmask(out + n, len, mask, 0);
+	}
+	return n + len;
+}
+
+int ws_random_mask(uint8_t mask[4])
+{
+	return getrandom(mask, 4, 0) == 4 ? 0 : TERN_EIO;
 }

@@ -59,6 +59,9 @@ struct ws_decoder {
 	uint64_t max_message; /* largest binary message (sum of fragments) */
 	bool compression;     /* permessage-deflate: RSV1 marks a compressed
 	                       * message (on its first frame only) */
+	bool client;          /* decoding server frames (we are the client):
+	                       * frames must be unmasked, masked ones are
+	                       * refused (RFC 6455 §5.1) */
 
 	/*
 	 * Output bytes of the open compressed message so far, always the
@@ -92,6 +95,14 @@ struct ws_decoder {
 
 /* Prepares a decoder; max_message 0 means no limit; compression off. */
 void ws_decoder_init(struct ws_decoder *d, uint64_t max_message);
+
+/*
+ * Prepares a decoder for the client side of a connection: it decodes the
+ * server's frames, which must not be masked. Everything else (limits,
+ * events, errors) is as for ws_decoder_init(); the "unmasked client frame"
+ * error becomes "masked server frame".
+ */
+void ws_decoder_init_client(struct ws_decoder *d, uint64_t max_message);
 
 /*
  * Decodes client bytes buf[0..len), in place: the unmasked payload bytes of
@@ -141,6 +152,34 @@ size_t ws_header_size(uint64_t len);
  */
 size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason,
                       size_t reason_len);
+
+/* Largest header ws_client_header() writes (10 + the 4-byte mask). */
+#define WS_MAX_CLIENT_HEADER 14
+
+/*
+ * Writes the header of a masked client frame with FIN set, `opcode`, a
+ * payload of `len` bytes and the masking key `mask` into out (at least
+ * WS_MAX_CLIENT_HEADER bytes). Returns the header size: 6, 8 or 14. The
+ * caller masks the payload with ws_unmask(payload, len, mask, 0) (masking
+ * and unmasking are the same XOR). RFC 6455 §5.3 wants a fresh,
+ * unpredictable mask per frame: see ws_random_mask().
+ */
+size_t ws_client_header(uint8_t *out, uint8_t opcode, uint64_t len,
+                        const uint8_t mask[4]);
+
+/*
+ * Writes a whole masked client control frame (ping, pong or close) with
+ * payload p[0..len) (len <= 125) into out, which must hold
+ * WS_MAX_CLIENT_HEADER + len bytes. Returns its size.
+ */
+size_t ws_client_control(uint8_t *out, uint8_t opcode, const uint8_t *p,
+                         size_t len, const uint8_t mask[4]);
+
+/*
+ * Fills mask with 4 bytes from the kernel's random source (getrandom(2)).
+ * The one function here that is not pure; returns 0 or TERN_EIO.
+ */
+int ws_random_mask(uint8_t mask[4]);
 
 /*
  * XORs p[0..len) with the mask, starting `offset` bytes into the payload;

@@ -4,7 +4,10 @@
  * the head it reports, a complete head must parse the same with more bytes
  * after it and be "need more" when cut short, and the upgrade check must
  * give one of its documented statuses, with a 28-character accept value
- * and a subprotocol from the request on 101.
+ * and a subprotocol from the request on 101. The same bytes are parsed as
+ * a response head (the client side of the upgrade) with the same
+ * properties, and the client's check of a 101 must not accept a response
+ * that lacks the accept value for its key.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -89,13 +92,50 @@ static void check_deflate(const struct http_request *req)
 	CHECK(strncmp(d.response, base, sizeof(base) - 1) == 0);
 }
 
+/* The bytes as the server's answer to our upgrade. */
+static void check_response(const char *buf, size_t size)
+{
+	static struct http_header hdrs[MAX_HEADERS], again[MAX_HEADERS];
+	struct http_response r, r2;
+	const char *why = NULL;
+	int rc = http_parse_response(buf, size, &r, hdrs, MAX_HEADERS);
+
+	CHECK(rc == TERN_EAGAIN || rc == TERN_EMALFORMED ||
+	      rc == TERN_ETOOBIG || rc == TERN_EVERSION || rc > 0);
+	if (rc <= 0)
+		return;
+	CHECK((size_t)rc <= size);
+	CHECK(r.status >= 100 && r.status <= 999);
+	CHECK(r.nheaders <= MAX_HEADERS);
+	for (size_t i = 0; i < r.nheaders; i++) {
+		inside(r.headers[i].name, buf, (size_t)rc);
+		inside(r.headers[i].value, buf, (size_t)rc);
+	}
+	if (http_ws_client_check(&r, "dGhlIHNhbXBsZSBub25jZQ==", "mqtt",
+	                         &why) == 0) {
+		const struct http_header *a =
+		        http_response_find(&r, "Sec-WebSocket-Accept");
+
+		CHECK(r.status == 101 && why == NULL && a != NULL);
+		CHECK(a->value.len == 28 &&
+		      memcmp(a->value.p, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", 28) ==
+		              0);
+	} else {
+		CHECK(why != NULL);
+	}
+	CHECK(http_parse_response(buf, (size_t)rc - 1, &r2, again,
+	                          MAX_HEADERS) == TERN_EAGAIN);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct http_header hdrs[MAX_HEADERS], again[MAX_HEADERS];
 	const char *buf = (const char *)data;
 	struct http_request req, req2;
-	int rc = http_parse_request(buf, size, &req, hdrs, MAX_HEADERS);
+	int rc;
 
+	check_response(buf, size);
+	rc = http_parse_request(buf, size, &req, hdrs, MAX_HEADERS);
 	CHECK(rc == TERN_EAGAIN || rc == TERN_EMALFORMED ||
 	      rc == TERN_ETOOBIG || rc == TERN_EVERSION || rc > 0);
 	if (rc <= 0)

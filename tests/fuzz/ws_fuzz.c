@@ -1,7 +1,9 @@
 /*
  * libFuzzer target for the WebSocket decoder (src/net/ws.c). The input is
- * client bytes; its first byte picks the limit and whether compressed
- * messages (RSV1, permessage-deflate) are allowed, and seeds the chunking. The
+ * client bytes (or, with bit 3 of the first byte, server bytes decoded in
+ * client mode, as libtern does); its first byte picks the limit and whether
+ * compressed messages (RSV1, permessage-deflate) are allowed, and seeds
+ * the chunking. The
  * bytes are decoded twice, the way the broker does (append a chunk to a
  * read buffer, decode in place, take the output away): once in one piece
  * and once in random chunks. Both runs must keep out <= in and consume all
@@ -76,14 +78,17 @@ static int drain(struct ws_decoder *d, uint8_t *rb, size_t fill, size_t *in,
 }
 
 static void one_run(const uint8_t *data, size_t size, uint64_t max,
-                    bool compression, uint32_t seed, struct run *r)
+                    bool compression, bool client, uint32_t seed, struct run *r)
 {
 	uint8_t *rb = malloc(size ? size : 1);
 	struct ws_decoder d;
 	size_t pos = 0;
 
 	CHECK(rb && r->stream);
-	ws_decoder_init(&d, max);
+	if (client)
+		ws_decoder_init_client(&d, max);
+	else
+		ws_decoder_init(&d, max);
 	d.compression = compression;
 	r->rc = 0;
 	r->len = 0;
@@ -110,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t limits[4] = {0, 1, 125, 4096};
 	struct run whole, chunked;
-	bool compression;
+	bool compression, client;
 	uint64_t max;
 	uint32_t seed;
 
@@ -118,13 +123,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	max = limits[data[0] & 3];
 	compression = data[0] & 4;
+	client = data[0] & 8;
 	seed = data[0] | 1u;
 	data++;
 	size--;
 	whole.stream = malloc(size + 1);
 	chunked.stream = malloc(size + 1);
-	one_run(data, size, max, compression, 0, &whole);
-	one_run(data, size, max, compression, seed, &chunked);
+	one_run(data, size, max, compression, client, 0, &whole);
+	one_run(data, size, max, compression, client, seed, &chunked);
 	CHECK(whole.rc == chunked.rc);
 	if (whole.rc < 0)
 		CHECK(whole.cc == chunked.cc);

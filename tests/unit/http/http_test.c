@@ -648,6 +648,166 @@ static void test_deflate_first_acceptable(void **state)
 	assert_true(d.on);
 }
 
+/* ------------------------------------------------------------------ */
+/* The client side of the handshake */
+
+/* Our request is one the server side accepts, with our key. */
+static void test_client_request_accepted(void **state)
+{
+	char key[25], out[512];
+	struct ws_upgrade u;
+	int n;
+
+	(void)state;
+	assert_int_equal(http_ws_client_key(key), 0);
+	assert_int_equal(strlen(key), 24);
+	n = http_ws_client_request(out, sizeof(out), "broker.example", 8083,
+	                           "/mqtt", key, "mqtt");
+	assert_true(n > 0);
+	assert_int_equal((size_t)n, strlen(out));
+	u = upgrade(out, "mqtt");
+	assert_int_equal(u.status, 101);
+	str_eq(u.subprotocol, "mqtt");
+	str_eq(req.path, "/mqtt");
+	str_eq(http_find(&req, "Host")->value, "broker.example:8083");
+	str_eq(http_find(&req, "Sec-WebSocket-Key")->value, key);
+}
+
+static void test_client_request_host_forms(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_true(http_ws_client_request(out, sizeof(out), "::1", 8084, "",
+	                                   KEY, NULL) > 0);
+	assert_int_equal(parse(out), (int)strlen(out));
+	str_eq(http_find(&req, "Host")->value, "[::1]:8084");
+	str_eq(req.target, "/");
+	assert_null(http_find(&req, "Sec-WebSocket-Protocol"));
+	assert_true(http_ws_client_request(out, sizeof(out), "h", 0, "/a?b=c",
+	                                   KEY, "mqtt") > 0);
+	assert_int_equal(parse(out), (int)strlen(out));
+	str_eq(http_find(&req, "Host")->value, "h");
+	str_eq(req.target, "/a?b=c");
+	/* Bytes that would split the request are refused. */
+	assert_int_equal(http_ws_client_request(out, sizeof(out), "h", 0,
+	                                        "/a b", KEY, "mqtt"),
+	                 TERN_EINVAL);
+	assert_int_equal(http_ws_client_request(out, sizeof(out), "h\r\nX: y",
+	                                        0, "/", KEY, "mqtt"),
+	                 TERN_EINVAL);
+	assert_int_equal(http_ws_client_request(out, sizeof(out), "h", 0,
+	                                        "mqtt", KEY, "mqtt"),
+	                 TERN_EINVAL);
+	assert_int_equal(
+	        http_ws_client_request(out, 40, "h", 0, "/", KEY, "mqtt"),
+	        TERN_ETOOBIG);
+}
+
+static struct http_response resp;
+
+static int check(const char *head, const char **why)
+{
+	int n = http_parse_response(head, strlen(head), &resp, hdrs,
+	                            MAX_HEADERS);
+
+	assert_int_equal(n, (int)strlen(head));
+	return http_ws_client_check(&resp, KEY, "mqtt", why);
+}
+
+#define GOOD_101                                                               \
+	"HTTP/1.1 101 Switching Protocols\r\n"                                 \
+	"Upgrade: websocket\r\nConnection: Upgrade\r\n"                        \
+	"Sec-WebSocket-Accept: " ACCEPT "\r\n"
+
+static void test_client_response_ok(void **state)
+{
+	const char *why = "x";
+
+	(void)state;
+	assert_int_equal(
+	        check(GOOD_101 "Sec-WebSocket-Protocol: mqtt\r\n\r\n", &why),
+	        0);
+	assert_null(why);
+	assert_int_equal(resp.status, 101);
+	assert_int_equal(resp.minor, 1);
+	str_eq(resp.reason, "Switching Protocols");
+	str_eq(http_response_find(&resp, "upgrade")->value, "websocket");
+}
+
+static void test_client_response_refused(void **state)
+{
+	static const char *bad[] = {
+	        /* not 101 */
+	        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+	        /* wrong accept */
+	        "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+	        "Connection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n"
+	        "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+	        /* missing accept */
+	        "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+	        "Connection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+	        /* no subprotocol selected */
+	        GOOD_101 "\r\n",
+	        /* another subprotocol */
+	        GOOD_101 "Sec-WebSocket-Protocol: mqttv3.1\r\n\r\n",
+	        /* an extension we never offered */
+	        GOOD_101 "Sec-WebSocket-Protocol: mqtt\r\n"
+	                 "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+	        /* no Upgrade */
+	        "HTTP/1.1 101 OK\r\nConnection: Upgrade\r\n"
+	        "Sec-WebSocket-Accept: " ACCEPT "\r\n"
+	        "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+	        /* no Connection */
+	        "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n"
+	        "Sec-WebSocket-Accept: " ACCEPT "\r\n"
+	        "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *why = NULL;
+		int rc = check(bad[i], &why);
+
+		if (rc != TERN_EPROTO || why == NULL)
+			fail_msg("case %zu: rc %d", i, rc);
+	}
+	assert_int_equal(resp.status, 101);
+}
+
+static void test_client_response_parse(void **state)
+{
+	static const char ok[] = GOOD_101 "\r\n";
+	struct http_response r;
+
+	(void)state;
+	/* Every proper prefix needs more. */
+	for (size_t i = 0; i < sizeof(ok) - 1; i++)
+		assert_int_equal(
+		        http_parse_response(ok, i, &r, hdrs, MAX_HEADERS),
+		        TERN_EAGAIN);
+	assert_int_equal(http_parse_response("HTTP/1.1 101\r\n\r\n", 16, &r,
+	                                     hdrs, MAX_HEADERS),
+	                 16);
+	assert_int_equal(r.reason.len, 0);
+	assert_int_equal(http_parse_response("HTTP/2.0 101 x\r\n\r\n", 18, &r,
+	                                     hdrs, MAX_HEADERS),
+	                 TERN_EVERSION);
+	assert_int_equal(http_parse_response("HTTP/1.1 1x1 x\r\n\r\n", 18, &r,
+	                                     hdrs, MAX_HEADERS),
+	                 TERN_EMALFORMED);
+	assert_int_equal(http_parse_response("HTTP/1.1  101 x\r\n\r\n", 19, &r,
+	                                     hdrs, MAX_HEADERS),
+	                 TERN_EMALFORMED);
+	assert_int_equal(http_parse_response("HTTP/1.1 101 x\r\n x: y\r\n\r\n",
+	                                     25, &r, hdrs, MAX_HEADERS),
+	                 TERN_EMALFORMED);
+	assert_int_equal(http_parse_response("HTTP/1.1 101 x\r\nA: 1\r\n"
+	                                     "B: 2\r\n\r\n",
+	                                     30, &r, hdrs, 1),
+	                 TERN_ETOOBIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -673,6 +833,11 @@ int main(void)
 	        cmocka_unit_test(test_deflate_window_bits),
 	        cmocka_unit_test(test_deflate_declined),
 	        cmocka_unit_test(test_deflate_first_acceptable),
+	        cmocka_unit_test(test_client_request_accepted),
+	        cmocka_unit_test(test_client_request_host_forms),
+	        cmocka_unit_test(test_client_response_ok),
+	        cmocka_unit_test(test_client_response_refused),
+	        cmocka_unit_test(test_client_response_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

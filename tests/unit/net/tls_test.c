@@ -57,6 +57,7 @@ static struct {
 	struct ident nul_cn;
 	char ca_pem[128], server_pem[128], server_key[128];
 	char server_key_enc[128], alice_key[128], crl_pem[128];
+	char alice_pem[128];
 } pki;
 
 /* A client's side of a test connection. */
@@ -226,6 +227,8 @@ static int group_setup(void **state)
 	         "server-enc.key", pki.server.key, PASSWORD);
 	save_key(pki.alice_key, sizeof(pki.alice_key), "alice.key",
 	         pki.alice.key, NULL);
+	save_cert(pki.alice_pem, sizeof(pki.alice_pem), "alice.pem",
+	          pki.alice.cert);
 	save_crl();
 	return 0;
 }
@@ -234,7 +237,8 @@ static int group_teardown(void **state)
 {
 	const char *files[] = {pki.ca_pem,     pki.server_pem,
 	                       pki.server_key, pki.server_key_enc,
-	                       pki.alice_key,  pki.crl_pem};
+	                       pki.alice_key,  pki.crl_pem,
+	                       pki.alice_pem};
 	struct ident *ids[] = {&pki.ca,     &pki.other_ca, &pki.server,
 	                       &pki.alice,  &pki.bob,      &pki.expired,
 	                       &pki.nul_cn, &pki.stranger};
@@ -997,6 +1001,211 @@ static void test_ctx_refcount(void **state)
 	pair_close(&p);
 }
 
+/* --- the client side: tls_client_ctx_new, tls_client_conn_new ---------- */
+
+/* Both ends are tern's: a client tls_conn against a server tls_conn. */
+struct cpair {
+	int sfd, cfd;
+	struct tls_ctx *sctx, *cctx;
+	struct tls_conn *s, *c;
+};
+
+static void cpair_open(struct cpair *p, const struct tls_opts *so,
+                       const struct tls_client_opts *co, const char *host,
+                       bool verify_host)
+{
+	char err[512] = "";
+	int sv[2], rc;
+
+	memset(p, 0, sizeof(*p));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	p->sfd = sv[0];
+	p->cfd = sv[1];
+	set_nonblock(p->sfd);
+	set_nonblock(p->cfd);
+	p->sctx = server_ctx(so);
+	p->s = tls_conn_new(p->sctx, p->sfd);
+	assert_non_null(p->s);
+	rc = tls_client_ctx_new(co, &p->cctx, err, sizeof(err));
+	if (rc != 0)
+		fail_msg("tls_client_ctx_new: %d %s", rc, err);
+	p->c = tls_client_conn_new(p->cctx, p->cfd, host, verify_host);
+	assert_non_null(p->c);
+}
+
+static void cpair_close(struct cpair *p)
+{
+	tls_conn_free(p->s);
+	tls_conn_free(p->c);
+	tls_ctx_unref(p->sctx);
+	tls_ctx_unref(p->cctx);
+	close(p->cfd);
+	close(p->sfd);
+	ERR_clear_error();
+}
+
+/* Drives both handshakes; returns 1 when both finish, or the client's
+ * negative code when it fails (0 when stuck). */
+static int cpair_handshake(struct cpair *p)
+{
+	bool cdone = false, sdone = false, sfailed = false, ww;
+	enum tls_fail why;
+	int rc;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		if (!cdone) {
+			rc = tls_handshake(p->c, &ww, &why);
+			if (rc < 0)
+				return rc;
+			cdone = rc == 1;
+		}
+		if (!sdone && !sfailed) {
+			rc = tls_handshake(p->s, &ww, &why);
+			sfailed = rc < 0;
+			sdone = rc == 1;
+		}
+		if (cdone && sdone)
+			return 1;
+		if (cdone && sfailed)
+			return 0;
+	}
+	return 0;
+}
+
+static void test_client_verify_ok(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem,
+	                             .alpn = MQTT_ALPN,
+	                             .alpn_len = sizeof(MQTT_ALPN) - 1};
+	struct cpair p;
+	const uint8_t *sel;
+	unsigned len = 0;
+	uint8_t buf[8];
+	struct iovec iov = {.iov_base = "hello", .iov_len = 5};
+	bool wr;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "localhost", true);
+	assert_int_equal(cpair_handshake(&p), 1);
+	assert_string_equal(tls_sni(p.s), "localhost");
+	sel = tls_alpn_selected(p.c, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(sel, "mqtt", 4);
+	assert_int_equal(tls_writev(p.c, &iov, 1, &wr), 5);
+	assert_int_equal(tls_read(p.s, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	cpair_close(&p);
+}
+
+static void test_client_hostname_mismatch(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem};
+	struct cpair p;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "example.com", true);
+	assert_int_equal(cpair_handshake(&p), TERN_EIO);
+	if (strstr(tls_error(p.c), "hostname mismatch") == NULL)
+		fail_msg("error: %s", tls_error(p.c));
+	cpair_close(&p);
+}
+
+/* insecure: the chain is still verified, the name is not. */
+static void test_client_insecure_skips_hostname(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem};
+	struct cpair p;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "example.com", false);
+	assert_int_equal(cpair_handshake(&p), 1);
+	cpair_close(&p);
+}
+
+static void test_client_unknown_ca(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {0}; /* the system store */
+	struct cpair p;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "localhost", true);
+	assert_int_equal(cpair_handshake(&p), TERN_EIO);
+	if (strstr(tls_error(p.c), "certificate verify failed") == NULL)
+		fail_msg("error: %s", tls_error(p.c));
+	cpair_close(&p);
+}
+
+static void test_client_no_verify(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.no_verify = true};
+	struct cpair p;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "example.com", false);
+	assert_int_equal(cpair_handshake(&p), 1);
+	cpair_close(&p);
+}
+
+static void test_client_mtls(void **state)
+{
+	struct tls_opts so = mtls_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem,
+	                             .certfile = pki.alice_pem,
+	                             .keyfile = pki.alice_key};
+	struct cpair p;
+	char cn[64];
+
+	(void)state;
+	cpair_open(&p, &so, &co, "localhost", true);
+	assert_int_equal(cpair_handshake(&p), 1);
+	assert_int_equal(tls_peer_cn(p.s, cn, sizeof(cn)), 0);
+	assert_string_equal(cn, "alice");
+	cpair_close(&p);
+}
+
+static void test_client_min_version(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem,
+	                             .tls_version = "tlsv1.3"};
+	struct cpair p;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "localhost", true);
+	assert_int_equal(cpair_handshake(&p), 1);
+	assert_string_equal(tls_version_name(p.c), "TLSv1.3");
+	cpair_close(&p);
+}
+
+static void test_client_ctx_errors(void **state)
+{
+	struct tls_client_opts co = {.cafile = "/nonexistent/ca.pem"};
+	struct tls_ctx *c = NULL;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(tls_client_ctx_new(&co, &c, err, sizeof(err)),
+	                 TERN_ECONFIG);
+	assert_null(c);
+	assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+	co = (struct tls_client_opts){.keyfile = pki.alice_key};
+	assert_int_equal(tls_client_ctx_new(&co, &c, err, sizeof(err)),
+	                 TERN_ECONFIG);
+	co = (struct tls_client_opts){.certfile = pki.alice_pem,
+	                              .keyfile = pki.server_key};
+	assert_int_equal(tls_client_ctx_new(&co, &c, err, sizeof(err)),
+	                 TERN_ECONFIG);
+	assert_non_null(strstr(err, "does not match"));
+	co = (struct tls_client_opts){.tls_version = "sslv3"};
+	assert_int_equal(tls_client_ctx_new(&co, &c, err, sizeof(err)),
+	                 TERN_ECONFIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1024,6 +1233,14 @@ int main(void)
 	        cmocka_unit_test(test_ctx_errors),
 	        cmocka_unit_test(test_ctx_encrypted_key),
 	        cmocka_unit_test(test_ctx_refcount),
+	        cmocka_unit_test(test_client_verify_ok),
+	        cmocka_unit_test(test_client_hostname_mismatch),
+	        cmocka_unit_test(test_client_insecure_skips_hostname),
+	        cmocka_unit_test(test_client_unknown_ca),
+	        cmocka_unit_test(test_client_no_verify),
+	        cmocka_unit_test(test_client_mtls),
+	        cmocka_unit_test(test_client_min_version),
+	        cmocka_unit_test(test_client_ctx_errors),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -992,6 +993,164 @@ static void test_compressed_stream_chunkings(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Client mode: masked frames out, unmasked server frames in */
+
+/* A client frame of every length form, decoded by the server decoder. */
+static void test_client_frames_round_trip(void **state)
+{
+	static const size_t lens[] = {0, 1, 125, 126, 65535, 65536};
+	static uint8_t buf[65536 + WS_MAX_CLIENT_HEADER];
+	const uint8_t mask[4] = {0xA1, 0x00, 0x5C, 0xFF};
+	struct ws_decoder d;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		size_t n = lens[i], h;
+		struct result r;
+
+		h = ws_client_header(buf, WS_OP_BINARY, n, mask);
+		assert_int_equal(h, ws_header_size(n) + 4);
+		assert_int_equal(buf[1] & 0x80, 0x80);
+		assert_memory_equal(buf + h - 4, mask, 4);
+		for (size_t k = 0; k < n; k++)
+			buf[h + k] = (uint8_t)(k * 7);
+		ws_unmask(buf + h, n, mask, 0);
+		if (n > 2)
+			assert_int_equal(buf[h + 2], 14 ^ 0x5C);
+		ws_decoder_init(&d, 0);
+		r = dec(&d, buf, h + n);
+		assert_int_equal(r.rc, WS_EV_NONE);
+		assert_int_equal(r.out, n);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(buf[k], (uint8_t)(k * 7));
+	}
+}
+
+static void test_client_control_frame(void **state)
+{
+	const uint8_t mask[4] = {1, 2, 3, 4};
+	uint8_t buf[WS_MAX_CLIENT_HEADER + 125];
+	struct ws_decoder d;
+	struct result r;
+	size_t n;
+
+	(void)state;
+	n = ws_client_control(buf, WS_OP_PONG, (const uint8_t *)"abc", 3, mask);
+	assert_int_equal(n, 2 + 4 + 3);
+	ws_decoder_init(&d, 0);
+	r = dec(&d, buf, n);
+	assert_int_equal(r.nevents, 1);
+	assert_int_equal(r.events[0], WS_EV_PONG);
+	assert_int_equal(d.ctl_len, 3);
+	assert_memory_equal(d.ctl, "abc", 3);
+}
+
+/* Server frames (unmasked, fragmented, with a ping between the
+ * fragments) come out as the plain stream, whatever the chunking. */
+static size_t server_wire(uint8_t *wire)
+{
+	size_t len = 0;
+
+	len += ws_header(wire + len, WS_OP_BINARY, 3);
+	wire[0] &= 0x7F; /* not FIN: a first fragment */
+	memcpy(wire + len, "MQT", 3);
+	len += 3;
+	len += ws_header(wire + len, WS_OP_PING, 2);
+	memcpy(wire + len, "hi", 2);
+	len += 2;
+	len += ws_header(wire + len, WS_OP_CONT, 2);
+	memcpy(wire + len, "T!", 2);
+	return len + 2;
+}
+
+static void test_client_decodes_server_frames(void **state)
+{
+	uint8_t wire[64], buf[64], stream[64];
+	size_t len = server_wire(wire);
+
+	(void)state;
+	for (size_t chunk = 1; chunk <= len; chunk++) {
+		struct ws_decoder d;
+		size_t fed = 0, got = 0, fill = 0, pings = 0;
+		uint16_t cc;
+		int rc;
+
+		ws_decoder_init_client(&d, 0);
+		/* A reader's buffer: append a chunk, decode in place, take
+		 * the output away, keep the undecoded rest. */
+		while (fed < len) {
+			size_t add = len - fed < chunk ? len - fed : chunk;
+			size_t in = 0, out = 0;
+
+			memcpy(buf + fill, wire + fed, add);
+			fed += add;
+			fill += add;
+			do {
+				rc = ws_decode(&d, buf, fill, &in, &out, &cc);
+				assert_true(rc >= 0);
+				if (rc == WS_EV_PING) {
+					pings++;
+					assert_memory_equal(d.ctl, "hi", 2);
+				}
+			} while (rc > 0);
+			memcpy(stream + got, buf, out);
+			got += out;
+			memmove(buf, buf + in, fill - in);
+			fill -= in;
+		}
+		assert_int_equal(got, 5);
+		assert_memory_equal(stream, "MQTT!", 5);
+		assert_int_equal(pings, 1);
+	}
+}
+
+static void test_client_refuses_masked(void **state)
+{
+	const uint8_t mask[4] = {9, 9, 9, 9};
+	uint8_t buf[32];
+	struct ws_decoder d;
+	struct result r;
+	size_t n;
+
+	(void)state;
+	n = ws_client_header(buf, WS_OP_BINARY, 2, mask);
+	buf[n] = buf[n + 1] = 0;
+	ws_decoder_init_client(&d, 0);
+	r = dec(&d, buf, n + 2);
+	assert_int_equal(r.rc, TERN_EPROTO);
+	assert_int_equal(r.cc, WS_CLOSE_PROTOCOL);
+	/* The limit and text rules hold in client mode too. */
+	n = ws_header(buf, WS_OP_BINARY, 100);
+	ws_decoder_init_client(&d, 10);
+	r = dec(&d, buf, n);
+	assert_int_equal(r.rc, TERN_ETOOBIG);
+	assert_int_equal(r.cc, WS_CLOSE_TOO_BIG);
+	n = ws_header(buf, WS_OP_TEXT, 1);
+	buf[n] = 'x';
+	ws_decoder_init_client(&d, 0);
+	r = dec(&d, buf, n + 1);
+	assert_int_equal(r.rc, TERN_EINVAL);
+	/* And the server side still refuses unmasked frames. */
+	n = ws_header(buf, WS_OP_BINARY, 1);
+	ws_decoder_init(&d, 0);
+	r = dec(&d, buf, n + 1);
+	assert_int_equal(r.rc, TERN_EPROTO);
+}
+
+static void test_random_mask(void **state)
+{
+	uint8_t m[4][4];
+	bool all_same = true;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(ws_random_mask(m[i]), 0);
+	for (int i = 1; i < 4; i++)
+		all_same &= memcmp(m[0], m[i], 4) == 0;
+	assert_false(all_same);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1021,6 +1180,11 @@ int main(void)
 	        cmocka_unit_test(test_compressed_rsv_rules),
 	        cmocka_unit_test(test_compressed_events),
 	        cmocka_unit_test(test_compressed_stream_chunkings),
+	        cmocka_unit_test(test_client_frames_round_trip),
+	        cmocka_unit_test(test_client_control_frame),
+	        cmocka_unit_test(test_client_decodes_server_frames),
+	        cmocka_unit_test(test_client_refuses_masked),
+	        cmocka_unit_test(test_random_mask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
