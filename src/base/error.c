@@ -21,6 +21,10 @@ const char *tern_strerror(int err)
 	case TERN_EDENIED: return "not authorised";
 	case TERN_ELIMIT: return "limit reached";
 	case TERN_ECONFIG: return "configuration error";
+	case TERN_ETLS: return "TLS failure";
+	case TERN_EREFUSED: return "connection refused by the server";
+	case TERN_ECONNECT: return "cannot connect";
+	case TERN_ECANCELED: return "canceled";
 	}
 	return "unknown error";
 }
