@@ -503,7 +503,7 @@ static const struct flag {
          "no newline after each message"},
         {"count", 'C', "N", SUB | RR, FN(set_count), "exit after N messages"},
         {"timeout", 'W', "SECONDS", SUB | RR, FN(set_timeout),
-         "exit with status 27 if no (further) message in time"},
+         "give up after SECONDS from connecting (exit 27)"},
         {"no-retained", 'R', NULL, SUB, B(no_retained),
          "do not print retained messages"},
         {"retained-only", 0, NULL, SUB, B(retained_only),
@@ -563,7 +563,7 @@ void opts_usage(enum cli_cmd cmd, FILE *f)
 	        what[cmd]);
 	for (size_t i = 0; i < NFLAGS; i++) {
 		const struct flag *fl = &flags[i];
-		char left[64];
+		char left[80];
 
 		if (!(fl->cmds & cmd))
 			continue;
@@ -571,10 +571,10 @@ void opts_usage(enum cli_cmd cmd, FILE *f)
 		         fl->shrt ? '-' : ' ', fl->shrt ? fl->shrt : ' ',
 		         fl->shrt ? ", " : "  ", fl->lng, fl->arg ? " " : "",
 		         fl->arg ? fl->arg : "");
-		fprintf(f, "  %-34s %s\n", left, fl->help);
+		fprintf(f, "  %-36s %s\n", left, fl->help);
 	}
-	fprintf(f, "      --help                             this help\n\n"
-	           "The password is taken from -P, else --pw-file, else "
+	fprintf(f, "  %-36s %s\n", "    --help", "this help");
+	fprintf(f, "\nThe password is taken from -P, else --pw-file, else "
 	           "the environment\nvariable TERN_PASSWORD (when a "
 	           "username is given).\n");
 	if (cmd != CLI_PUB)
@@ -966,6 +966,12 @@ static int finish(struct ctx *c)
 		o->version = 5;
 	if (!c->count_set && o->cmd == CLI_RR)
 		o->count = 1;
+	/* -c alone would keep nothing under MQTT 5, whose sessions end at
+	 * disconnect unless an expiry is given. */
+	if (!o->clean && o->version == 5 && !o->has_session_expiry) {
+		o->has_session_expiry = true;
+		o->session_expiry = 0xFFFFFFFFu;
+	}
 	if (resolve_password(c, &u) || resolve_client_id(c) ||
 	    check_combinations(c))
 		goto out;
