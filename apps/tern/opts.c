@@ -41,6 +41,7 @@ struct ctx {
 	const char *username;
 	char *password; /* owned copy of -P */
 	const char *pw_file;
+	const char *pw_env;
 	bool version_set;
 	bool count_set;
 	int n_sources;
@@ -469,6 +470,10 @@ static const struct flag {
          "password (visible in ps: prefer --pw-file or TERN_PASSWORD)"},
         {"pw-file", 0, "FILE", ALL, X(pw_file),
          "read the password from the first line of FILE"},
+        {"password-file", 0, "FILE", ALL, X(pw_file),
+         "the same as --pw-file (as in tern passwd)"},
+        {"password-env", 0, "VAR", ALL, X(pw_env),
+         "read the password from environment variable VAR"},
         {"protocol-version", 'V', "5|311|31", ALL, FN(set_version),
          "MQTT version (pub/sub: 311, rr: 5)"},
         {"disable-clean-session", 'c', NULL, ALL, FN(set_persistent),
@@ -812,7 +817,8 @@ static int read_pw_file(struct ctx *c, char **out)
 	return *out ? 0 : fail(c, "out of memory");
 }
 
-/* -P, then --pw-file, then the URL, then TERN_PASSWORD (with a user). */
+/* -P, then --pw-file, --password-env, the URL, then TERN_PASSWORD (only
+ * with a username). */
 static int resolve_password(struct ctx *c, struct url *u)
 {
 	struct cli_opts *o = c->o;
@@ -824,6 +830,12 @@ static int resolve_password(struct ctx *c, struct url *u)
 	} else if (c->pw_file) {
 		if (read_pw_file(c, &o->password))
 			return -1;
+	} else if (c->pw_env) {
+		if (!getenv(c->pw_env))
+			return fail(c, "--password-env: %s is not set",
+			            c->pw_env);
+		if (!(o->password = strdup(getenv(c->pw_env))))
+			return fail(c, "out of memory");
 	} else if (u->pass) {
 		o->password = u->pass;
 		u->pass = NULL;
