@@ -1,10 +1,650 @@
-/* Placeholder until `tern bench` is written (issue 5); not part of any test. */
-#include <stdio.h>
+/*
+ * `tern bench`: loads a broker and measures it (emqtt-bench's shape:
+ * `bench pub|sub|conn`, plus `pubsub`, publishers and subscribers in one
+ * process). One thread and one epoll loop drive every connection; see
+ * bench.h for the modules and the payload format.
+ *
+ * A run has phases. SETUP opens the connections (-i apart, at most --par
+ * setting up at once) until each has its CONNACK (and SUBACK). RUN
+ * publishes for -d seconds or until -n messages are out (`sub`: receives
+ * until -d, -n or a signal). DRAIN waits for what is still on its way:
+ * acknowledgements, and in `pubsub` the deliveries, until everything
+ * arrived, nothing arrived for a second, or --drain passed. Every resource
+ * is bounded, and the run ends whatever the broker does.
+ *
+ * The throughput reported is the number of messages delivered while
+ * publishers were publishing, per second; the drain only completes the
+ * accounting of loss, duplicates and latency. With --pid the broker's CPU
+ * time (utime + stime from /proc/PID/stat) is read when publishing starts
+ * and when the run ends, and reported per delivered message.
+ *
+ * `conn` measures connections instead: it opens -c connections (CONNECT,
+ * nothing more) at -r per second or as fast as possible, reports how fast
+ * they came up, each one's set-up time (connect() to CONNACK, TLS and the
+ * upgrade included) and the broker's CPU time per connection, holds them
+ * --idle seconds and reports the broker's resident memory and the kernel's
+ * socket figures before and after. It raises its own file limit and uses
+ * several loopback source addresses when one has too few ports.
+ *
+ * SIGINT or SIGTERM ends the run early with a report; a second one ends
+ * the drain too.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "bench.h"
 #include "cmd.h"
+
+/* The only global: how many SIGINT/SIGTERM arrived. */
+volatile int bench_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (bench_stop < 2)
+		bench_stop++;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Connections that count: publishers and subscribers, or `conn`'s. */
+static unsigned counted(const struct load *L)
+{
+	return L->o.mode == MODE_CONN ? L->o.conns : L->nconn;
+}
+
+/*
+ * Opens the connections whose turn has come: -i apart (or all at once),
+ * at most --par of them setting up at a time.
+ */
+static int open_due(struct load *L, uint64_t now)
+{
+	while (L->opened < counted(L) &&
+	       L->opened - L->ready - L->st.errors < L->o.par &&
+	       (!L->conn_period || L->next_open <= now)) {
+		struct conn *c = &L->c[L->opened++];
+
+		L->next_open += L->conn_period;
+		if (conn_open(L, c) != 0) {
+			fprintf(stderr, "tern bench: connect: %s\n",
+			        strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* When publishing starts: the clock of the run and the CPU snapshot. */
+static void start_run(struct load *L, uint64_t now)
+{
+	unsigned i;
+
+	L->phase = PH_RUN;
+	L->t_start = now;
+	L->t_end = L->o.duration > 0
+	                   ? now + (uint64_t)(L->o.duration * NS_PER_S)
+	                   : UINT64_MAX;
+	L->t_last_rx = now;
+	L->live.at = now + NS_PER_S;
+	L->broker_ticks0 = proc_ticks(L->o.pid);
+	getrusage(RUSAGE_SELF, &L->ru0);
+	/* Publishers start spread over one period, not all at once. */
+	for (i = 0; i < L->o.pubs; i++)
+		L->c[i].due = now + L->period * i / L->o.pubs;
+}
+
+static void stop_run(struct load *L, uint64_t now)
+{
+	L->phase = PH_DONE;
+	L->t_stop = now;
+	L->broker_ticks1 = proc_ticks(L->o.pid);
+	getrusage(RUSAGE_SELF, &L->ru1);
+}
+
+/* Every publisher has sent its share of -n (or died). */
+static bool quotas_done(const struct load *L)
+{
+	if (!L->o.limit)
+		return false;
+	for (unsigned i = 0; i < L->o.pubs; i++)
+		if (L->c[i].state != ST_DEAD &&
+		    L->c[i].published < L->c[i].quota)
+			return false;
+	return true;
+}
+
+/*
+ * Whether the run is over: everything sent, acked and delivered, or
+ * everything sent and acked and nothing arrived for a while (the rest is
+ * lost), or the drain timeout passed.
+ */
+static bool drained(struct load *L, uint64_t now)
+{
+	unsigned i;
+
+	L->tail = TAIL_TIMEOUT;
+	if (now >= L->t_drain_end || bench_stop > 1)
+		return true;
+	for (i = 0; i < L->o.pubs; i++)
+		if (L->c[i].state != ST_DEAD &&
+		    (conn_pending(&L->c[i]) > 0 || L->c[i].inflight > 0))
+			return false;
+	L->tail = TAIL_COMPLETE;
+	if (L->o.mode == MODE_PUB || L->st.delivered >= stats_expected(L))
+		return true;
+	L->tail = TAIL_IDLE;
+	return now - L->t_last_rx >= IDLE_NS;
+}
+
+/* The RUN phase is over for this mode. */
+static bool run_over(const struct load *L, uint64_t now)
+{
+	if (bench_stop || now >= L->t_end)
+		return true;
+	if (L->o.mode == MODE_SUB)
+		return L->o.limit && L->st.delivered >= L->o.limit;
+	return quotas_done(L);
+}
+
+/* Moves from one phase to the next; returns -1 when setup fails. */
+static int advance(struct load *L, uint64_t now)
+{
+	unsigned i, dead = 0;
+
+	for (i = 0; i < L->opened; i++)
+		dead += L->c[i].state == ST_DEAD;
+	if (L->opened == L->nconn && dead == L->nconn) {
+		fprintf(stderr, "tern bench: every connection is gone\n");
+		if (L->phase == PH_SETUP)
+			return -1;
+		stop_run(L, now);
+		return 0;
+	}
+	switch (L->phase) {
+	case PH_SETUP:
+		if (dead > 0 || now > L->t_setup_end || bench_stop) {
+			fprintf(stderr,
+			        "tern bench: setup failed (%u of %u "
+			        "connections ready)\n",
+			        L->ready, L->nconn);
+			return -1;
+		}
+		if (L->ready == L->nconn)
+			start_run(L, now);
+		break;
+	case PH_RUN:
+		if (!run_over(L, now))
+			break;
+		if (L->o.mode == MODE_SUB) {
+			stop_run(L, now);
+			break;
+		}
+		if (now < L->t_end)
+			L->t_end = now;
+		L->phase = PH_DRAIN;
+		L->t_drain_end = now + (uint64_t)(L->o.drain * NS_PER_S);
+		break;
+	case PH_DRAIN:
+		if (drained(L, now))
+			stop_run(L, now);
+		break;
+	case PH_DONE: break;
+	}
+	return 0;
+}
+
+/* Arms the timerfd for the earliest publisher that waits only for time. */
+static void arm_timer(struct load *L)
+{
+	struct itimerspec its;
+	uint64_t at = 0;
+	unsigned i;
+
+	for (i = 0; L->phase == PH_RUN && L->o.rate > 0 && i < L->o.pubs; i++) {
+		struct conn *c = &L->c[i];
+
+		if (c->due < L->t_end && pub_can_send(L, c) &&
+		    (!c->quota || c->published < c->quota) &&
+		    (at == 0 || c->due < at))
+			at = c->due;
+	}
+	if (at == L->timer_at)
+		return;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(at / NS_PER_S);
+	its.it_value.tv_nsec = (long)(at % NS_PER_S);
+	timerfd_settime(L->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+	L->timer_at = at;
+}
+
+/* How long epoll_wait may sleep, in ms. */
+static int poll_timeout(struct load *L, uint64_t now)
+{
+	unsigned i;
+
+	if (L->tls_backlog || bench_stop)
+		return 0;
+	switch (L->phase) {
+	case PH_SETUP:
+		if (L->conn_period && L->opened < counted(L))
+			return L->next_open > now
+			               ? (int)((L->next_open - now) / 1000000)
+			               : 0;
+		return 10;
+	case PH_DRAIN: return 10;
+	case PH_DONE: return 0;
+	case PH_RUN: break;
+	}
+	if (L->o.rate > 0)
+		return 10;
+	for (i = 0; i < L->o.pubs; i++)
+		if (pub_can_send(L, &L->c[i]) &&
+		    (!L->c[i].quota || L->c[i].published < L->c[i].quota))
+			return 0;
+	return 10;
+}
+
+/* The loop of pub, sub and pubsub. */
+static int loop(struct load *L)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	unsigned i;
+
+	L->next_open = now_ns();
+	while (L->phase != PH_DONE) {
+		uint64_t now = now_ns();
+		int n;
+
+		if (L->phase == PH_SETUP && open_due(L, now) != 0)
+			return -1;
+		n = epoll_wait(L->ep, ev, MAX_EVENTS, poll_timeout(L, now));
+		if (n < 0 && errno != EINTR)
+			return -1;
+		for (i = 0; n > 0 && i < (unsigned)n; i++) {
+			uint64_t ticks;
+
+			if (ev[i].data.u32 == TIMER_TAG) {
+				/* Expired or not, it is no longer armed. */
+				if (read(L->tfd, &ticks, sizeof(ticks)) < 0 &&
+				    errno != EAGAIN)
+					return -1;
+				L->timer_at = 0;
+				continue;
+			}
+			conn_event(L, &L->c[ev[i].data.u32], ev[i].events);
+		}
+		now = now_ns();
+		for (i = 0; L->phase == PH_RUN && i < L->o.pubs; i++)
+			pub_fill(L, &L->c[i], now);
+		/* One batched write per connection per loop turn. */
+		L->tls_backlog = false;
+		for (i = 0; i < L->opened; i++) {
+			struct conn *c = &L->c[i];
+
+			if (c->state == ST_DEAD)
+				continue;
+			conn_write(L, c);
+			if (c->blocked && buf_room(&c->out) >= ACK_ROOM) {
+				proto_parse(L, c, now_ns());
+				conn_write(L, c);
+			}
+			if (c->ssl)
+				conn_tls_pending(L, c);
+			conn_interest(L, c);
+		}
+		arm_timer(L);
+		now = now_ns();
+		if (advance(L, now) != 0)
+			return -1;
+		report_live(L, now);
+	}
+	return 0;
+}
+
+/* How long the connection test may wait, in ms, at time now. */
+static int conn_timeout(struct load *L, uint64_t now, uint64_t idle_end)
+{
+	uint64_t until;
+
+	if (bench_stop)
+		return 0;
+	if (L->phase == PH_SETUP) {
+		if (L->opened < L->o.conns && L->conn_period &&
+		    L->opened - L->ready - L->st.errors < L->o.par)
+			return L->next_open > now
+			               ? (int)((L->next_open - now) / 1000000)
+			               : 0;
+		return 10;
+	}
+	until = idle_end > now ? idle_end - now : 0;
+	if (until > NS_PER_S)
+		until = NS_PER_S; /* the per-second line */
+	return (int)((until + 999999) / 1000000);
+}
+
+/* `conn`: one turn of the loop, waiting at most timeout ms. */
+static int conn_poll(struct load *L, int timeout)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	int n = epoll_wait(L->ep, ev, MAX_EVENTS, timeout), i;
+
+	if (n < 0 && errno != EINTR)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct conn *c = &L->c[ev[i].data.u32];
+
+		conn_event(L, c, ev[i].events);
+		if (c->state == ST_DEAD)
+			continue;
+		conn_write(L, c);
+		conn_interest(L, c);
+	}
+	return 0;
+}
+
+/* `conn --resume`: the uncounted connections that get the first tickets. */
+static unsigned prime_conns(const struct options *o)
+{
+	unsigned par = o->par < o->conns ? o->par : o->conns;
+
+	return o->resume ? (par + 1) / 2 : 0;
+}
+
+/*
+ * `conn --resume`: full handshakes on uncounted connections, until there
+ * is a session for each connection that may be set up at once, so that
+ * every connection counted can resume one.
+ */
+static int conn_prime(struct load *L)
+{
+	unsigned i, ready, dead, want = 2 * prime_conns(&L->o);
+	uint64_t end = now_ns() + PRIME_NS;
+
+	for (i = L->o.conns; i < L->nconn; i++)
+		if (conn_open(L, &L->c[i]) != 0) {
+			fprintf(stderr, "tern bench: connect: %s\n",
+			        strerror(errno));
+			return -1;
+		}
+	for (;;) {
+		for (ready = dead = 0, i = L->o.conns; i < L->nconn; i++) {
+			ready += L->c[i].state == ST_READY;
+			dead += L->c[i].state == ST_DEAD;
+		}
+		if (dead ||
+		    (ready == L->nconn - L->o.conns && L->nsess >= want) ||
+		    now_ns() >= end || bench_stop)
+			break;
+		if (conn_poll(L, 10) != 0)
+			return -1;
+	}
+	if (dead || ready < L->nconn - L->o.conns) {
+		fprintf(stderr, "tern bench: the first connections failed\n");
+		return -1;
+	}
+	if (L->nsess < want)
+		fprintf(stderr,
+		        "tern bench: %u TLS sessions to resume after %u "
+		        "connections\n",
+		        L->nsess, ready);
+	/* The priming connections' failures would count as ours. */
+	L->st.errors = 0;
+	return 0;
+}
+
+/*
+ * `conn`: opens the connections at the rate asked (at most --par setting
+ * up at once), then holds them --idle seconds. Returns -1 if it could not
+ * run; connections that fail count as errors.
+ */
+static int conn_loop(struct load *L)
+{
+	uint64_t now, idle_end = 0, deadline;
+
+	if (L->nconn > L->o.conns && conn_prime(L) != 0)
+		return -1;
+	now = now_ns();
+	L->next_open = now;
+	deadline = now + SETUP_NS + L->conn_period * L->o.conns +
+	           (uint64_t)L->o.conns * NS_PER_S / 100;
+	L->t_first_open = now;
+	L->live.at = now + NS_PER_S;
+	L->broker_ticks0 = proc_ticks(L->o.pid);
+	getrusage(RUSAGE_SELF, &L->ru0);
+	while (L->phase != PH_DONE) {
+		now = now_ns();
+		if (L->phase == PH_SETUP && open_due(L, now) != 0)
+			return -1;
+		if (L->phase == PH_SETUP &&
+		    L->ready + L->st.errors == L->o.conns) {
+			L->phase = PH_RUN;
+			if (!L->ready)
+				L->t_all_ready = now;
+			L->broker_ticks1 = proc_ticks(L->o.pid);
+			getrusage(RUSAGE_SELF, &L->ru1);
+			idle_end = now + (uint64_t)(L->o.idle * NS_PER_S);
+		}
+		if (L->phase == PH_SETUP && (now > deadline || bench_stop)) {
+			fprintf(stderr,
+			        "tern bench: %u of %u connections up after "
+			        "%.0f s\n",
+			        L->ready, L->o.conns,
+			        (double)(now - L->t_first_open) / NS_PER_S);
+			return -1;
+		}
+		if (L->phase == PH_RUN && (now >= idle_end || bench_stop)) {
+			mem_snap(L, &L->mem1);
+			L->phase = PH_DONE;
+			break;
+		}
+		report_live(L, now);
+		if (conn_poll(L, conn_timeout(L, now, idle_end)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* `conn`: N connections that only CONNECT, opened by conn_loop(). */
+static int conn_setup(struct load *L)
+{
+	unsigned i;
+
+	/* With --resume, last, the connections to get the first sessions. */
+	L->nconn = L->o.conns + prime_conns(&L->o);
+	L->c = calloc(L->nconn, sizeof(*L->c));
+	L->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!L->c || L->ep < 0)
+		return -1;
+	for (i = 0; i < L->nconn; i++)
+		L->c[i].fd = -1;
+	for (i = 0; i < L->nconn; i++)
+		if (conn_init(L, &L->c[i],
+		              i < L->o.conns ? ROLE_IDLE : ROLE_PRIME, i) != 0)
+			return -1;
+	mem_snap(L, &L->mem0);
+	return 0;
+}
+
+/* pub, sub, pubsub: the connections (publishers first), each publisher's
+ * share of -n, and for each publisher the subscribers that match it. */
+static int setup(struct load *L)
+{
+	struct epoll_event ev;
+	unsigned i, j;
+
+	L->nconn = L->o.pubs + L->o.subs;
+	L->c = calloc(L->nconn, sizeof(*L->c));
+	L->payload = malloc(L->o.payload);
+	L->ep = epoll_create1(EPOLL_CLOEXEC);
+	L->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!L->c || !L->payload || L->ep < 0 || L->tfd < 0)
+		return -1;
+	for (i = 0; i < L->nconn; i++)
+		L->c[i].fd = -1;
+	memset(L->payload, 'x', L->o.payload);
+	ev.events = EPOLLIN;
+	ev.data.u32 = TIMER_TAG;
+	if (epoll_ctl(L->ep, EPOLL_CTL_ADD, L->tfd, &ev) != 0)
+		return -1;
+	for (i = 0; i < L->nconn; i++) {
+		bool pub = i < L->o.pubs;
+
+		if (conn_init(L, &L->c[i], pub ? ROLE_PUB : ROLE_SUB,
+		              pub ? i : i - L->o.pubs) != 0) {
+			fprintf(stderr, "tern bench: bad topic or filter, or "
+			                "out of memory\n");
+			return -1;
+		}
+		if (pub && L->o.limit)
+			L->c[i].quota = L->o.limit / L->o.pubs +
+			                (i < L->o.limit % L->o.pubs);
+	}
+	for (i = 0; i < L->o.pubs; i++)
+		for (j = L->o.pubs; j < L->nconn; j++)
+			L->c[i].fan +=
+			        topic_match(L->c[j].topic, L->c[i].topic);
+	L->t_setup_end = now_ns() + SETUP_NS + L->conn_period * L->nconn +
+	                 (uint64_t)L->nconn * NS_PER_S / 100;
+	return 0;
+}
+
+/* Raises the soft limit on open files to the hard one; checks it is
+ * enough for the connections asked for. */
+static int raise_fd_limit(const struct load *L)
+{
+	unsigned need =
+	        (L->o.mode == MODE_CONN ? L->o.conns + prime_conns(&L->o)
+	                                : L->o.pubs + L->o.subs) +
+	        16;
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+		return -1;
+	if (r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+		getrlimit(RLIMIT_NOFILE, &r);
+	}
+	if (r.rlim_cur < need) {
+		fprintf(stderr, "tern bench: %u files needed, limit %llu\n",
+		        need, (unsigned long long)r.rlim_cur);
+		return -1;
+	}
+	return 0;
+}
+
+/* `conn` over IPv4: enough source addresses for the ports needed. */
+static void pick_sources(struct load *L)
+{
+	unsigned n = L->o.src_addrs;
+
+	if (L->o.mode != MODE_CONN || L->addr.ss_family != AF_INET)
+		return;
+	if (!n)
+		n = (L->nconn + PORTS_PER_SRC - 1) / PORTS_PER_SRC;
+	L->nsrc = n > MAX_SRC_ADDRS ? MAX_SRC_ADDRS : n;
+}
+
+static void seed(struct load *L)
+{
+	if (getrandom(&L->rng, sizeof(L->rng), 0) != sizeof(L->rng))
+		L->rng = now_ns() ^ (uint64_t)getpid() << 32;
+	if (L->rng == 0)
+		L->rng = 1;
+}
+
+static void on_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* A broker that closes first fails the connection, not the run. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void load_free(struct load *L)
+{
+	for (unsigned i = 0; L->c && i < L->nconn; i++)
+		conn_free(&L->c[i]);
+	free(L->c);
+	free(L->payload);
+	free(L->ps);
+	conn_tls_cleanup(L);
+	if (L->ep >= 0)
+		close(L->ep);
+	if (L->tfd >= 0)
+		close(L->tfd);
+	free(L);
+}
 
 int cmd_bench(int argc, char **argv)
 {
-	fprintf(stderr, "tern bench: not built yet\n");
-	return 1;
+	struct load *L = calloc(1, sizeof(*L));
+	int rc = 2, a;
+
+	if (!L)
+		return 2;
+	L->ep = L->tfd = -1;
+	a = opts_parse(argc, argv, &L->o);
+	if (a != 0) {
+		rc = a > 0 ? 0 : 2;
+		goto out;
+	}
+	if (opts_resolve(L) != 0) {
+		fprintf(stderr, "tern bench: '%s' is not a loopback address\n",
+		        L->o.host);
+		goto out;
+	}
+	if (raise_fd_limit(L) != 0)
+		goto out;
+	L->period = L->o.rate > 0 && L->o.mode != MODE_CONN
+	                    ? (uint64_t)(NS_PER_S / L->o.rate)
+	                    : 0;
+	L->conn_period =
+	        L->o.mode == MODE_CONN
+	                ? (L->o.rate > 0 ? (uint64_t)(NS_PER_S / L->o.rate) : 0)
+	                : (uint64_t)(L->o.interval * 1e6);
+	seed(L);
+	on_signals();
+	if (L->o.tls && conn_tls_init(L) != 0)
+		goto out;
+	if (L->o.mode == MODE_CONN) {
+		if (conn_setup(L) != 0)
+			goto out;
+		pick_sources(L);
+		if (conn_loop(L) != 0) {
+			fprintf(stderr, "tern bench: connection test failed\n");
+			goto out;
+		}
+		conn_disconnect_all(L);
+		report_conn(L);
+		rc = L->st.errors ? 1 : 0;
+		goto out;
+	}
+	if (setup(L) != 0 || loop(L) != 0)
+		goto out;
+	conn_disconnect_all(L);
+	report_run(L);
+	rc = L->st.errors ? 1 : 0;
+out:
+	load_free(L);
+	return rc;
 }
