@@ -8,10 +8,12 @@ set -eu
 # the WebSocket end-to-end tests (browser.test.mjs, paho.test.mjs).
 # clang and libclang-rt-14-dev give libFuzzer; openssl and certutil
 # (libnss3-tools) make the TLS tests' certificates and browser trust store;
-# mosquitto is the reference broker the suite is checked against and its
+# libsqlite3-dev is the durable store (src/store); mosquitto is the
+# reference broker the suite is checked against and its
 # clients are used as real clients.
 APT_PKGS="build-essential cmake pkg-config clang clang-format \
-libclang-rt-14-dev libcmocka-dev libssl-dev openssl zlib1g-dev mosquitto \
+libclang-rt-14-dev libcmocka-dev libssl-dev libsqlite3-dev openssl zlib1g-dev \
+mosquitto \
 mosquitto-clients nodejs npm chromium python3 python3-paho-mqtt \
 libnss3-tools"
 
