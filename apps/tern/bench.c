@@ -302,7 +302,7 @@ static int loop(struct load *L)
 				proto_parse(L, c, now_ns());
 				conn_write(L, c);
 			}
-			if (c->ssl)
+			if (c->tls)
 				conn_tls_pending(L, c);
 			conn_interest(L, c);
 		}
@@ -356,56 +356,6 @@ static int conn_poll(struct load *L, int timeout)
 	return 0;
 }
 
-/* `conn --resume`: the uncounted connections that get the first tickets. */
-static unsigned prime_conns(const struct options *o)
-{
-	unsigned par = o->par < o->conns ? o->par : o->conns;
-
-	return o->resume ? (par + 1) / 2 : 0;
-}
-
-/*
- * `conn --resume`: full handshakes on uncounted connections, until there
- * is a session for each connection that may be set up at once, so that
- * every connection counted can resume one.
- */
-static int conn_prime(struct load *L)
-{
-	unsigned i, ready, dead, want = 2 * prime_conns(&L->o);
-	uint64_t end = now_ns() + PRIME_NS;
-
-	for (i = L->o.conns; i < L->nconn; i++)
-		if (conn_open(L, &L->c[i]) != 0) {
-			fprintf(stderr, "tern bench: connect: %s\n",
-			        strerror(errno));
-			return -1;
-		}
-	for (;;) {
-		for (ready = dead = 0, i = L->o.conns; i < L->nconn; i++) {
-			ready += L->c[i].state == ST_READY;
-			dead += L->c[i].state == ST_DEAD;
-		}
-		if (dead ||
-		    (ready == L->nconn - L->o.conns && L->nsess >= want) ||
-		    now_ns() >= end || bench_stop)
-			break;
-		if (conn_poll(L, 10) != 0)
-			return -1;
-	}
-	if (dead || ready < L->nconn - L->o.conns) {
-		fprintf(stderr, "tern bench: the first connections failed\n");
-		return -1;
-	}
-	if (L->nsess < want)
-		fprintf(stderr,
-		        "tern bench: %u TLS sessions to resume after %u "
-		        "connections\n",
-		        L->nsess, ready);
-	/* The priming connections' failures would count as ours. */
-	L->st.errors = 0;
-	return 0;
-}
-
 /*
  * `conn`: opens the connections at the rate asked (at most --par setting
  * up at once), then holds them --idle seconds. Returns -1 if it could not
@@ -415,8 +365,6 @@ static int conn_loop(struct load *L)
 {
 	uint64_t now, idle_end = 0, deadline;
 
-	if (L->nconn > L->o.conns && conn_prime(L) != 0)
-		return -1;
 	now = now_ns();
 	L->next_open = now;
 	deadline = now + SETUP_NS + L->conn_period * L->o.conns +
@@ -463,8 +411,7 @@ static int conn_setup(struct load *L)
 {
 	unsigned i;
 
-	/* With --resume, last, the connections to get the first sessions. */
-	L->nconn = L->o.conns + prime_conns(&L->o);
+	L->nconn = L->o.conns;
 	L->c = calloc(L->nconn, sizeof(*L->c));
 	L->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!L->c || L->ep < 0)
@@ -472,8 +419,7 @@ static int conn_setup(struct load *L)
 	for (i = 0; i < L->nconn; i++)
 		L->c[i].fd = -1;
 	for (i = 0; i < L->nconn; i++)
-		if (conn_init(L, &L->c[i],
-		              i < L->o.conns ? ROLE_IDLE : ROLE_PRIME, i) != 0)
+		if (conn_init(L, &L->c[i], ROLE_IDLE, i) != 0)
 			return -1;
 	mem_snap(L, &L->mem0);
 	return 0;
@@ -527,8 +473,7 @@ static int setup(struct load *L)
 static int raise_fd_limit(const struct load *L)
 {
 	unsigned need =
-	        (L->o.mode == MODE_CONN ? L->o.conns + prime_conns(&L->o)
-	                                : L->o.pubs + L->o.subs) +
+	        (L->o.mode == MODE_CONN ? L->o.conns : L->o.pubs + L->o.subs) +
 	        16;
 	struct rlimit r;
 

@@ -30,8 +30,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include <openssl/ssl.h>
-
 #include "mqtt/packet.h"
 
 #define NS_PER_S       1000000000ull
@@ -56,10 +54,8 @@
 #define MAX_EVENTS     256
 #define TIMER_TAG      UINT32_MAX
 #define ID_WORDS       (65536 / 64)
-#define PRIME_NS       (5 * NS_PER_S) /* --resume: wait for tickets */
-#define MAX_SESSIONS   1024           /* --resume: unused sessions kept */
-#define MAX_SRC_ADDRS  250            /* 127.0.0.1 to 127.0.0.250 */
-#define PORTS_PER_SRC  25000          /* connections per source address */
+#define MAX_SRC_ADDRS  250   /* 127.0.0.1 to 127.0.0.250 */
+#define PORTS_PER_SRC  25000 /* connections per source address */
 
 /* Latency histogram: 32 linear sub-buckets per power of two (3% error). */
 #define H_SUB_BITS 5
@@ -91,7 +87,6 @@ struct options {
 	bool ws;       /* MQTT over WebSocket */
 	bool tls;      /* over TLS (mqtts://, wss://) */
 	bool insecure; /* TLS: no host name check (the chain still is) */
-	bool resume;   /* TLS: resume the latest session */
 	bool quiet;    /* no per-second lines */
 	bool per_pub;  /* JSON: figures per publisher */
 	const char *cafile;
@@ -138,9 +133,7 @@ struct pubstat {
 	uint64_t span; /* sum over subscribers of track.next */
 };
 
-/* ROLE_PRIME: with `conn --resume`, the uncounted connection that gets
- * the first session to resume. */
-enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE, ROLE_PRIME };
+enum role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 
 enum state {
 	ST_IDLE, /* not opened yet */
@@ -153,7 +146,9 @@ enum state {
 	ST_DEAD
 };
 
-struct wsc; /* WebSocket state of a connection (bench_conn.c) */
+struct wsc;      /* WebSocket state of a connection (bench_conn.c) */
+struct tls_conn; /* src/net/tls.h */
+struct tls_ctx;
 
 enum phase { PH_SETUP, PH_RUN, PH_DRAIN, PH_DONE };
 
@@ -169,11 +164,11 @@ struct conn {
 	bool blocked;    /* input parsing paused until output drains */
 	struct buf in;
 	struct buf out;
-	struct buf wire;   /* WebSocket: framed bytes to write (else unused) */
-	struct wsc *ws;    /* WebSocket state, or NULL over TCP */
-	SSL *ssl;          /* TLS, or NULL */
-	uint32_t tls_want; /* epoll events OpenSSL waits for to go on */
-	uint64_t t_open;   /* when connect() was called */
+	struct buf wire; /* WebSocket: framed bytes to write (else unused) */
+	struct wsc *ws;  /* WebSocket state, or NULL over TCP */
+	struct tls_conn *tls;     /* TLS, or NULL */
+	uint32_t tls_want;        /* epoll events OpenSSL waits for to go on */
+	uint64_t t_open;          /* when connect() was called */
 	char id[MAX_PREFIX + 16]; /* client id */
 	char topic[MAX_TOPIC]; /* publisher: topic name; subscriber: filter */
 	uint16_t topic_len;
@@ -266,19 +261,10 @@ struct load {
 	struct memsnap mem0;   /* before the first connection */
 	struct memsnap mem1;   /* at the end of the idle time */
 	/* TLS */
-	SSL_CTX *tls;
-	/* --resume: sessions (TLS 1.3 tickets) not used yet, the newest
-	 * last, and the newest of all, reused when none is left (TLS 1.2). */
-	SSL_SESSION *sess[MAX_SESSIONS];
-	unsigned nsess;
-	SSL_SESSION *last_sess;
-	bool sni;         /* the host is a name, not an address */
-	bool tls_backlog; /* decrypted input waits in some SSL */
+	struct tls_ctx *tls;
+	bool tls_backlog; /* decrypted input waits in some connection */
 	uint64_t handshakes;
-	uint64_t resumed;
-	uint64_t sessions; /* sessions and tickets received */
 	char tls_proto[16];
-	char tls_cipher[64];
 };
 
 /* bench.c */

@@ -92,8 +92,6 @@ static void usage(FILE *f)
 	        "broker with\n"
 	        "  --insecure  TLS: skip the host name check (the chain is "
 	        "still verified)\n"
-	        "  --resume    TLS: resume sessions the broker sent, each "
-	        "ticket once\n"
 	        "  --ws        MQTT over WebSocket (path /mqtt unless -L "
 	        "says)\n"
 	        "  --per-publisher  JSON: figures per publisher id\n"
@@ -263,7 +261,6 @@ enum {
 	OPT_PAR,
 	OPT_CAFILE,
 	OPT_INSECURE,
-	OPT_RESUME,
 	OPT_PREFIX,
 	OPT_ID_BASE,
 	OPT_SRC_ADDRS,
@@ -296,7 +293,6 @@ static unsigned modes_of(int ch)
 	case OPT_PER_PUB: return M_PUB | M_SUB | M_PUBSUB;
 	case OPT_IDLE:
 	case OPT_SRC_ADDRS: return M_CONN;
-	case OPT_RESUME: return M_CONN;
 	}
 	return M_PUB | M_SUB | M_PUBSUB | M_CONN;
 }
@@ -402,7 +398,6 @@ static int parse_opt(struct options *o, int ch, const char *arg)
 	case OPT_WS: o->ws = true; return 0;
 	case OPT_CAFILE: o->cafile = arg; return 0;
 	case OPT_INSECURE: o->insecure = true; return 0;
-	case OPT_RESUME: o->resume = true; return 0;
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_PER_PUB: o->per_pub = true; return 0;
 	}
@@ -473,7 +468,6 @@ int opts_parse(int argc, char **argv, struct options *o)
 	        {"par", required_argument, NULL, OPT_PAR},
 	        {"cafile", required_argument, NULL, OPT_CAFILE},
 	        {"insecure", no_argument, NULL, OPT_INSECURE},
-	        {"resume", no_argument, NULL, OPT_RESUME},
 	        {"prefix", required_argument, NULL, OPT_PREFIX},
 	        {"id-base", required_argument, NULL, OPT_ID_BASE},
 	        {"src-addrs", required_argument, NULL, OPT_SRC_ADDRS},
@@ -540,9 +534,9 @@ int opts_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "tern bench: bad arguments\n");
 		goto bad;
 	}
-	if ((o->cafile || o->insecure || o->resume) && !o->tls) {
-		fprintf(stderr, "tern bench: --cafile, --insecure and --resume "
-		                "need mqtts:// or wss://\n");
+	if ((o->cafile || o->insecure) && !o->tls) {
+		fprintf(stderr, "tern bench: --cafile and --insecure need "
+		                "mqtts:// or wss://\n");
 		return -1;
 	}
 	return 0;

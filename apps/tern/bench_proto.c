@@ -191,10 +191,6 @@ static void on_connack(struct load *L, struct conn *c,
 	if (ca->props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM) &&
 	    ca->props.receive_maximum < c->window)
 		c->window = ca->props.receive_maximum;
-	if (c->role == ROLE_PRIME) {
-		c->state = ST_READY;
-		return;
-	}
 	if (c->role == ROLE_IDLE) {
 		uint64_t now = now_ns();
 
@@ -347,7 +343,7 @@ void proto_connect(struct load *L, struct conn *c)
 	 * keepalive, as the loop sends no PINGREQ. */
 	if (L->o.duration == 0)
 		life = 65535;
-	if (c->role == ROLE_IDLE || c->role == ROLE_PRIME)
+	if (c->role == ROLE_IDLE)
 		life = IDLE_KEEPALIVE;
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_CONNECT;

@@ -80,18 +80,12 @@ static void tls_report(const struct load *L, char *json, size_t cap)
 	json[0] = '\0';
 	if (!L->o.tls)
 		return;
-	printf("  TLS %s %s, %" PRIu64 " handshakes, %" PRIu64
-	       " resumed; %s%s\n",
-	       L->tls_proto[0] ? L->tls_proto : "-",
-	       L->tls_cipher[0] ? L->tls_cipher : "-", L->handshakes,
-	       L->resumed, L->o.resume ? "resumption on" : "resumption off",
+	printf("  TLS %s, %" PRIu64 " handshakes%s\n",
+	       L->tls_proto[0] ? L->tls_proto : "-", L->handshakes,
 	       L->o.insecure ? ", no host name check" : "");
 	snprintf(json, cap,
-	         ",\"tls_version\":\"%s\",\"tls_cipher\":\"%s\","
-	         "\"tls_resume\":%s,\"tls_handshakes\":%" PRIu64
-	         ",\"tls_resumed\":%" PRIu64 ",\"tls_sessions\":%" PRIu64,
-	         L->tls_proto, L->tls_cipher, L->o.resume ? "true" : "false",
-	         L->handshakes, L->resumed, L->sessions);
+	         ",\"tls_version\":\"%s\",\"tls_handshakes\":%" PRIu64,
+	         L->tls_proto, L->handshakes);
 }
 
 /* The publishers' figures, per id: `"per_publisher":[...]` (stdout). */
