@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "opts.h"
+#include "cli_opts.h"
 
 /*
  * Reads the one payload of -m, -f, -s or -n into a heap buffer (*out,

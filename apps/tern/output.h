@@ -6,8 +6,8 @@
 #ifndef TERN_APPS_OUTPUT_H
 #define TERN_APPS_OUTPUT_H
 
+#include "cli_opts.h"
 #include "format.h"
-#include "opts.h"
 
 /*
  * Formats m as o asks into scratch (reused between calls; the caller frees

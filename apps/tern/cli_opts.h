@@ -5,8 +5,8 @@
  * subcommands then read only the struct. Parsing checks everything that can
  * be checked without a network, so mistakes fail before connecting.
  */
-#ifndef TERN_APPS_OPTS_H
-#define TERN_APPS_OPTS_H
+#ifndef TERN_APPS_CLI_OPTS_H
+#define TERN_APPS_CLI_OPTS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -150,19 +150,19 @@ struct cli_opts {
 
 /*
  * Parses argv (argv[0] is the subcommand name) for subcommand cmd into o,
- * which the caller frees with opts_free even on failure. Returns 0; 1 after
+ * which the caller frees with cli_opts_free even on failure. Returns 0; 1 after
  * printing --help (the caller exits 0); or -1 after printing an error to
  * stderr (the caller exits 1). Reads --pw-file and the environment.
  */
-int opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv);
+int cli_opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv);
 
-/* Frees what opts_parse allocated; the struct may then be parsed again. */
-void opts_free(struct cli_opts *o);
+/* Frees what cli_opts_parse allocated; the struct may then be parsed again. */
+void cli_opts_free(struct cli_opts *o);
 
 /* Prints the --help text of cmd to f. */
-void opts_usage(enum cli_cmd cmd, FILE *f);
+void cli_opts_usage(enum cli_cmd cmd, FILE *f);
 
 /* "mqtt", "mqtts", "ws" or "wss". */
-const char *opts_scheme_name(enum cli_scheme s);
+const char *cli_opts_scheme_name(enum cli_scheme s);
 
 #endif

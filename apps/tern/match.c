@@ -1,10 +1,10 @@
-/* Topic matching (see topic.h): one level of filter against one level of
+/* Topic matching (see match.h): one level of filter against one level of
  * topic at a time. */
-#include "topic.h"
+#include "match.h"
 
 #include <string.h>
 
-bool topic_match(const char *filter, const char *topic, size_t len)
+bool match_topic(const char *filter, const char *topic, size_t len)
 {
 	const char *t = topic, *end = topic + len;
 

@@ -1,6 +1,6 @@
 /* MQTT topic filter matching for `tern sub -T` (filter-out). */
-#ifndef TERN_APPS_TOPIC_H
-#define TERN_APPS_TOPIC_H
+#ifndef TERN_APPS_MATCH_H
+#define TERN_APPS_MATCH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,6 +10,6 @@
  * with + and #), by MQTT's rules: a filter starting with a wildcard does not
  * match topics starting with '$' (MQTT 5.0 §4.7.2).
  */
-bool topic_match(const char *filter, const char *topic, size_t len);
+bool match_topic(const char *filter, const char *topic, size_t len);
 
 #endif

@@ -1,13 +1,13 @@
 /*
- * Command-line parsing for `tern pub|sub|rr` (see opts.h). The flags are one
- * declarative table: name, argument, the subcommands that take it, a setter
+ * Command-line parsing for `tern pub|sub|rr` (see cli_opts.h). The flags are
+ * one declarative table: name, argument, the subcommands that take it, a setter
  * and its --help line. getopt_long's tables and each subcommand's --help
  * are generated from it, so a flag cannot be accepted but undocumented.
  * Setters only record; finish() then resolves what depends on several
  * flags (URL against -h/-p, TLS, passwords, defaults) and checks the
  * combinations Mosquitto's clients refuse.
  */
-#include "opts.h"
+#include "cli_opts.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -557,7 +557,7 @@ static const char *cmd_name(enum cli_cmd cmd)
 	return cmd == CLI_PUB ? "pub" : cmd == CLI_SUB ? "sub" : "rr";
 }
 
-void opts_usage(enum cli_cmd cmd, FILE *f)
+void cli_opts_usage(enum cli_cmd cmd, FILE *f)
 {
 	static const char *what[] = {[CLI_PUB] = "publish a message",
 	                             [CLI_SUB] = "print messages",
@@ -635,7 +635,7 @@ static const struct {
         {"ws", SCHEME_WS, 80},         {"wss", SCHEME_WSS, 443},
 };
 
-const char *opts_scheme_name(enum cli_scheme s)
+const char *cli_opts_scheme_name(enum cli_scheme s)
 {
 	static const char *names[] = {"mqtt", "mqtts", "ws", "wss"};
 
@@ -868,7 +868,7 @@ static int resolve_endpoint(struct ctx *c, struct url *u)
 			return fail(c,
 			            "TLS options given for a %s:// URL; use "
 			            "%s://",
-			            opts_scheme_name(u->scheme),
+			            cli_opts_scheme_name(u->scheme),
 			            u->scheme == SCHEME_WS ? "wss" : "mqtts");
 	} else if (tls_options(o)) {
 		o->scheme = SCHEME_MQTTS;
@@ -1008,7 +1008,7 @@ static void defaults(struct cli_opts *o, enum cli_cmd cmd)
 	o->repeat = 1;
 }
 
-int opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv)
+int cli_opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv)
 {
 	struct option lo[NFLAGS + 2];
 	char shorts[2 * NFLAGS + 2];
@@ -1023,7 +1023,7 @@ int opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv)
 		const struct flag *fl = flag_for(cmd, ch);
 
 		if (ch == HELP_VAL) {
-			opts_usage(cmd, stdout);
+			cli_opts_usage(cmd, stdout);
 			rc = 1;
 		} else if (!fl) {
 			rc = fail(&c,
@@ -1043,7 +1043,7 @@ int opts_parse(struct cli_opts *o, enum cli_cmd cmd, int argc, char **argv)
 	return rc;
 }
 
-void opts_free(struct cli_opts *o)
+void cli_opts_free(struct cli_opts *o)
 {
 	if (o->password)
 		explicit_bzero(o->password, strlen(o->password));
