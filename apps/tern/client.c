@@ -321,9 +321,11 @@ static int connect_failed(struct client_state *st, int rc)
 		           st->connect_reason);
 		return EXIT_REFUSED;
 	}
-	client_err(o, "cannot connect to %s://%s:%d: %s%s%s",
+	/* libtern's sentence names the cause (refused, TLS verification,
+	 * WebSocket handshake); tern_strerror is the fallback. */
+	client_err(o, "cannot connect to %s://%s:%d: %s",
 	           cli_opts_scheme_name(o->scheme), o->host, o->port,
-	           tern_strerror(rc), st->why[0] ? ": " : "", st->why);
+	           st->why[0] ? st->why : tern_strerror(rc));
 	return EXIT_NETWORK;
 }
 
@@ -426,6 +428,11 @@ void client_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	client_ignore_sigpipe();
+}
+
+void client_ignore_sigpipe(void)
+{
 	signal(SIGPIPE, SIG_IGN);
 }
 

@@ -86,6 +86,13 @@ const char *client_reason(int version, int code, bool connack);
 void client_signals(void);
 
 /*
+ * Ignores SIGPIPE only (`tern pub`, where SIGINT keeps its default): a
+ * write to a socket the broker closed must be an error, not a silent death
+ * (libtern's TLS writes can raise it).
+ */
+void client_ignore_sigpipe(void);
+
+/*
  * Drives c on this thread until *done, a signal, a lost connection, or
  * timeout_s seconds (0: none) after start_ms (clock_ms()). Returns
  * EXIT_OK (done or signalled), EXIT_TIMEOUT (message printed) or

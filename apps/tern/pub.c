@@ -110,6 +110,7 @@ int cmd_pub(int argc, char **argv)
 		goto out;
 	}
 	client_props(&o, PROP_PUBLISH, &p.props);
+	client_ignore_sigpipe();
 	status = client_open(&p.cs, NULL, &p.c);
 	if (status != EXIT_OK)
 		goto out;
