@@ -806,7 +806,7 @@ static void on_connack(struct tern_client *c, const struct mqtt_packet *p)
 	freeaddrinfo(c->ai);
 	c->ai = c->ai_cur = NULL;
 	client_log(c, TERN_LOG_INFO, "connected to %s:%d (%s%s, session %s)",
-	           c->url.host, c->url.port, c->x->ops->name,
+	           c->url.host, c->url.port, c->url.tls ? "tls" : "tcp",
 	           c->url.ws ? "+ws" : "",
 	           k->session_present ? "present" : "new");
 	resume(c, k->session_present);

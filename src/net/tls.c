@@ -11,10 +11,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "base/error.h"
 #include "base/utf8.h"
@@ -632,22 +634,106 @@ static int tls_set_peer(SSL *ssl, const char *host, bool verify_host)
 	return SSL_set1_host(ssl, host) == 1 ? 0 : -1;
 }
 
+/*
+ * A socket BIO that writes with send(MSG_NOSIGNAL). OpenSSL's own writes
+ * with write(2), which raises SIGPIPE when the peer has gone; a broker
+ * ignores SIGPIPE process-wide, but a library must not make that choice
+ * for the program it lives in.
+ */
+static BIO_METHOD *nosig_method;
+static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
+
+static int nosig_write(BIO *b, const char *buf, int len)
+{
+	ssize_t n = send((int)(intptr_t)BIO_get_data(b), buf, (size_t)len,
+	                 MSG_NOSIGNAL);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		BIO_set_retry_write(b);
+	return (int)n;
+}
+
+static int nosig_read(BIO *b, char *buf, int len)
+{
+	ssize_t n = recv((int)(intptr_t)BIO_get_data(b), buf, (size_t)len, 0);
+
+	BIO_clear_retry_flags(b);
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		BIO_set_retry_read(b);
+	return (int)n;
+}
+
+static long nosig_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH: return 1;
+	case BIO_C_GET_FD:
+		if (ptr)
+			*(int *)ptr = (int)(intptr_t)BIO_get_data(b);
+		return (long)(intptr_t)BIO_get_data(b);
+	default: return 0;
+	}
+}
+
+static int nosig_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void nosig_make(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	                             "tern socket");
+
+	if (m == NULL)
+		return;
+	BIO_meth_set_write(m, nosig_write);
+	BIO_meth_set_read(m, nosig_read);
+	BIO_meth_set_ctrl(m, nosig_ctrl);
+	BIO_meth_set_create(m, nosig_create);
+	nosig_method = m;
+}
+
+static BIO *nosig_bio(int fd)
+{
+	BIO *b;
+
+	pthread_once(&nosig_once, nosig_make);
+	if (nosig_method == NULL)
+		return NULL;
+	b = BIO_new(nosig_method);
+	if (b)
+		BIO_set_data(b, (void *)(intptr_t)fd);
+	return b;
+}
+
 struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
                                      const char *host, bool verify_host)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
+	BIO *bio = NULL;
 
 	if (!t)
 		return NULL;
 	ERR_clear_error();
 	t->ssl = SSL_new(ctx->ssl);
-	if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1 ||
+	if (t->ssl)
+		bio = nosig_bio(fd);
+	if (!t->ssl || !bio ||
 	    (host && tls_set_peer(t->ssl, host, verify_host) != 0)) {
+		BIO_free(bio);
 		SSL_free(t->ssl);
 		free(t);
 		ERR_clear_error();
 		return NULL;
 	}
+	/* The SSL takes the one reference, for reading and writing. */
+	SSL_set_bio(t->ssl, bio, bio);
 	SSL_set_connect_state(t->ssl);
 	t->ctx = tls_ctx_ref(ctx);
 	return t;

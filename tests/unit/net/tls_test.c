@@ -1182,6 +1182,32 @@ static void test_client_min_version(void **state)
 	cpair_close(&p);
 }
 
+/* Writing to a peer that has gone fails; it does not raise SIGPIPE (a
+ * library must not rely on the program ignoring it). */
+static void test_client_no_sigpipe(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem};
+	static uint8_t big[1 << 16];
+	struct iovec iov = {.iov_base = big, .iov_len = sizeof(big)};
+	struct cpair p;
+	ssize_t n = 0;
+	bool wr;
+
+	(void)state;
+	cpair_open(&p, &so, &co, "localhost", true);
+	assert_int_equal(cpair_handshake(&p), 1);
+	tls_conn_free(p.s);
+	p.s = NULL;
+	close(p.sfd);
+	p.sfd = socket(AF_UNIX, SOCK_STREAM, 0); /* for cpair_close */
+	for (int i = 0; i < 8 && n >= 0; i++)
+		n = tls_writev(p.c, &iov, 1, &wr);
+	assert_true(n < 0);
+	assert_int_not_equal(n, TERN_EAGAIN);
+	cpair_close(&p);
+}
+
 static void test_client_ctx_errors(void **state)
 {
 	struct tls_client_opts co = {.cafile = "/nonexistent/ca.pem"};
@@ -1240,6 +1266,7 @@ int main(void)
 	        cmocka_unit_test(test_client_no_verify),
 	        cmocka_unit_test(test_client_mtls),
 	        cmocka_unit_test(test_client_min_version),
+	        cmocka_unit_test(test_client_no_sigpipe),
 	        cmocka_unit_test(test_client_ctx_errors),
 	};
 
