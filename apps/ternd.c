@@ -17,7 +17,13 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/persist.h"
 #include "net/cidr.h"
+
+/* Exit status when the durable store cannot be opened or loaded (corrupt,
+ * foreign, newer schema, unreadable): distinct from configuration errors
+ * (1) so that service managers and tests can tell them apart. */
+#define EXIT_STORE 3
 
 struct options {
 	const char *config_file;
@@ -26,19 +32,26 @@ struct options {
 	bool verbose;
 	bool test_config;
 	int threads;
+	bool dump_store;       /* --dump-store: print the store, exit */
+	const char *dump_path; /* its argument, NULL = from the config */
+	bool store_reset;      /* --store-reset: move a bad store aside */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 	        "Usage: ternd [-c FILE] [-p PORT]... [-v] [--threads N] "
-	        "[--test-config]\n"
+	        "[--test-config] [--dump-store [PATH]] [--store-reset]\n"
 	        "  -c, --config-file FILE  read Mosquitto-syntax "
 	        "configuration\n"
 	        "  -p, --port PORT         listen on PORT (repeatable)\n"
 	        "  -v, --verbose           log everything (log_type all)\n"
 	        "      --threads N         worker threads (default: cores)\n"
 	        "      --test-config       check the configuration and exit\n"
+	        "      --dump-store [PATH] print the durable store (a file, a\n"
+	        "                          directory, or the configured one)\n"
+	        "      --store-reset       move a corrupt or unusable store\n"
+	        "                          aside and start with an empty one\n"
 	        "  -h, --help              this help\n");
 }
 
@@ -64,6 +77,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        {"daemon", no_argument, NULL, 'd'},
 	        {"threads", required_argument, NULL, 'T'},
 	        {"test-config", no_argument, NULL, 't'},
+	        {"dump-store", optional_argument, NULL, 'D'},
+	        {"store-reset", no_argument, NULL, 'R'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
@@ -103,6 +118,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		}
 		case 't': o->test_config = true; break;
+		case 'D':
+			o->dump_store = true;
+			/* Also "--dump-store PATH", not only "=PATH". */
+			if (optarg)
+				o->dump_path = optarg;
+			else if (optind < argc && argv[optind][0] != '-')
+				o->dump_path = argv[optind++];
+			break;
+		case 'R': o->store_reset = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -143,7 +167,23 @@ static int load_config(struct config *cfg, const struct options *o)
 		cfg->threads = o->threads;
 	if (o->verbose)
 		cfg->log_type = LOGT_ALL;
+	if (o->store_reset)
+		cfg->persistence_corrupt = 1;
 	return 0;
+}
+
+/* --dump-store: the named store, or the configured one. */
+static int dump_store(const struct options *o, const struct config *cfg)
+{
+	char path[4096];
+	const char *dir =
+	        cfg->persistence_location ? cfg->persistence_location : ".";
+
+	if (o->dump_path)
+		return persist_dump(o->dump_path) == 0 ? 0 : EXIT_STORE;
+	snprintf(path, sizeof(path), "%s/%s", dir,
+	         cfg->persistence_file ? cfg->persistence_file : "tern.db");
+	return persist_dump(path) == 0 ? 0 : EXIT_STORE;
 }
 
 /*
@@ -272,6 +312,9 @@ static void reload(struct broker *b, const struct options *o)
 	}
 	apply_logging(&fresh);
 	broker_set_auth(b, auth);
+	/* An operator who freed space may also raise the store's limit. */
+	if (b->persist)
+		persist_set_max_bytes(b->persist, fresh.persistence_max_bytes);
 	log_msg(LOG_NOTICE, "Reloaded configuration: logging, password and "
 	                    "ACL files, TLS certificates applied; other "
 	                    "changes need a restart.");
@@ -290,6 +333,11 @@ static void wait_signals(const sigset_t *set, struct broker *b,
 			continue;
 		if (sig == SIGHUP) {
 			reload(b, o);
+			continue;
+		}
+		if (sig == SIGUSR1) {
+			if (b->persist)
+				persist_request_checkpoint(b->persist);
 			continue;
 		}
 		log_msg(LOG_NOTICE, "Received %s, shutting down.",
@@ -319,6 +367,12 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	if (o.dump_store) {
+		auth_unref(auth);
+		rc = dump_store(&o, &cfg);
+		config_free(&cfg);
+		return rc;
+	}
 	if (o.test_config) {
 		auth_unref(auth);
 		printf("ternd: configuration OK\n");
@@ -335,6 +389,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -350,6 +405,8 @@ int main(int argc, char **argv)
 		wait_signals(&set, &b, &o);
 		rc = 0;
 	}
+	if (b.store_error)
+		rc = EXIT_STORE;
 	broker_stop(&b);
 	if (cfg.pid_file && rc == 0)
 		unlink(cfg.pid_file);

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "broker/auth.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subs.h"
@@ -54,6 +55,18 @@ int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
 			return TERN_ECONFIG;
 		}
 	}
+	/* The store loads before any listening socket exists, so no client
+	 * sees the broker without its sessions. */
+	{
+		char err[1024] = "";
+		int rc = persist_open(b, nworkers, err, sizeof(err));
+
+		if (rc != 0) {
+			log_msg(LOG_ERR, "Store: %s.", err);
+			b->store_error = true;
+			return rc;
+		}
+	}
 	for (i = 0; i < nworkers; i++) {
 		b->workers[i] = worker_new(b, i);
 		if (!b->workers[i])
@@ -67,6 +80,8 @@ int broker_start(struct broker *b)
 {
 	int i;
 
+	if (b->persist && persist_start(b->persist) != 0)
+		return TERN_EIO;
 	for (i = 0; i < b->nworkers; i++) {
 		struct worker *w = b->workers[i];
 
@@ -111,6 +126,10 @@ void broker_stop(struct broker *b)
 			pthread_join(b->workers[i]->thread, NULL);
 	for (i = 0; i < b->nworkers; i++)
 		worker_free(b->workers[i]);
+	/* After the workers (their last writes, sessions going offline)
+	 * and before the sessions are freed. */
+	persist_stop(b->persist);
+	b->persist = NULL;
 	free(b->workers);
 	b->workers = NULL;
 	pthread_mutex_lock(&b->sess_mu);

@@ -22,6 +22,7 @@ struct msg;
 struct auth;
 struct cidr_list;
 struct tls_ctx;
+struct persist;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
 
@@ -64,6 +65,9 @@ struct broker_stats {
 	atomic_uint_fast64_t tls_handshakes[2];
 	atomic_int_fast64_t queued_messages; /* in session queues */
 	atomic_int_fast64_t queued_bytes;
+	atomic_uint_fast64_t store_commits; /* durable store transactions */
+	atomic_uint_fast64_t store_errors;  /* failed store writes */
+	atomic_uint_fast64_t acks_held;     /* acks that waited for a commit */
 };
 
 /* The session table: client id -> session, chained hash. */
@@ -98,6 +102,9 @@ struct broker {
 
 	atomic_bool stopping;
 	uint64_t start_ms;
+	/* The durable store (persist.h); NULL with persistence off. */
+	struct persist *persist;
+	bool store_error; /* broker_init failed opening or loading it */
 	atomic_uint_fast64_t next_conn_id;
 	atomic_uint_fast64_t next_assigned_id;
 	struct broker_stats st;

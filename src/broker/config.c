@@ -574,6 +574,19 @@ static int parse_include_dir(struct ctx *x, const struct key *k, void *dst,
 	return rc;
 }
 
+static const struct word sync_modes[] = {
+        {"off", 0},
+        {"batch", 1},
+        {"always", 2},
+        {NULL, 0},
+};
+
+static const struct word corrupt_modes[] = {
+        {"fail", 0},
+        {"move", 1},
+        {NULL, 0},
+};
+
 static const struct word protocols[] = {
         {"mqtt", PROTO_MQTT},
         {"websockets", PROTO_WEBSOCKETS},
@@ -634,6 +647,13 @@ static const struct key keys[] = {
 	NUM("threads", T_INT, int, threads, 0, 1024),
 	BOOL("persistence", persistence),
 	STRING("persistence_location", persistence_location),
+	STRING("persistence_file", persistence_file),
+	{.name = "persistence_sync", .type = T_ENUM,
+	 .off = CFG(persistence_sync, int), .words = sync_modes},
+	NUM("persistence_max_bytes", T_U64, uint64_t, persistence_max_bytes,
+	    0, UINT64_MAX),
+	{.name = "persistence_corrupt", .type = T_ENUM,
+	 .off = CFG(persistence_corrupt, int), .words = corrupt_modes},
 	NUM("autosave_interval", T_INT, int, autosave_interval, 0, INT_MAX),
 	SPECIAL("per_listener_settings", parse_per_listener),
 	LSTRING("ws_path", ws_paths),
@@ -852,6 +872,7 @@ void config_init(struct config *c)
 	        LOGT_ERROR | LOGT_WARNING | LOGT_NOTICE | LOGT_INFORMATION;
 	c->log_timestamp = true;
 	c->autosave_interval = 1800;
+	c->persistence_sync = 2; /* always: an acknowledgement means stored */
 }
 
 void config_free(struct config *c)
@@ -883,6 +904,7 @@ void config_free(struct config *c)
 	free(c->log_timestamp_format);
 	free(c->pid_file);
 	free(c->persistence_location);
+	free(c->persistence_file);
 	config_init(c);
 }
 

@@ -98,9 +98,14 @@ struct config {
 	char *pid_file;
 	int threads; /* 0 = number of cores */
 
-	bool persistence; /* accepted; durability is issue 6 */
-	char *persistence_location;
-	int autosave_interval; /* seconds, 1800 as Mosquitto */
+	/* Durability (persist.h). */
+	bool persistence;               /* false */
+	char *persistence_location;     /* directory, NULL = current */
+	char *persistence_file;         /* NULL = tern.db */
+	int persistence_sync;           /* enum: 0 off, 1 batch, 2 always */
+	uint64_t persistence_max_bytes; /* 0 = no limit */
+	int persistence_corrupt;        /* 0 fail, 1 move aside */
+	int autosave_interval; /* accepted (Mosquitto); tern saves always */
 };
 
 /* Fills *c with defaults (no listeners). */

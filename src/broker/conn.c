@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "net/cidr.h"
@@ -375,14 +376,17 @@ void conn_pump_locked(struct conn *c, struct session *s)
 		if (rc == TERN_ETOOBIG || rc == TERN_ETIMEDOUT) {
 			/* MQTT 5 §3.1.2.11.4: discard as if delivered. */
 			STAT_ADD(b, pub_dropped, 1);
-			qmsg_release(&q);
-			continue;
+			rc = 1;
 		}
 		if (rc != 0 || !q.qos) {
+			if (s->p)
+				persist_queue_del(s, &q);
 			qmsg_release(&q);
 			continue;
 		}
 		s->infl[s->ninfl++] = q;
+		if (s->p)
+			persist_queue_update(s, &q);
 	}
 }
 
@@ -452,7 +456,8 @@ int conn_parse(struct conn *c)
 	size_t off = 0;
 	int rc = 0;
 
-	while (c->state != CONN_CLOSED && !c->throttled && off < c->rlen) {
+	while (c->state != CONN_CLOSED && !c->throttled && !c->ack_paused &&
+	       off < c->rlen) {
 		struct mqtt_fixed fh;
 		int hl = mqtt_fixed_header(c->rbuf + off, c->rlen - off, &fh);
 
@@ -735,7 +740,7 @@ static void conn_read_some(struct conn *c)
 	/* TLS keeps decrypted bytes inside OpenSSL where epoll cannot see
 	 * them, so a TLS connection reads until it would block. */
 	for (i = 0; (c->tls || i < CONN_READS_PER_EVENT) &&
-	            c->state != CONN_CLOSED && !c->throttled;
+	            c->state != CONN_CLOSED && !c->throttled && !c->ack_paused;
 	     i++) {
 		size_t room;
 		ssize_t n;
@@ -893,6 +898,18 @@ static struct msg *conn_take_will(struct conn *c, struct session *s,
 	return NULL;
 }
 
+/* Writes the session record as offline since now, with the will that
+ * waits for its delay (caller holds s->mu). */
+static void conn_persist_offline(struct session *s)
+{
+	uint64_t now = clock_ms();
+	uint32_t delay = 0;
+
+	if (s->will && s->will_at > now)
+		delay = (uint32_t)((s->will_at - now + 999) / 1000);
+	persist_session_put(s, s->will, delay, persist_wall_ms());
+}
+
 /* Detaches the session at close; returns a will to publish now. Messages
  * the ending session got from shared subscriptions are collected in *rl. */
 static struct msg *conn_detach(struct conn *c, struct redeliver_list *rl)
@@ -918,6 +935,8 @@ static struct msg *conn_detach(struct conn *c, struct redeliver_list *rl)
 		ends = s->expiry == 0;
 	}
 	will = conn_take_will(c, s, ours, ends);
+	if (ours && !ends && s->p)
+		conn_persist_offline(s);
 	if (ends) {
 		route_collect_shared(s, rl);
 		session_clear_subs(b, s);
@@ -987,6 +1006,9 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	c->state = CONN_CLOSED;
 	if (c->throttled)
 		conn_unthrottle(c);
+	/* Held acks are never sent: the client resends after reconnecting
+	 * (QoS 2 ids already stored are acknowledged without a redelivery). */
+	conn_ack_drop(c);
 	will = conn_detach(c, &rl);
 	loop_del(w->loop, &c->io);
 	shutdown(c->io.fd, SHUT_RDWR);
@@ -1068,6 +1090,20 @@ static void conn_unthrottle(struct conn *c)
 	c->throttle_s = NULL;
 }
 
+void conn_resume(struct conn *c)
+{
+	if (c->state == CONN_CLOSED || c->throttled || c->ack_paused)
+		return;
+	loop_modify(c->w->loop, &c->io, c->io.events | EPOLLIN);
+	/* Packets read before the pause are still buffered, and TLS may hold
+	 * bytes epoll will not report. */
+	if (c->rlen)
+		conn_parse(c);
+	if (c->tls && c->state != CONN_CLOSED && !c->throttled &&
+	    !c->ack_paused && tls_pending(c->tls))
+		conn_on_readable(c);
+}
+
 bool conn_check_throttle(struct conn *c, uint64_t now)
 {
 	struct session *s = c->throttle_s;
@@ -1081,14 +1117,7 @@ bool conn_check_throttle(struct conn *c, uint64_t now)
 	if (!drained && now < c->throttle_until)
 		return false;
 	conn_unthrottle(c);
-	loop_modify(c->w->loop, &c->io, c->io.events | EPOLLIN);
-	/* Packets read before the pause are still buffered, and TLS may hold
-	 * bytes epoll will not report. */
-	if (c->rlen)
-		conn_parse(c);
-	if (c->tls && c->state != CONN_CLOSED && !c->throttled &&
-	    tls_pending(c->tls))
-		conn_on_readable(c);
+	conn_resume(c);
 	return true;
 }
 

@@ -23,6 +23,7 @@
 #include "net/outq.h"
 #include "net/sock.h"
 
+struct held_ack;
 struct listener_sock;
 struct tls_conn;
 struct msg;
@@ -92,6 +93,15 @@ struct conn {
 	struct session *throttle_s;
 	uint64_t throttle_until;
 	struct conn *throttle_next;
+
+	/* Acknowledgements held until the store commits (conn_ack.c), a
+	 * ring in arrival order; while non-empty the connection is on its
+	 * worker's ackwait list. Reading pauses while too many are held. */
+	struct held_ack *acks;
+	uint32_t ack_head, nacks, ack_cap;
+	bool in_ackwait;
+	bool ack_paused;
+	struct conn *ackwait_next;
 
 	struct msg *will;
 	uint32_t will_delay;
@@ -170,6 +180,23 @@ void conn_throttle(struct conn *c, struct session *s);
  * when it was resumed.
  */
 bool conn_check_throttle(struct conn *c, uint64_t now);
+
+/* Resumes reading after a pause (throttle or held acks) once neither
+ * holds it any more, and handles what was buffered meanwhile. */
+void conn_resume(struct conn *c);
+
+/*
+ * Acknowledgements that may wait for the store (conn_ack.c). conn_ack_send
+ * queues PUBACK/PUBREC/PUBCOMP to be sent once persist_committed() reaches
+ * ticket; ticket 0 means "no store write of its own", sent at once unless
+ * earlier acks are held, since acknowledgements keep their order (MQTT
+ * 4.6). conn_ack_release sends those whose commit happened and returns
+ * whether some remain; conn_ack_drop forgets them (connection closing).
+ */
+void conn_ack_send(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                   uint64_t ticket);
+bool conn_ack_release(struct conn *c, uint64_t committed);
+void conn_ack_drop(struct conn *c);
 
 /* Per-tick check of deadlines (CONNECT deadline, keepalive). */
 void conn_check_timeouts(struct conn *c, uint64_t now);

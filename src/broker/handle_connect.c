@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 #include "net/tls.h"
@@ -306,6 +307,24 @@ static void connect_limits(struct conn *c, struct session *s,
 	c->session_expiry = s->expiry;
 }
 
+/*
+ * Writes the session to the store when it outlives its connection
+ * (expiry > 0), with the connection's will, which a restart after a
+ * crash publishes; a resumed durable session that now has expiry 0 is
+ * deleted from the store. Caller holds s->mu.
+ */
+static void connect_persist(struct conn *c, struct session *s)
+{
+	struct persist *p = c->w->b->persist;
+
+	if (p && s->expiry > 0) {
+		s->p = p;
+		persist_session_put(s, c->will, c->will_delay, 0);
+	} else if (s->p) {
+		persist_session_end(s);
+	}
+}
+
 static int connect_send_connack(struct conn *c, bool present, bool assigned,
                                 bool server_ka)
 {
@@ -384,6 +403,7 @@ int handle_connect(struct conn *c, struct mqtt_packet *p)
 		goto fail;
 	}
 	connect_limits(c, s, cn);
+	connect_persist(c, s);
 	c->state = CONN_ACTIVE;
 	connect_send_connack(c, present, assigned, server_ka);
 	connect_resend(c, s);

@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/worker.h"
 
@@ -61,14 +62,31 @@ bad:
 	return NULL;
 }
 
-/* Acknowledges an incoming QoS 1/2 PUBLISH. */
-static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
-                        uint8_t reason)
+/*
+ * The store ticket an acknowledgement waits for: when handling the packet
+ * wrote to the store (the thread's write counter moved past ops0) and
+ * acks promise durability; 0 otherwise.
+ */
+static uint64_t publish_ticket(const struct conn *c, uint64_t ops0)
 {
+	struct persist *p = c->w->b->persist;
+
+	if (!p || persist_thread_ops() == ops0 || !persist_gates_acks(p))
+		return 0;
+	return persist_ticket(p);
+}
+
+/* Acknowledges an incoming QoS 1/2 PUBLISH, after the store commit of
+ * what it wrote (ops0: the write counter before handling it). */
+static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
+                        uint8_t reason, uint64_t ops0)
+{
+	uint64_t ticket = publish_ticket(c, ops0);
+
 	if (pub->qos == 1)
-		conn_send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
+		conn_ack_send(c, MQTT_PUBACK, pub->packet_id, reason, ticket);
 	else if (pub->qos == 2)
-		conn_send_ack(c, MQTT_PUBREC, pub->packet_id, reason);
+		conn_ack_send(c, MQTT_PUBREC, pub->packet_id, reason, ticket);
 }
 
 /*
@@ -120,6 +138,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	struct broker *b = c->w->b;
 	uint32_t limit = b->cfg->message_size_limit;
 	struct session *backlog = NULL;
+	uint64_t ops0 = persist_thread_ops();
 	const char *topic;
 	size_t tlen;
 	struct msg *m;
@@ -143,14 +162,15 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		        c->client_id, (int)tlen, topic);
 		STAT_ADD(b, pub_dropped, 1);
 		publish_ack(c, pub,
-		            c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+		            c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0,
+		            ops0);
 		return 0;
 	}
 	if (limit && pub->payload_len > limit) {
 		/* Mosquitto's message_size_limit: drop, but acknowledge so
 		 * the client does not retry forever. */
 		STAT_ADD(b, pub_dropped, 1);
-		publish_ack(c, pub, MQTT_RC_PACKET_TOO_LARGE);
+		publish_ack(c, pub, MQTT_RC_PACKET_TOO_LARGE, ops0);
 		return 0;
 	}
 	if (pub->qos == 2) {
@@ -158,7 +178,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {
-			publish_ack(c, pub, 0);
+			publish_ack(c, pub, 0, ops0);
 			return 0;
 		}
 	}
@@ -169,7 +189,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	}
 	broker_publish(b, c->w, m, &backlog);
 	msg_unref(m);
-	publish_ack(c, pub, 0);
+	publish_ack(c, pub, 0, ops0);
 	if (backlog)
 		conn_throttle(c, backlog);
 	return 0;
@@ -211,6 +231,8 @@ int handle_pubrec(struct conn *c, struct mqtt_packet *p)
 		conn_pump_locked(c, s);
 	} else if (s->infl[i].state == QS_WAIT_PUBREC) {
 		s->infl[i].state = QS_WAIT_PUBCOMP;
+		if (s->p)
+			persist_queue_update(s, &s->infl[i]);
 		qmsg_release(&s->infl[i]);
 		conn_send_ack(c, MQTT_PUBREL, pid, 0);
 	} else if (s->infl[i].state == QS_WAIT_PUBCOMP) {
@@ -223,6 +245,7 @@ int handle_pubrec(struct conn *c, struct mqtt_packet *p)
 int handle_pubrel(struct conn *c, struct mqtt_packet *p)
 {
 	uint16_t pid = p->u.ack.packet_id;
+	uint64_t ops0 = persist_thread_ops();
 	struct session *s = conn_session_lock(c);
 	bool known = false;
 
@@ -231,9 +254,12 @@ int handle_pubrel(struct conn *c, struct mqtt_packet *p)
 		pthread_mutex_unlock(&s->mu);
 	}
 	/* Unknown ids still get a PUBCOMP so the client can finish
-	 * (MQTT 5 §4.3.3: reason 0x92). */
-	conn_send_ack(c, MQTT_PUBCOMP, pid,
-	              known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+	 * (MQTT 5 §4.3.3: reason 0x92). A durable session's PUBCOMP waits
+	 * until the id is gone from the store: a client may reuse the id
+	 * at once, and a stale one would swallow that new message. */
+	conn_ack_send(c, MQTT_PUBCOMP, pid,
+	              known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
+	              publish_ticket(c, ops0));
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/worker.h"
@@ -84,6 +85,8 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 		session_sub_del(s, rec->filter, rec->len);
 		return MQTT_RC_UNSPECIFIED;
 	}
+	if (s->p)
+		persist_sub_put(s, rec);
 	/* Shared subscriptions never get retained messages (§4.8.2). */
 	*send_retained = shared != 1 && (e->retain_handling == 0 ||
 	                                 (e->retain_handling == 1 && added));
@@ -160,6 +163,8 @@ int handle_unsubscribe(struct conn *c, struct mqtt_packet *p)
 
 		if (session_sub_del(s, f, e.filter.len) == 0) {
 			subs_remove(b->subs, f, e.filter.len, s);
+			if (s->p)
+				persist_sub_del(s, f, e.filter.len);
 			codes[n++] = MQTT_RC_SUCCESS;
 		} else {
 			codes[n++] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;

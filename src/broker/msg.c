@@ -76,6 +76,7 @@ static struct msg *msg_alloc(size_t topic_len, size_t payload_len,
 		return NULL;
 	memset(m, 0, sizeof(*m));
 	atomic_init(&m->refs, 1);
+	atomic_init(&m->store_id, 0);
 	return m;
 }
 

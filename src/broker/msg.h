@@ -51,6 +51,9 @@ struct msg {
 	 * refer to data[]. Never holds topic alias or subscription ids.
 	 */
 	struct mqtt_props props;
+	/* Id of the message's row in the durable store, 0 until a queue row
+	 * refers to it (persist.c assigns it once, CAS). */
+	_Atomic uint64_t store_id;
 	/* Encoded headers, built on first use by any worker (CAS). */
 	_Atomic(struct msg_enc *) enc[MSG_ENC_VARIANTS];
 	uint8_t data[];

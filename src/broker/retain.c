@@ -40,6 +40,7 @@ struct retain {
 	struct rnode *root;
 	size_t count;
 	uint64_t bytes;
+	uint64_t seq; /* writes so far: orders them for the durable store */
 };
 
 /* State of one retain_match() walk. */
@@ -342,11 +343,20 @@ static struct msg *retain_delete(struct retain *r, const char *t, size_t len)
 
 int retain_set(struct retain *r, struct msg *m)
 {
+	return retain_put(r, m, NULL);
+}
+
+int retain_put(struct retain *r, struct msg *m, uint64_t *seq)
+{
 	struct rnode *n = NULL;
 	struct msg *old = NULL;
 	int rc = 0;
 
 	pthread_rwlock_wrlock(&r->lock);
+	/* Taken under the write lock, so the store applies writes to one
+	 * topic in the order they happened here. */
+	if (seq)
+		*seq = ++r->seq;
 	if (!m->payload_len) {
 		old = retain_delete(r, m->topic, m->topic_len);
 		goto out;
@@ -491,4 +501,12 @@ uint64_t retain_bytes(struct retain *r)
 	n = r->bytes;
 	pthread_rwlock_unlock(&r->lock);
 	return n;
+}
+
+void retain_seq_floor(struct retain *r, uint64_t seq)
+{
+	pthread_rwlock_wrlock(&r->lock);
+	if (r->seq < seq)
+		r->seq = seq;
+	pthread_rwlock_unlock(&r->lock);
 }

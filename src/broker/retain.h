@@ -28,6 +28,16 @@ void retain_free(struct retain *r);
 int retain_set(struct retain *r, struct msg *m);
 
 /*
+ * retain_set that also returns, in *seq (if not NULL), the number of this
+ * write: writes are numbered 1, 2, ... in the order they took effect, so a
+ * store fed from several threads can apply them in that order.
+ */
+int retain_put(struct retain *r, struct msg *m, uint64_t *seq);
+
+/* Makes the next write number greater than seq (after loading a store). */
+void retain_seq_floor(struct retain *r, uint64_t seq);
+
+/*
  * Calls cb for each retained message whose topic matches `filter` (no
  * "$share/" prefix). cb runs under the read lock and must take a reference
  * (msg_ref) if it keeps the message. '$'-topics are not matched by a

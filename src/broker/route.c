@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/worker.h"
@@ -167,8 +168,15 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m,
 	struct route_ctx r = {.m = m};
 	size_t i, j;
 
-	if (m->retain && retain_set(b->retain, m) != 0)
-		log_msg(LOG_ERR, "Out of memory storing retained message.");
+	if (m->retain) {
+		uint64_t seq;
+
+		if (retain_put(b->retain, m, &seq) != 0)
+			log_msg(LOG_ERR,
+			        "Out of memory storing retained message.");
+		else if (b->persist)
+			persist_retained(b->persist, m, seq);
+	}
 	subs_match(b->subs, m->topic, m->topic_len, &visitor, &r);
 	if (r.oom)
 		log_msg(LOG_ERR, "Out of memory routing a message on %s.",

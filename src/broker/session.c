@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 
 struct session *session_new(const char *client_id)
 {
@@ -130,6 +131,8 @@ int session_insert(struct broker *b, struct session *s)
 	t->buckets[h] = session_ref(s);
 	s->in_table = true;
 	t->count++;
+	if (b->persist)
+		persist_session_inserted(b->persist, s);
 	return 0;
 }
 
@@ -143,6 +146,8 @@ void session_remove(struct broker *b, struct session *s)
 	pp = &t->buckets[session_hash(s->client_id) % t->nbuckets];
 	for (; *pp; pp = &(*pp)->hnext) {
 		if (*pp == s) {
+			if (b->persist)
+				persist_session_removed(b->persist, s);
 			*pp = s->hnext;
 			s->hnext = NULL;
 			s->in_table = false;
@@ -169,6 +174,9 @@ void session_clear_messages(struct broker *b, struct session *s)
 	struct qmsg q;
 	uint32_t i;
 
+	/* Only an ending session is cleared: its stored record goes with
+	 * everything under it, and nothing more is written for it. */
+	persist_session_end(s);
 	while (session_dequeue(b, s, &q))
 		qmsg_release(&q);
 	for (i = 0; i < s->ninfl; i++)
@@ -268,6 +276,9 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	e->shared = shared;
 	e->subids = subids;
 	e->nsubids = nsubids;
+	/* QoS 0 is never stored: it may be lost anyway. */
+	if (s->p && qos)
+		persist_queue_put(s, e);
 	s->qlen++;
 	s->qbytes += m->payload_len;
 	STAT_ADD(b, queued_messages, 1);
@@ -344,6 +355,8 @@ uint16_t session_next_pid(struct session *s)
 
 void session_infl_remove(struct session *s, int i)
 {
+	if (s->p)
+		persist_queue_del(s, &s->infl[i]);
 	qmsg_release(&s->infl[i]);
 	/* Keep send order: retransmission after reconnect must preserve it. */
 	memmove(&s->infl[i], &s->infl[i + 1],
@@ -373,6 +386,8 @@ int session_inq2_add(struct session *s, uint16_t pid)
 		s->in_qos2_cap = ncap;
 	}
 	s->in_qos2[s->nin_qos2++] = pid;
+	if (s->p)
+		persist_inq2(s, pid, true);
 	return 0;
 }
 
@@ -383,7 +398,37 @@ bool session_inq2_del(struct session *s, uint16_t pid)
 	for (i = 0; i < s->nin_qos2; i++)
 		if (s->in_qos2[i] == pid) {
 			s->in_qos2[i] = s->in_qos2[--s->nin_qos2];
+			if (s->p)
+				persist_inq2(s, pid, false);
 			return true;
 		}
 	return false;
+}
+
+int session_queue_push(struct broker *b, struct session *s,
+                       const struct qmsg *q)
+{
+	if (s->qlen == s->qcap && session_queue_grow(s) != 0)
+		return TERN_ENOMEM;
+	s->q[(s->qhead + s->qlen) % s->qcap] = *q;
+	s->qlen++;
+	s->qbytes += q->m->payload_len;
+	STAT_ADD(b, queued_messages, 1);
+	STAT_ADD(b, queued_bytes, (int64_t)q->m->payload_len);
+	return 0;
+}
+
+int session_infl_push(struct session *s, const struct qmsg *q)
+{
+	if (s->ninfl == s->infl_cap) {
+		uint32_t ncap = s->infl_cap ? s->infl_cap * 2 : 8;
+		struct qmsg *v = realloc(s->infl, ncap * sizeof(*v));
+
+		if (!v)
+			return TERN_ENOMEM;
+		s->infl = v;
+		s->infl_cap = ncap;
+	}
+	s->infl[s->ninfl++] = *q;
+	return 0;
 }

@@ -23,6 +23,8 @@
 struct broker;
 struct conn;
 struct msg;
+struct pbatch;
+struct persist;
 struct worker;
 
 /* A message waiting for, or in flight to, the client. */
@@ -36,6 +38,7 @@ struct qmsg {
 	uint16_t pid;  /* packet id, inflight only */
 	uint16_t nsubids;
 	uint32_t *subids; /* malloc'd, nsubids entries; NULL when 0 */
+	uint64_t seq;     /* row in the durable store; 0 = not stored */
 };
 
 enum qmsg_state {
@@ -90,6 +93,15 @@ struct session {
 	/* Will waiting for its delay, published at will_at (clock_ms). */
 	struct msg *will;
 	uint64_t will_at;
+
+	/* Durability (persist.h), under mu: the store this session is
+	 * written to (NULL: not durable), the batch holding its latest
+	 * pending write with that batch's generation, and the next queue
+	 * row number. */
+	struct persist *p;
+	struct pbatch *pb;
+	uint64_t pb_gen;
+	uint64_t store_seq;
 
 	atomic_bool ready; /* on some worker's ready list */
 	/* Publishers are not held back for this session before this time
@@ -171,6 +183,15 @@ int session_infl_find(const struct session *s, uint16_t pid);
 
 /* Removes inflight entry i, releasing its message. Caller holds s->mu. */
 void session_infl_remove(struct session *s, int i);
+
+/* Appends q to the queue without bounds or store writes (ownership
+ * moves; restoring a stored session). Returns 0 or TERN_ENOMEM. */
+int session_queue_push(struct broker *b, struct session *s,
+                       const struct qmsg *q);
+
+/* Appends q to the inflight list (ownership moves; restoring a stored
+ * session). Returns 0 or TERN_ENOMEM. Caller holds s->mu. */
+int session_infl_push(struct session *s, const struct qmsg *q);
 
 /* Incoming QoS 2 ids (caller holds s->mu). has: 1/0; add: 0 or ENOMEM. */
 bool session_inq2_has(const struct session *s, uint16_t pid);

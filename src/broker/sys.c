@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/subs.h"
@@ -211,6 +212,14 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(queued_messages));
 	sys_put_u64(b, w, now, "$SYS/broker/store/messages/bytes",
 	            LOAD(queued_bytes));
+	if (b->persist) {
+		sys_put_u64(b, w, now, "$SYS/broker/store/commits",
+		            LOAD(store_commits));
+		sys_put_u64(b, w, now, "$SYS/broker/store/errors",
+		            LOAD(store_errors));
+		sys_put_u64(b, w, now, "$SYS/broker/store/acks_held",
+		            LOAD(acks_held));
+	}
 	sys_put_load(b, w, now);
 	sys_put_heap(b, w, now);
 	for (i = 0; i < TR_COUNT; i++) {
@@ -254,6 +263,12 @@ static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
 	if (s->will && (now >= s->will_at || expired)) {
 		will_list_add(wills, s->will);
 		s->will = NULL;
+		/* The stored record must not publish it again. */
+		if (!expired && s->p)
+			persist_session_put(
+			        s, NULL, 0,
+			        persist_wall_ms() -
+			                (int64_t)(now - s->offline_since));
 	}
 	if (!expired)
 		return false;

@@ -18,6 +18,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/sys.h"
 #include "net/sock.h"
@@ -349,11 +350,38 @@ static void worker_check_throttled(struct worker *w, uint64_t now)
 	}
 }
 
+/* Sends the acknowledgements whose store round has committed. The list is
+ * taken first: sending may parse buffered packets, which hold new acks,
+ * or close connections, which unlink themselves. */
+static void worker_release_acks(struct worker *w)
+{
+	uint64_t committed = persist_committed(w->b->persist);
+	struct conn *c = w->ackwait, *next;
+
+	w->ackwait = NULL;
+	for (; c; c = next) {
+		next = c->ackwait_next;
+		c->ackwait_next = NULL;
+		if (!c->in_ackwait)
+			continue; /* closed meanwhile */
+		c->in_ackwait = false;
+		if (c->state == CONN_CLOSED)
+			continue;
+		if (conn_ack_release(c, committed) && !c->in_ackwait) {
+			c->in_ackwait = true;
+			c->ackwait_next = w->ackwait;
+			w->ackwait = c;
+		}
+	}
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct broker *b = w->b;
 
+	if (b->persist)
+		persist_thread_init(b->persist, w->id);
 	worker_refresh_auth(w);
 	w->next_tick = clock_ms() + WORKER_TICK_MS;
 	w->next_sys = clock_ms();
@@ -372,6 +400,8 @@ void *worker_main(void *arg)
 		}
 		if (loop_take_wakeup(w->loop))
 			worker_drain_inbox(w);
+		if (w->ackwait)
+			worker_release_acks(w);
 		worker_refresh_auth(w);
 		now = clock_ms();
 		if (now >= w->next_tick) {
@@ -382,6 +412,8 @@ void *worker_main(void *arg)
 		if (w->throttled)
 			worker_check_throttled(w, clock_ms());
 		worker_free_dead(w);
+		if (b->persist)
+			persist_kick(b->persist, w->id, w->ackwait != NULL);
 	}
 	return NULL;
 }

@@ -6,8 +6,10 @@
  * most one eventfd wake-up per worker per loop iteration.
  *
  * One iteration: wait for events and run their callbacks; drain the inbox;
- * flush every connection with pending output once (writev); free the
- * connections closed during the iteration; run the periodic tick.
+ * send the acknowledgements whose store commit happened; flush every
+ * connection with pending output once (writev); free the connections
+ * closed during the iteration; run the periodic tick; hand this
+ * iteration's store writes to the store thread (persist_kick).
  */
 #ifndef TERN_BROKER_WORKER_H
 #define TERN_BROKER_WORKER_H
@@ -58,6 +60,7 @@ struct worker {
 	struct conn *flush_list; /* connections with output to write */
 	struct conn *dead;       /* closed this iteration, freed at its end */
 	struct conn *throttled;  /* publishers held back (conn_throttle) */
+	struct conn *ackwait;    /* holding acks for the store (conn_ack.c) */
 
 	pthread_mutex_t inbox_mu;
 	struct inbox_item *inbox, *inbox_spare;

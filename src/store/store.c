@@ -564,6 +564,11 @@ static int gc_add(struct store *st, uint64_t id)
 	return 0;
 }
 
+int store_msg_unref(struct store *st, uint64_t id)
+{
+	return gc_add(st, id);
+}
+
 /* Runs a DELETE ... RETURNING msg_id, remembering the ids for gc_run. */
 static int run_returning_ids(struct store *st, sqlite3_stmt *s)
 {

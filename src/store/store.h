@@ -151,6 +151,9 @@ void store_rollback(struct store *st);
 int store_msg_put(struct store *st, const struct store_msg *m); /* or keep */
 /* Deletes message id unless a queue row still references it. */
 int store_msg_gc(struct store *st, uint64_t id);
+/* The same, at commit (a row stopped referencing id in this
+ * transaction; later writes of the transaction may still refer to it). */
+int store_msg_unref(struct store *st, uint64_t id);
 int store_retained_put(struct store *st, const struct store_retained *r);
 int store_retained_del(struct store *st, const uint8_t *topic, size_t len,
                        uint64_t seq);
