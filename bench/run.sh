@@ -1,33 +1,41 @@
 #!/usr/bin/env bash
 # bench/run.sh: tern's benchmark, side by side with Mosquitto (`make bench`).
 #
-# For every scenario below, runs build/mqtt_load against a fresh ternd and a
-# fresh mosquitto, each started on free loopback ports (one MQTT listener,
-# one WebSocket listener) with the same limits, REPS times (alternating
-# which broker goes first), and prints markdown tables of medians with
-# min-max ranges and the ratios. The tables are also written to
-# bench/results/latest.md. docs/benchmarks.md says what each scenario
-# measures.
+# For every scenario below, runs `tern bench` (build/tern) against a fresh
+# ternd and a fresh mosquitto, each started on free loopback ports (one
+# MQTT listener, one WebSocket listener, and for TLS an mqtts and a wss
+# listener) with the same limits, REPS times (alternating which broker
+# goes first), and prints markdown tables of medians with min-max ranges
+# and the ratios. The tables are also written to bench/results/latest.md.
+# docs/benchmarks.md says what each scenario measures.
 #
 # (a)-(e) are MQTT over TCP; (f)-(j) compare MQTT over WebSocket with MQTT
 # over TCP: throughput (f, g), large payloads (h), connection set-up (i) and
-# memory per idle connection (j); (k)-(m) do the same for TLS (mqtts and
-# wss, with a throwaway CA and server certificate made here): throughput
-# (k), handshakes per second with and without session resumption (l) and
-# memory per idle TLS connection (m).
+# memory per idle connection (j: tcp, ws, mqtts, wss); (k)-(m) do the same
+# for TLS (mqtts and wss, with a throwaway CA and server certificate made
+# here): throughput (k), handshakes per second (l) and memory per idle TLS
+# connection (m). (n) is the matrix of issue 5: point-to-point 10 -> 10,
+# fan-out 1 -> 100 and fan-in 100 -> 1 over tcp, ws, mqtts and wss; the
+# payload sweep (h) runs 16 B to 1 MiB over the same four transports.
+# (o) compares the client side: how fast `tern bench` drives ternd from
+# one process against the mosquitto_pub/mosquitto_sub pair.
 #
 # Environment: BUILD (build dir, default build), BENCH_REPS (3),
 # BENCH_SECONDS (publishing time per run, 5), TERN_THREADS (ternd worker
 # threads, default: one per core), BENCH_ONLY (scenario letters, e.g. "ab";
-# default all, abcdefghijklm), BENCH_SWEEP_SECONDS (publishing time per run
-# of (h), 3), BENCH_SWEEP_REPS (runs of (h), 1), BENCH_CONNS (connections in
-# (i), 1000), BENCH_CONN_RATE (connections/s of (i)'s latency run, 500),
-# BENCH_IDLE_CONNS (connections in (j), 5000), BENCH_MEM_REPS (runs of (j)
-# and (m), 1), BENCH_TLS_SECONDS (publishing time per run of (k), 1),
+# default all, abcdefghijklmno), BENCH_SWEEP_SECONDS (publishing time per
+# run of (h), 3), BENCH_SWEEP_REPS (runs of (h), 1), BENCH_CONNS
+# (connections in (i), 1000), BENCH_CONN_RATE (connections/s of (i)'s
+# latency run, 500), BENCH_IDLE_CONNS (connections in (j), 10000),
+# BENCH_MEM_REPS (runs of (j) and (m), 1), BENCH_MATRIX_SECONDS (publishing
+# time per run of (n), 2), BENCH_MATRIX_REPS (runs of (n), 1),
+# BENCH_SPEED_MSGS (messages of (o), 500000), BENCH_TLS_SECONDS (publishing
+# time per run of (k), 1),
 # BENCH_TLS_DRAIN (longest drain of (k), 2), BENCH_TLS_REPS (runs of (k)
 # and (l), 3), BENCH_TLS_CONNS (connections in (l), 1000),
 # BENCH_TLS_IDLE_CONNS (connections in (m), 2000), BENCH_TLS_KEY (server
-# key of (k)-(m): rsa for RSA 2048, ec for P-256; rsa).
+# key of (k)-(m): rsa for RSA 2048, ec for P-256; rsa), BENCH_BUILD (0:
+# use the ternd and tern already in BUILD instead of building them).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -36,12 +44,12 @@ BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 THREADS=${TERN_THREADS:-$(nproc)}
-ONLY=${BENCH_ONLY:-abcdefghijklm}
+ONLY=${BENCH_ONLY:-abcdefghijklmno}
 SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-3}
 SWEEP_REPS=${BENCH_SWEEP_REPS:-1}
 CONNS=${BENCH_CONNS:-1000}
 CONN_RATE=${BENCH_CONN_RATE:-500}
-IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 MEM_REPS=${BENCH_MEM_REPS:-1}
 TLS_SECONDS=${BENCH_TLS_SECONDS:-1}
 TLS_DRAIN=${BENCH_TLS_DRAIN:-2}
@@ -49,48 +57,65 @@ TLS_REPS=${BENCH_TLS_REPS:-3}
 TLS_CONNS=${BENCH_TLS_CONNS:-1000}
 TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-2000}
 TLS_KEY=${BENCH_TLS_KEY:-rsa}
+MATRIX_SECONDS=${BENCH_MATRIX_SECONDS:-2}
+MATRIX_REPS=${BENCH_MATRIX_REPS:-1}
+SPEED_MSGS=${BENCH_SPEED_MSGS:-500000}
 IDLE_SECONDS=2
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-LOAD=$BUILD/mqtt_load
+LOAD=$BUILD/tern
 TERND=$BUILD/ternd
 OUT_DIR=$ROOT/bench/results
 
-# Scenario letter | what it is | mqtt_load arguments.
+# Scenario letter | what it is | `tern bench` arguments (the mode first).
 SCENARIOS=(
-	"a|1 -> 1, QoS 0, 64 B, max rate|-P 1 -S 1 -q 0 -s 64"
-	"b|1 -> 1, QoS 1, 64 B, max rate|-P 1 -S 1 -q 1 -s 64"
-	"c|10 -> 10 on 10 topics, QoS 0, 64 B, max rate|-P 10 -S 10 -t bench/%i -q 0 -s 64"
-	"d|fan-out 1 -> 100, one topic, QoS 0, 64 B, 2000 msg/s|-P 1 -S 100 -t bench/fan -q 0 -s 64 -r 2000"
-	"e|10 -> 10, QoS 1, 64 B, 100 msg/s each (latency)|-P 10 -S 10 -q 1 -s 64 -r 100"
+	"a|1 -> 1, QoS 0, 64 B, max rate|pubsub -P 1 -S 1 -q 0 -s 64"
+	"b|1 -> 1, QoS 1, 64 B, max rate|pubsub -P 1 -S 1 -q 1 -s 64"
+	"c|10 -> 10 on 10 topics, QoS 0, 64 B, max rate|pubsub -P 10 -S 10 -t bench/%i -q 0 -s 64"
+	"d|fan-out 1 -> 100, one topic, QoS 0, 64 B, 2000 msg/s|pubsub -P 1 -S 100 -t bench/fan -q 0 -s 64 -r 2000"
+	"e|10 -> 10, QoS 1, 64 B, 100 msg/s each (latency)|pubsub -P 10 -S 10 -q 1 -s 64 -I 10"
 )
 
-# WebSocket throughput: letter | what | mqtt_load arguments. Each runs on
-# ternd over TCP, ternd over WebSocket and mosquitto over WebSocket.
+# WebSocket throughput: letter | what | `tern bench` arguments. Each runs
+# on ternd over TCP, ternd over WebSocket and mosquitto over WebSocket.
 WS_SCENARIOS=(
-	"f|ws 1 -> 1, QoS 0, 64 B, max rate|-P 1 -S 1 -q 0 -s 64"
-	"g|ws 1 -> 1, QoS 0, 1 KiB, max rate|-P 1 -S 1 -q 0 -s 1024"
+	"f|ws 1 -> 1, QoS 0, 64 B, max rate|pubsub -P 1 -S 1 -q 0 -s 64"
+	"g|ws 1 -> 1, QoS 0, 1 KiB, max rate|pubsub -P 1 -S 1 -q 0 -s 1024"
 )
 WS_VARIANTS="ternd ternd-ws mosquitto-ws"
 
-# (h) payload sweep: id | payload | mqtt_load arguments; every variant.
+# (h) payload sweep: id | payload | `tern bench` arguments; every
+# transport of both brokers.
 SWEEP=(
-	"h64k|64 KiB|-P 1 -S 1 -q 1 -s 65536"
-	"h1m|1 MiB|-P 1 -S 1 -q 1 -s 1048576"
+	"h16|16 B|pubsub -P 1 -S 1 -q 1 -s 16"
+	"h1k|1 KiB|pubsub -P 1 -S 1 -q 1 -s 1024"
+	"h64k|64 KiB|pubsub -P 1 -S 1 -q 1 -s 65536"
+	"h1m|1 MiB|pubsub -P 1 -S 1 -q 1 -s 1048576"
 )
 ALL_VARIANTS="ternd ternd-ws mosquitto mosquitto-ws"
+# Every transport of both brokers: (h), (j) and (n).
+EVERY_VARIANT="ternd ternd-ws ternd-mqtts ternd-wss mosquitto mosquitto-ws mosquitto-mqtts mosquitto-wss"
 
-# (k) TLS throughput: id | what | mqtt_load arguments. Each runs on ternd
-# over TCP (the reference) and every broker over mqtts and wss.
+# (n) the matrix: id | what | `tern bench` arguments; every transport of
+# both brokers, QoS 0, 64 B.
+MATRIX=(
+	"n1|p2p 10 -> 10 on 10 topics, max rate|pubsub -P 10 -S 10 -t bench/%i -q 0 -s 64"
+	"n2|fan-out 1 -> 100 on one topic, 1000 msg/s|pubsub -P 1 -S 100 -t bench/fan -q 0 -s 64 -I 1"
+	"n3|fan-in 100 -> 1 on bench/#, 100 msg/s each|pubsub -P 100 -S 1 -t bench/%i -f bench/# -q 0 -s 64 -I 10"
+)
+
+# (k) TLS throughput: id | what | `tern bench` arguments. Each runs on
+# ternd over TCP (the reference) and every broker over mqtts and wss.
 TLS_SCENARIOS=(
-	"k0|1 -> 1, QoS 0, 64 B|-P 1 -S 1 -q 0 -s 64"
-	"k1|1 -> 1, QoS 1, 64 B|-P 1 -S 1 -q 1 -s 64"
-	"k2|1 -> 1, QoS 0, 1 KiB|-P 1 -S 1 -q 0 -s 1024"
-	"k3|1 -> 1, QoS 1, 1 KiB|-P 1 -S 1 -q 1 -s 1024"
-	"k4|1 -> 1, QoS 1, 64 KiB|-P 1 -S 1 -q 1 -s 65536"
+	"k0|1 -> 1, QoS 0, 64 B|pubsub -P 1 -S 1 -q 0 -s 64"
+	"k1|1 -> 1, QoS 1, 64 B|pubsub -P 1 -S 1 -q 1 -s 64"
+	"k2|1 -> 1, QoS 0, 1 KiB|pubsub -P 1 -S 1 -q 0 -s 1024"
+	"k3|1 -> 1, QoS 1, 1 KiB|pubsub -P 1 -S 1 -q 1 -s 1024"
+	"k4|1 -> 1, QoS 1, 64 KiB|pubsub -P 1 -S 1 -q 1 -s 65536"
 )
 TLS_VARIANTS="ternd ternd-mqtts ternd-wss mosquitto-mqtts mosquitto-wss"
 
-# Files each broker may need: 5000 idle connections in (j), and mqtt_load.
+# Files each broker may need: 10000 idle connections in (j), and tern
+# bench.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 die() {
@@ -102,9 +127,11 @@ MOSQUITTO=$(command -v mosquitto || true)
 [ -z "$MOSQUITTO" ] && [ -x /usr/sbin/mosquitto ] && MOSQUITTO=/usr/sbin/mosquitto
 [ -n "$MOSQUITTO" ] || die "mosquitto not found (make deps installs it)"
 
-echo "bench: building $BUILD" >&2
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"${JOBS:-2}" --target ternd mqtt_load >/dev/null
+if [ "${BENCH_BUILD:-1}" != 0 ]; then
+	echo "bench: building $BUILD" >&2
+	cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build "$BUILD" -j"${JOBS:-2}" --target ternd tern_cli >/dev/null
+fi
 if [ ! -x "$LOAD" ] || [ ! -x "$TERND" ]; then
 	die "build did not produce $LOAD and $TERND"
 fi
@@ -246,17 +273,18 @@ stop_broker() {
 	return $rc
 }
 
-# run_load VARIANT ID REP ARGS...: one measurement against a fresh broker.
+# run_load VARIANT ID REP MODE ARGS...: one `tern bench MODE` measurement
+# against a fresh broker.
 # VARIANT is ternd or mosquitto (MQTT over TCP), or either with -ws (over
 # WebSocket), -mqtts (over TLS) or -wss (WebSocket over TLS; both with
 # WITH_TLS=1, as localhost, verified against the throwaway CA). The JSON
-# line of mqtt_load goes to $WORK/ID.VARIANT.REP.json. Problems go to
+# line of tern bench goes to $WORK/ID.VARIANT.REP.json. Problems go to
 # PROBLEMS.
 PROBLEMS=$WORK/problems
 : >"$PROBLEMS"
 run_load() {
-	local var=$1 id=$2 rep=$3
-	shift 3
+	local var=$1 id=$2 rep=$3 mode=$4
+	shift 4
 	local kind=${var%%-*} base=$WORK/$id.$var.$rep rc=0 url tls=()
 	start_broker "$kind" "$base.log"
 	case $var in
@@ -266,18 +294,19 @@ run_load() {
 	*) url=mqtt://127.0.0.1:$PORT ;;
 	esac
 	case $var in *-mqtts | *-wss) tls=(--cafile "$TLS_DIR/ca.crt") ;; esac
-	"$LOAD" -L "$url" "${tls[@]}" --pid "$BROKER_PID" "$@" \
+	"$LOAD" bench "$mode" -L "$url" "${tls[@]}" --pid "$BROKER_PID" \
+		--quiet "$@" \
 		>"$base.out" 2>"$base.err" || rc=$?
 	if ! stop_broker; then
 		echo "- ($id) $var rep $rep: broker died or did not stop" \
 			"cleanly (exit status $BROKER_RC; log ends:" \
 			"\"$(tail -1 "$base.log" | cut -c1-120)\");" \
-			"command: mqtt_load -L $url ${tls[*]} $*" >>"$PROBLEMS"
+			"command: tern bench $mode -L $url ${tls[*]} $*" >>"$PROBLEMS"
 		mkdir -p "$OUT_DIR"
 		cp "$base.log" "$OUT_DIR/$id.$var.$rep.broker.log"
 	fi
 	if [ $rc -ne 0 ]; then
-		echo "- ($id) $var rep $rep: mqtt_load -L $url ${tls[*]} $*" \
+		echo "- ($id) $var rep $rep: tern bench $mode -L $url ${tls[*]} $*" \
 			"exit $rc:" \
 			"$(tr '\n' ' ' <"$base.err" | cut -c1-300)" >>"$PROBLEMS"
 	fi
@@ -287,11 +316,11 @@ run_load() {
 			sed 's/^ *//')" >&2
 }
 
-# run_one KIND LETTER REP ARGS...: a run of (a)-(e), over TCP.
+# run_one KIND LETTER REP MODE ARGS...: a run of (a)-(e), over TCP.
 run_one() {
-	local kind=$1 letter=$2 rep=$3
-	shift 3
-	run_load "$kind" "$letter" "$rep" -d "$SECONDS_PER_RUN" "$@"
+	local kind=$1 letter=$2 rep=$3 mode=$4
+	shift 4
+	run_load "$kind" "$letter" "$rep" "$mode" -d "$SECONDS_PER_RUN" "$@"
 }
 
 # rotate N WORDS...: the words rotated left by N, so that no broker or
@@ -305,7 +334,7 @@ rotate() {
 	done
 }
 
-# jget KEY FILE: a number from a JSON line of mqtt_load.
+# jget KEY FILE: a number from a JSON line of tern bench.
 jget() {
 	{ grep -o "\"$1\":[-0-9.e+]*" "$2" 2>/dev/null || true; } |
 		head -1 | cut -d: -f2
@@ -372,6 +401,13 @@ cell() {
 	fi
 }
 
+# TLS, with a throwaway CA and server certificate, for (h) and (j)-(n):
+# the brokers get an mqtts and a wss listener besides the others.
+if [[ $ONLY == *[hjklmn]* ]]; then
+	make_tls
+	WITH_TLS=1
+fi
+
 echo "bench: $REPS reps x ${SECONDS_PER_RUN}s per scenario and broker," \
 	"ternd --threads $THREADS" >&2
 for s in "${SCENARIOS[@]}"; do
@@ -397,7 +433,7 @@ for s in "${WS_SCENARIOS[@]}"; do
 		# shellcheck disable=SC2086
 		for var in $(rotate "$rep" $WS_VARIANTS); do
 			# shellcheck disable=SC2086
-			run_load "$var" "$letter" "$rep" -d "$SECONDS_PER_RUN" $args
+			run_load "$var" "$letter" "$rep" $args -d "$SECONDS_PER_RUN"
 		done
 	done
 done
@@ -410,10 +446,10 @@ if [[ $ONLY == *h* ]]; then
 		echo "bench: (h) QoS 1, $desc payload" >&2
 		for rep in $(seq "$SWEEP_REPS"); do
 			# shellcheck disable=SC2086
-			for var in $(rotate "$rep" $ALL_VARIANTS); do
+			for var in $(rotate "$rep" $EVERY_VARIANT); do
 				# shellcheck disable=SC2086
-				run_load "$var" "$id" "$rep" -d "$SWEEP_SECONDS" \
-					--drain "$SWEEP_SECONDS" $args
+				run_load "$var" "$id" "$rep" $args \
+					-d "$SWEEP_SECONDS" --drain "$SWEEP_SECONDS"
 			done
 		done
 	done
@@ -427,30 +463,23 @@ if [[ $ONLY == *i* ]]; then
 	for rep in $(seq "$REPS"); do
 		# shellcheck disable=SC2086
 		for var in $(rotate "$rep" $ALL_VARIANTS); do
-			run_load "$var" i "$rep" --conn "$CONNS" -r "$CONN_RATE"
-			run_load "$var" imax "$rep" --conn "$CONNS"
+			run_load "$var" i "$rep" conn -c "$CONNS" -r "$CONN_RATE"
+			run_load "$var" imax "$rep" conn -c "$CONNS"
 		done
 	done
 fi
 
-# (j): IDLE_CONNS idle connections, held IDLE_SECONDS; broker VmRSS before
-# and after.
+# (j): IDLE_CONNS idle connections over every transport, held
+# IDLE_SECONDS; broker VmRSS before and after.
 if [[ $ONLY == *j* ]]; then
 	echo "bench: (j) memory, $IDLE_CONNS idle connections" >&2
 	for rep in $(seq "$MEM_REPS"); do
 		# shellcheck disable=SC2086
-		for var in $(rotate "$rep" $ALL_VARIANTS); do
-			run_load "$var" j "$rep" --conn "$IDLE_CONNS" \
+		for var in $(rotate "$rep" $EVERY_VARIANT); do
+			run_load "$var" j "$rep" conn -c "$IDLE_CONNS" \
 				--idle "$IDLE_SECONDS"
 		done
 	done
-fi
-
-# (k)-(m): TLS, with a throwaway CA and server certificate; the brokers get
-# an mqtts and a wss listener besides the others.
-if [[ $ONLY == *[klm]* ]]; then
-	make_tls
-	WITH_TLS=1
 fi
 
 # (k): TLS_SECONDS of publishing, at most TLS_DRAIN of drain.
@@ -462,20 +491,19 @@ for s in "${TLS_SCENARIOS[@]}"; do
 		# shellcheck disable=SC2086
 		for var in $(rotate "$rep" $TLS_VARIANTS); do
 			# shellcheck disable=SC2086
-			run_load "$var" "$id" "$rep" -d "$TLS_SECONDS" \
-				--drain "$TLS_DRAIN" $args
+			run_load "$var" "$id" "$rep" $args -d "$TLS_SECONDS" \
+				--drain "$TLS_DRAIN"
 		done
 	done
 done
 
 # (l): TLS_CONNS new mqtts connections as fast as possible (at most 100
-# setting up at once), full handshakes, then resuming sessions.
+# setting up at once), full handshakes.
 if [[ $ONLY == *l* ]]; then
 	echo "bench: (l) TLS handshakes, $TLS_CONNS connections" >&2
 	for rep in $(seq "$TLS_REPS"); do
 		for var in $(rotate "$rep" ternd-mqtts mosquitto-mqtts); do
-			run_load "$var" l "$rep" --conn "$TLS_CONNS"
-			run_load "$var" lr "$rep" --conn "$TLS_CONNS" --resume
+			run_load "$var" l "$rep" conn -c "$TLS_CONNS"
 		done
 	done
 fi
@@ -487,9 +515,72 @@ if [[ $ONLY == *m* ]]; then
 	for rep in $(seq "$MEM_REPS"); do
 		for var in $(rotate "$rep" ternd ternd-mqtts mosquitto \
 			mosquitto-mqtts); do
-			run_load "$var" m "$rep" --conn "$TLS_IDLE_CONNS" \
+			run_load "$var" m "$rep" conn -c "$TLS_IDLE_CONNS" \
 				--idle "$IDLE_SECONDS"
 		done
+	done
+fi
+
+# (n): the matrix, every transport of both brokers.
+if [[ $ONLY == *n* ]]; then
+	for s in "${MATRIX[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		echo "bench: (n) $desc" >&2
+		for rep in $(seq "$MATRIX_REPS"); do
+			# shellcheck disable=SC2086
+			for var in $(rotate "$rep" $EVERY_VARIANT); do
+				# shellcheck disable=SC2086
+				run_load "$var" "$id" "$rep" $args \
+					-d "$MATRIX_SECONDS" --drain 2
+			done
+		done
+	done
+fi
+
+# (o): the client side, from one process each, QoS 0, 64 B, through ternd
+# over TCP: `tern bench pubsub` 1 -> 1 at max rate, against
+# mosquitto_sub -C N and mosquitto_pub, fed N lines (-l) or one message
+# repeated (--repeat N). The pair's rate is N over the time from
+# mosquitto_pub's start to mosquitto_sub's N-th message.
+run_pair() {
+	local how=$1 rep=$2 base=$WORK/o.$1.$2 sub t0 t1 n i
+	start_broker ternd "$base.log"
+	mosquitto_sub -h 127.0.0.1 -p "$PORT" -t speed -q 0 -C "$SPEED_MSGS" \
+		>"$base.sub" 2>/dev/null &
+	sub=$!
+	sleep 0.5
+	t0=$(date +%s%N)
+	if [ "$how" = lines ]; then
+		mosquitto_pub -h 127.0.0.1 -p "$PORT" -t speed -q 0 -l \
+			<"$WORK/lines"
+	else
+		mosquitto_pub -h 127.0.0.1 -p "$PORT" -t speed -q 0 \
+			-m "$(printf '%064d' 0)" --repeat "$SPEED_MSGS"
+	fi
+	for i in $(seq 600); do
+		kill -0 "$sub" 2>/dev/null || break
+		sleep 0.05
+	done
+	t1=$(date +%s%N)
+	kill "$sub" 2>/dev/null || true
+	wait "$sub" 2>/dev/null || true
+	n=$(wc -l <"$base.sub")
+	awk -v n="$n" -v t="$((t1 - t0))" 'BEGIN { printf \
+		"{\"delivered\":%d,\"elapsed_s\":%.3f,\"delivered_per_s\":%.1f}\n",
+		n, t / 1e9, n / (t / 1e9) }' >"$WORK/o.$how.$rep.json"
+	stop_broker || echo "- (o) ternd did not stop cleanly" >>"$PROBLEMS"
+	printf '  o    %-15s rep %d: %s\n' "mosquitto-$how" "$rep" \
+		"$(cat "$WORK/o.$how.$rep.json")" >&2
+}
+if [[ $ONLY == *o* ]]; then
+	echo "bench: (o) client speed, QoS 0, 64 B, $SPEED_MSGS messages" >&2
+	awk -v n="$SPEED_MSGS" 'BEGIN { for (i = 0; i < n; i++)
+		printf "%064d\n", i }' >"$WORK/lines"
+	for rep in $(seq "$REPS"); do
+		run_load ternd o "$rep" pubsub -P 1 -S 1 -q 0 -s 64 \
+			-d "$SECONDS_PER_RUN"
+		run_pair lines "$rep"
+		run_pair repeat "$rep"
 	done
 fi
 
@@ -549,13 +640,19 @@ table() {
 	if [[ $ONLY == *j* ]]; then
 		mem_table
 	fi
+	if [[ $ONLY == *n* ]]; then
+		matrix_table
+	fi
+	if [[ $ONLY == *o* ]]; then
+		speed_table
+	fi
 	if [[ $ONLY == *[klm]* ]]; then
 		echo
 		echo "## MQTT over TLS"
 		echo
 		echo "Server certificate: $(openssl x509 -in "$TLS_DIR/server.crt" \
 			-noout -text | grep -m1 'Public-Key' | sed 's/^ *//'), signed" \
-			"by a throwaway CA; mqtt_load verifies the chain and the" \
+			"by a throwaway CA; tern bench verifies the chain and the" \
 			"host name (localhost, also sent as SNI)."
 	fi
 	if [[ $ONLY == *k* ]]; then
@@ -672,7 +769,7 @@ tls_table() {
 		"(+ at most ${TLS_DRAIN} s drain)"
 	echo
 	echo "| load | broker | transport | delivered msg/s |" \
-		"broker CPU µs/msg | mqtt_load CPU µs/msg | latency p50 |" \
+		"broker CPU µs/msg | tern bench CPU µs/msg | latency p50 |" \
 		"latency p99 | lost (max) | drain |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for s in "${TLS_SCENARIOS[@]}"; do
@@ -721,43 +818,35 @@ tls_table() {
 	done
 }
 
-# (l): TLS handshakes per second, without and with resumption.
+# (l): TLS handshakes per second (full handshakes: the shared TLS client
+# of src/net/tls.c keeps no sessions to resume).
 hs_table() {
-	local var id
+	local var
 	echo
 	echo "### (l) TLS handshakes: $TLS_CONNS new mqtts connections," \
 		"as fast as possible (≤ 100 setting up at once)"
 	echo
-	echo "| broker | resumption | connections/s | set-up p50 / p99 |" \
-		"broker CPU µs/connection | mqtt_load CPU µs/connection |" \
-		"resumed |"
-	echo "| --- | --- | --- | --- | --- | --- | --- |"
-	for id in l lr; do
-		for var in ternd-mqtts mosquitto-mqtts; do
-			echo "| ${var%%-*} | $([ $id = lr ] && echo on || echo off)" \
-				"| $(REPS=$TLS_REPS cell fmt_rate "$id" "$var" conn_per_s)" \
-				"| $(fmt_lat "$(median "$id" "$var" setup_p50_us)") /" \
-				"$(fmt_lat "$(median "$id" "$var" setup_p99_us)")" \
-				"| $(REPS=$TLS_REPS cell fmt_cpu "$id" "$var" broker_cpu_us_per_conn)" \
-				"| $(fmt_cpu "$(median "$id" "$var" client_cpu_us_per_conn)")" \
-				"| $(median "$id" "$var" tls_resumed) of" \
-				"$(median "$id" "$var" tls_handshakes) |"
-		done
-		echo "| **ternd/mosquitto** | $([ $id = lr ] && echo on || echo off)" \
-			"| **$(ratio "$(median "$id" ternd-mqtts conn_per_s)" \
-				"$(median "$id" mosquitto-mqtts conn_per_s)")** | |" \
-			"**$(ratio "$(median "$id" ternd-mqtts broker_cpu_us_per_conn)" \
-				"$(median "$id" mosquitto-mqtts broker_cpu_us_per_conn)")**" \
-			"| | |"
+	echo "| broker | connections/s | set-up p50 / p99 |" \
+		"broker CPU µs/connection | tern bench CPU µs/connection |"
+	echo "| --- | --- | --- | --- | --- |"
+	for var in ternd-mqtts mosquitto-mqtts; do
+		echo "| ${var%%-*}" \
+			"| $(REPS=$TLS_REPS cell fmt_rate l "$var" conn_per_s)" \
+			"| $(fmt_lat "$(median l "$var" setup_p50_us)") /" \
+			"$(fmt_lat "$(median l "$var" setup_p99_us)")" \
+			"| $(REPS=$TLS_REPS cell fmt_cpu l "$var" broker_cpu_us_per_conn)" \
+			"| $(fmt_cpu "$(median l "$var" client_cpu_us_per_conn)") |"
 	done
+	echo "| **ternd/mosquitto**" \
+		"| **$(ratio "$(median l ternd-mqtts conn_per_s)" \
+			"$(median l mosquitto-mqtts conn_per_s)")** | |" \
+		"**$(ratio "$(median l ternd-mqtts broker_cpu_us_per_conn)" \
+			"$(median l mosquitto-mqtts broker_cpu_us_per_conn)")** | |"
 	echo
 	echo "Connections/s: connections up over the time from the first" \
 		"connect() to the last CONNACK; set-up: connect() to CONNACK," \
 		"TCP and TLS handshakes and CONNECT included. Broker CPU is" \
-		"utime+stime over the same time, per connection (10 ms ticks)." \
-		"With resumption, mqtt_load first opens uncounted connections" \
-		"for one session ticket per connection in flight, and uses each" \
-		"ticket once."
+		"utime+stime over the same time, per connection (10 ms ticks)."
 }
 
 # (m): memory per idle TLS connection.
@@ -829,11 +918,11 @@ ws_table() {
 	done
 }
 
-# (h): payload sweep, every variant.
+# (h): payload sweep, every transport of both brokers.
 sweep_table() {
 	local s id desc args var
 	echo
-	echo "### (h) large payloads, QoS 1, 1 -> 1, ${SWEEP_SECONDS} s" \
+	echo "### (h) payload sweep, QoS 1, 1 -> 1, ${SWEEP_SECONDS} s" \
 		"(+ at most ${SWEEP_SECONDS} s drain)"
 	echo
 	echo "| payload | broker | transport | delivered msg/s |" \
@@ -841,22 +930,84 @@ sweep_table() {
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for s in "${SWEEP[@]}"; do
 		IFS='|' read -r id desc args <<<"$s"
-		for var in $ALL_VARIANTS; do
-			echo "| $desc | ${var%-ws} | $(transport_of "$var")" \
+		for var in $EVERY_VARIANT; do
+			echo "| $desc | ${var%%-*} | $(transport_of "$var")" \
 				"| $(REPS=$SWEEP_REPS cell fmt_rate "$id" "$var" delivered_per_s)" \
 				"| $(median "$id" "$var" published)" \
 				"| $(median "$id" "$var" delivered)" \
 				"| $(lost "$id" "$var")" \
 				"| $(fmt_cpu "$(median "$id" "$var" broker_cpu_us_per_msg)")" \
-				"| $(grep -ho '"tail":"[a-z]*"' "$WORK/$id.$var".*.json 2>/dev/null |
-					cut -d'"' -f4 | sort | uniq -c | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 }') |"
+				"| $(tail_of "$id" "$var") |"
 		done
 		echo "| $desc | **ws/tcp** | |" \
 			"ternd $(ratio "$(median "$id" ternd-ws delivered_per_s)" \
 				"$(median "$id" ternd delivered_per_s)")," \
 			"mosquitto $(ratio "$(median "$id" mosquitto-ws delivered_per_s)" \
 				"$(median "$id" mosquitto delivered_per_s)") | | | | | |"
+		echo "| $desc | **ternd/mosquitto** | |" \
+			"tcp $(ratio "$(median "$id" ternd delivered_per_s)" \
+				"$(median "$id" mosquitto delivered_per_s)")," \
+			"ws $(ratio "$(median "$id" ternd-ws delivered_per_s)" \
+				"$(median "$id" mosquitto-ws delivered_per_s)")," \
+			"tls $(ratio "$(median "$id" ternd-mqtts delivered_per_s)" \
+				"$(median "$id" mosquitto-mqtts delivered_per_s)")," \
+			"wss $(ratio "$(median "$id" ternd-wss delivered_per_s)" \
+				"$(median "$id" mosquitto-wss delivered_per_s)") | | | | | |"
 	done
+}
+
+# (n): the matrix, every transport of both brokers.
+matrix_table() {
+	local s id desc args var t r
+	echo
+	echo "## (n) p2p, fan-out, fan-in over every transport" \
+		"(QoS 0, 64 B, ${MATRIX_SECONDS} s)"
+	echo
+	echo "| load | broker | transport | delivered msg/s |" \
+		"broker CPU µs/msg | latency p50 | latency p99 | lost (max) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	for s in "${MATRIX[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		for var in $EVERY_VARIANT; do
+			echo "| $desc | ${var%%-*} | $(transport_of "$var")" \
+				"| $(REPS=$MATRIX_REPS cell fmt_rate "$id" "$var" delivered_per_s)" \
+				"| $(REPS=$MATRIX_REPS cell fmt_cpu "$id" "$var" broker_cpu_us_per_msg)" \
+				"| $(fmt_lat "$(median "$id" "$var" lat_p50_us)")" \
+				"| $(fmt_lat "$(median "$id" "$var" lat_p99_us)")" \
+				"| $(lost "$id" "$var") |"
+		done
+		r="| $desc | **ternd/mosquitto, CPU µs/msg** |"
+		for t in "" -ws -mqtts -wss; do
+			r="$r $(transport_of "x$t") $(ratio \
+				"$(median "$id" "ternd$t" broker_cpu_us_per_msg)" \
+				"$(median "$id" "mosquitto$t" broker_cpu_us_per_msg)");"
+		done
+		echo "$r | | | | | |"
+	done
+}
+
+# (o): client speed, tern bench against the mosquitto_pub/sub pair.
+speed_table() {
+	local t m l
+	t=$(median o ternd delivered_per_s)
+	l=$(stats o lines delivered_per_s | cut -d' ' -f1)
+	m=$(stats o repeat delivered_per_s | cut -d' ' -f1)
+	echo
+	echo "## (o) client speed: QoS 0, 64 B, 1 -> 1 through ternd over TCP"
+	echo
+	echo "| client (one process per side) | delivered msg/s | tern bench / it |"
+	echo "| --- | --- | --- |"
+	echo "| \`tern bench pubsub -P 1 -S 1 -q 0 -s 64 -d $SECONDS_PER_RUN\`" \
+		"| $(cell fmt_rate o ternd delivered_per_s) | |"
+	echo "| \`mosquitto_sub -C $SPEED_MSGS\` + \`mosquitto_pub -l\` ($SPEED_MSGS lines)" \
+		"| $(cell fmt_rate o lines delivered_per_s) | $(ratio "$t" "$l") |"
+	echo "| \`mosquitto_sub -C $SPEED_MSGS\` + \`mosquitto_pub -m … --repeat $SPEED_MSGS\`" \
+		"| $(cell fmt_rate o repeat delivered_per_s) | $(ratio "$t" "$m") |"
+	echo
+	echo "tern bench runs both sides in one process (one thread); the" \
+		"Mosquitto pair is two processes. The pair's rate is the" \
+		"messages mosquitto_sub printed over the time from mosquitto_pub's" \
+		"start to the last message."
 }
 
 # (i): connection set-up.
@@ -897,8 +1048,8 @@ mem_table() {
 	echo "| broker | transport | VmRSS before | VmRSS with connections |" \
 		"per connection | TCP sockets (system) | Slab (system) |"
 	echo "| --- | --- | --- | --- | --- | --- | --- |"
-	for var in $ALL_VARIANTS; do
-		echo "| ${var%-ws} | $(transport_of "$var")" \
+	for var in $EVERY_VARIANT; do
+		echo "| ${var%%-*} | $(transport_of "$var")" \
 			"| $(fmt_kib "$(median j "$var" rss_before_kb)")" \
 			"| $(fmt_kib "$(median j "$var" rss_idle_kb)")" \
 			"| $(fmt_bytes "$(median j "$var" rss_per_conn_b)")" \
@@ -916,6 +1067,11 @@ mem_table() {
 		else
 			echo "| mosquitto ws/tcp | | | | $(ratio "$pw" "$pt") | | |"
 		fi
+	done
+	for t in "" -ws -mqtts -wss; do
+		echo "| **ternd/mosquitto, $(transport_of "x$t")** | | | |" \
+			"**$(ratio "$(median j "ternd$t" rss_per_conn_b)" \
+				"$(median j "mosquitto$t" rss_per_conn_b)")** | | |"
 	done
 	echo
 	echo "VmRSS is the broker's resident memory (/proc/PID/status) before" \
