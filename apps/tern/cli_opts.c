@@ -415,6 +415,7 @@ static int set_property(struct ctx *c, const char *a)
 	if (!(prop_defs[i].cmds & p->cmd))
 		return fail(c, "-D: %s is not allowed in %s", name, a);
 	p->id = prop_defs[i].id;
+	p->name = prop_defs[i].name;
 	p->type = prop_defs[i].type;
 	if (!(value = next_arg(c, "a value")) || prop_value(c, p, name, value))
 		return -1;

@@ -61,7 +61,8 @@ enum cli_prop_type {
 /* One -D CMD NAME VALUE [VALUE2]; strings point into argv. */
 struct cli_prop {
 	enum cli_prop_cmd cmd;
-	uint8_t id; /* MQTT property identifier */
+	uint8_t id;       /* MQTT property identifier */
+	const char *name; /* Mosquitto's name, for messages */
 	enum cli_prop_type type;
 	uint32_t num;     /* numeric types */
 	const char *str;  /* string, binary, or a user property's key */

@@ -148,9 +148,9 @@ int client_check(const struct cli_opts *o)
 			      (supported[j].cmds & p->cmd);
 		if (!ok) {
 			client_err(o,
-			           "-D: property 0x%02x in this packet is not "
-			           "supported by libtern yet",
-			           p->id);
+			           "-D: %s in this packet is not supported by "
+			           "libtern yet",
+			           p->name);
 			return -1;
 		}
 	}
@@ -235,6 +235,9 @@ static void on_connect(tern_client *c, int rc, int reason, bool session_present,
 
 	st->connect_reason = reason;
 	st->connected = rc == 0;
+	if (rc == 0 && st->was_connected)
+		client_err(st->o, "reconnected");
+	st->was_connected |= rc == 0;
 	if (rc != 0)
 		snprintf(st->why, sizeof(st->why), "%s", why ? why : "");
 }
@@ -248,6 +251,11 @@ static void on_disconnect(tern_client *c, int rc, int reason, void *ud)
 	st->connected = false;
 	if (rc == 0)
 		return;
+	if (st->reconnect) {
+		client_err(st->o, "connection lost: %s; reconnecting",
+		           tern_strerror(rc));
+		return;
+	}
 	st->lost = true;
 	st->lost_rc = rc;
 	st->lost_reason = reason;
@@ -274,10 +282,12 @@ static void make_url(const struct cli_opts *o, char *buf, size_t len)
 	         o->path ? o->path : "");
 }
 
-static void fill_options(const struct cli_opts *o, struct tern_options *t,
+static void fill_options(const struct client_state *st, struct tern_options *t,
                          char *url, size_t urllen, struct client_props *will,
                          struct tern_user_prop *user)
 {
+	const struct cli_opts *o = st->o;
+
 	make_url(o, url, urllen);
 	t->url = url;
 	t->version = o->version == 5 ? TERN_MQTT_5 : TERN_MQTT_311;
@@ -305,9 +315,11 @@ static void fill_options(const struct cli_opts *o, struct tern_options *t,
 	t->keyfile = o->key;
 	t->tls_insecure = o->insecure;
 	t->tls_version = o->tls_version;
-	/* A command-line client reports a lost connection instead of
+	/* `tern sub` keeps going across broker restarts, as mosquitto_sub
+	 * does (libtern resubscribes); pub and rr report the loss instead of
 	 * retrying behind the user's back. */
-	t->reconnect_initial_ms = 0;
+	if (!st->reconnect)
+		t->reconnect_initial_ms = 0;
 }
 
 /* The exit status and message for a failed tern_client_connect(). */
@@ -345,7 +357,7 @@ int client_open(struct client_state *st, const struct tern_callbacks *cb,
 	if (client_check(o))
 		return EXIT_USAGE;
 	tern_options_init(&t);
-	fill_options(o, &t, url, sizeof(url), &will, user);
+	fill_options(st, &t, url, sizeof(url), &will, user);
 	if (cb)
 		t.cb = *cb;
 	t.cb.on_connect = on_connect;

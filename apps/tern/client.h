@@ -31,7 +31,11 @@ enum {
  * state so that the callbacks' userdata points at both. */
 struct client_state {
 	const struct cli_opts *o;
+	/* Set by the caller before client_open: reconnect after a lost
+	 * connection (with libtern's backoff) instead of ending. */
+	bool reconnect;
 	bool connected;
+	bool was_connected;
 	/* Set by the loop thread under `tern pub`, read by the main one. */
 	_Atomic bool lost;       /* a connection that was up went down */
 	_Atomic int lost_rc;     /* its cause (TERN_E*) */
@@ -61,7 +65,8 @@ void client_props(const struct cli_opts *o, enum cli_prop_cmd packet,
 /*
  * Creates the client from o with the shared callbacks plus cb's
  * on_message/on_publish/on_subscribe (cb may be NULL), userdata st
- * (st->o must be set), reconnection off, and connects. On success *out is
+ * (st->o must be set), reconnection as st->reconnect says, and connects
+ * (the first attempt is not retried). On success *out is
  * the connected client and EXIT_OK is returned; on failure the reason has
  * been printed and EXIT_USAGE, EXIT_NETWORK or EXIT_REFUSED is returned.
  */

@@ -130,6 +130,7 @@ int cmd_sub(int argc, char **argv)
 		return status > 0 ? EXIT_OK : EXIT_USAGE;
 	}
 	s.cs.o = &o;
+	s.cs.reconnect = true;
 	client_signals();
 	status = client_open(
 	        &s.cs, &(struct tern_callbacks){.on_message = on_message}, &c);

@@ -62,6 +62,7 @@ function start(args, { input, env = {}, timeout = 10000, ready } = {}) {
     proc,
     done,
     stdout: () => out.toString(),
+    err: () => err,
     ready: ready ? within(readyP, timeout, `tern ${args.join(' ')}: ${ready}`) : null,
   };
 }
@@ -89,9 +90,9 @@ function ok(r, what = 'tern') {
 }
 
 // Config lines of one TLS listener (as in tls.test.mjs).
-function tlsListener(port, ws = false) {
+function tlsListener(port, ws = false, extra = []) {
   return [`listener ${port} 127.0.0.1`, ...(ws ? ['protocol websockets'] : []),
-    `certfile ${certs.server.cert}`, `keyfile ${certs.server.key}`].join('\n');
+    `certfile ${certs.server.cert}`, `keyfile ${certs.server.key}`, ...extra].join('\n');
 }
 
 async function freePorts(n) {
@@ -153,18 +154,20 @@ function run(cmd, args, { timeout = 8000 } = {}) {
 // ============================================================ ternd
 
 describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listeners and ACLs set up for ternd' }, () => {
-  let broker; let U; let mq; let tlsPort;
+  let broker; let U; let mq; let tlsPort; let mtlsPort;
   const TLS = ['--cafile', certs.ca.cert];
 
   before(async () => {
-    const [tlsP, wssP] = await freePorts(2);
+    const [tlsP, wssP, mtlsP] = await freePorts(3);
     tlsPort = tlsP;
+    mtlsPort = mtlsP;
     const acl = path.join(DIR, 'acl');
     // Anonymous clients may use everything but denied/#, so a SUBSCRIBE
     // there gets a failure code in its SUBACK and a v5 PUBLISH a 0x87.
     writeFileSync(acl, 'topic deny denied/#\ntopic readwrite #\n');
     broker = await startBroker({
-      config: [`acl_file ${acl}`, tlsListener(tlsP), tlsListener(wssP, true)].join('\n'),
+      config: [`acl_file ${acl}`, tlsListener(tlsP), tlsListener(wssP, true),
+        tlsListener(mtlsP, false, [`cafile ${certs.ca.cert}`, 'require_certificate true'])].join('\n'),
     });
     U = {
       mqtt: broker.tcpUrl,
@@ -456,6 +459,28 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     assert.match(r.err, /cannot connect/);
   });
 
+  test('TLS: --cert/--key for a listener that requires a client certificate', async () => {
+    const url = `mqtts://localhost:${mtlsPort}`;
+    ok(await tern(['pub', '-L', url, ...TLS, '--cert', certs.alice.cert, '--key', certs.alice.key, '-t', uid('mtls'), '-m', 'x', '-q', '1']));
+    const r = await tern(['pub', '-L', url, ...TLS, '-t', 'x', '-m', 'y']);
+    assert.equal(r.code, 2, r.err);
+  });
+
+  test('-c -i -x: a persistent session keeps QoS 1 messages while the subscriber is away', async () => {
+    for (const v of ['311', '5']) {
+      const t = uid('persist');
+      const id = uid('cid');
+      ok(await tern(['sub', '-V', v, '-c', '-i', id, '-q', '1', '-t', t, '-E', ...(v === '5' ? ['-x', '60'] : [])]), 'first sub');
+      ok(await tern(['pub', '-t', t, '-q', '1', '-m', `kept v${v}`]), 'pub while away');
+      const r = await tern(['sub', '-V', v, '-c', '-i', id, '-q', '1', '-t', t, '-C', '1', '-W', '5']);
+      ok(r, 'second sub');
+      assert.equal(r.out, `kept v${v}\n`);
+      const clean = await tern(['sub', '-t', 'x', '-c']);
+      assert.equal(clean.code, 1);
+      assert.match(clean.err, /needs a client id/);
+    }
+  });
+
   test('--help, bad flags', async () => {
     for (const cmd of ['pub', 'sub', 'rr']) {
       const h = await tern([cmd, '--help']);
@@ -466,6 +491,39 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     const b = await tern(['pub', '-t', 'x', '-m', 'y', '--bogus']);
     assert.equal(b.code, 1);
     assert.match(b.err, /unknown or incomplete option '--bogus'/);
+  });
+});
+
+// `tern sub` outlives a broker restart, as mosquitto_sub does: libtern
+// reconnects with backoff and subscribes again.
+describe('tern sub across a broker restart', { skip: KIND !== 'tern' && 'restarts ternd' }, () => {
+  test('reconnects, resubscribes and keeps printing', async () => {
+    const [port, wsPort] = await freePorts(2);
+    let broker = await startBroker({ port, wsPort });
+    let s;
+    try {
+      const t = uid('restart');
+      s = await ternSub(['-L', broker.tcpUrl, '-t', t, '-C', '1', '-W', '20']);
+      await broker.stop();
+      await until(() => /connection lost/.test(s.err()), 5000, 'loss reported');
+      broker = await startBroker({ port, wsPort });
+      await until(() => /reconnected/.test(s.err()), 10000, 'reconnected');
+      // The resubscription races the first publications: publish until
+      // one arrives.
+      const c = await connect(broker, { url: broker.tcpUrl });
+      try {
+        for (let i = 0; i < 50 && s.proc.exitCode === null; i++) {
+          await pub(c, t, 'after restart', { qos: 1 });
+          await sleep(100);
+        }
+      } finally { await closeAll(c); }
+      const r = await s.done;
+      ok(r, 'sub');
+      assert.equal(r.out, 'after restart\n');
+    } finally {
+      if (s && s.proc.exitCode === null) s.proc.kill('SIGKILL');
+      await broker.stop();
+    }
   });
 });
 
