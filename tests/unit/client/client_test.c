@@ -911,6 +911,69 @@ static void test_v5_props_received(void **state)
 	tern_client_destroy(c);
 }
 
+/* The external-loop contract: poll the fd for the wanted events, call
+ * loop_once when ready or when the timeout says. */
+static void test_external_poll(void **state)
+{
+	struct tern_options o;
+	struct mqtt_packet p;
+	tern_client *c;
+	uint64_t end;
+	int t;
+
+	(void)state;
+	opts(&o, TERN_MQTT_311);
+	o.keepalive = 30;
+	c = client(&o);
+	assert_int_equal(tern_client_fd(c), -1);
+	assert_int_equal(tern_client_wanted_events(c), 0);
+	assert_int_equal(tern_client_timeout_ms(c), -1);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	assert_true(tern_client_fd(c) >= 0);
+	/* Connecting: the socket must become writable. */
+	assert_true(tern_client_wanted_events(c) & TERN_EV_WRITE);
+	t = tern_client_timeout_ms(c);
+	assert_true(t > 0 && t <= 10000);
+	while ((F.sfd = accept4(F.lfd, NULL, NULL, SOCK_NONBLOCK)) < 0)
+		usleep(1000);
+	F.len = 0;
+	end = clock_ms() + WAIT_MS;
+	while (ev.nconn == 0 && clock_ms() < end) {
+		int ev_ = tern_client_wanted_events(c);
+		struct pollfd pfd = {
+		        .fd = tern_client_fd(c),
+		        .events = (short)((ev_ & TERN_EV_READ ? POLLIN : 0) |
+		                          (ev_ & TERN_EV_WRITE ? POLLOUT : 0)),
+		};
+		uint8_t b[256];
+		ssize_t k;
+
+		poll(&pfd, 1, 10);
+		assert_int_equal(tern_client_loop_once(c, 0), 0);
+		k = read(F.sfd, b, sizeof(b));
+		if (k > 0 && b[0] == 0x10)
+			send_connack(false, NULL);
+	}
+	assert_int_equal(ev.nconn, 1);
+	assert_int_equal(ev.conn_rc, 0);
+	/* Connected and idle: read interest only; the next timer is the
+	 * keepalive's. */
+	assert_int_equal(tern_client_wanted_events(c), TERN_EV_READ);
+	t = tern_client_timeout_ms(c);
+	assert_true(t > 29000 && t <= 30000);
+	/* While the threaded loop runs, loop_once is refused. */
+	assert_int_equal(tern_client_loop_start(c), 0);
+	assert_int_equal(tern_client_loop_start(c), TERN_EEXIST);
+	assert_int_equal(tern_client_loop_once(c, 0), TERN_EINVAL);
+	/* Blocking calls wait for the loop thread. */
+	assert_int_equal(tern_client_publish_wait(c, "x", "y", 1, 0, false,
+	                                          NULL, 1000, NULL),
+	                 0);
+	assert_int_equal(tern_client_loop_stop(c), 0);
+	expect(c, &p, MQTT_PUBLISH);
+	tern_client_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -949,6 +1012,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_topic_alias_inbound, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_v5_props_received, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_external_poll, setup,
 	                                        teardown),
 	};
 
