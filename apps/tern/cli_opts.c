@@ -857,38 +857,42 @@ static bool tls_options(const struct cli_opts *o)
 }
 
 /* Scheme, host, port and path from -L, overridden by -h and -p. */
+static bool is_ws(enum cli_scheme s)
+{
+	return s == SCHEME_WS || s == SCHEME_WSS;
+}
+
 static int resolve_endpoint(struct ctx *c, struct url *u)
 {
 	struct cli_opts *o = c->o;
-	bool tls = o->scheme == SCHEME_MQTTS || o->scheme == SCHEME_WSS;
+	const char *path = u->path ? u->path : "";
 
 	if (c->url) {
-		o->scheme = u->scheme;
-		tls = u->scheme == SCHEME_MQTTS || u->scheme == SCHEME_WSS;
-		if (tls_options(o) && !tls)
+		if (tls_options(o) &&
+		    (u->scheme == SCHEME_MQTT || u->scheme == SCHEME_WS))
 			return fail(c,
 			            "TLS options given for a %s:// URL; use "
 			            "%s://",
 			            cli_opts_scheme_name(u->scheme),
 			            u->scheme == SCHEME_WS ? "wss" : "mqtts");
+		o->scheme = u->scheme;
 	} else if (tls_options(o)) {
 		o->scheme = SCHEME_MQTTS;
 	}
 	o->host = strdup(c->host ? c->host : u->host ? u->host : "localhost");
+	if (!o->host)
+		return fail(c, "out of memory");
 	o->port = c->port ? c->port
 	                  : (c->url ? u->port : default_port(o->scheme));
-	if (o->scheme == SCHEME_WS || o->scheme == SCHEME_WSS)
-		o->path = strdup(u->path && *u->path ? u->path : "/mqtt");
-	else if (u->path && u->path[0] == '/' && u->path[1] && !o->n_topics &&
-	         o->cmd != CLI_SUB)
+	if (is_ws(o->scheme)) {
+		if (!(o->path = strdup(*path ? path : "/mqtt")))
+			return fail(c, "out of memory");
+	} else if (path[0] == '/' && path[1] && !o->n_topics) {
 		/* Mosquitto's -L mqtt://host/topic names the topic. */
-		if ((o->url_topic = strdup(u->path + 1)))
-			o->topics[o->n_topics++] = o->url_topic;
-	if (!o->host ||
-	    (u->path && u->path[0] == '/' && u->path[1] && !o->url_topic &&
-	     !o->path) ||
-	    ((o->scheme == SCHEME_WS || o->scheme == SCHEME_WSS) && !o->path))
-		return fail(c, "out of memory");
+		if (!(o->url_topic = strdup(path + 1)))
+			return fail(c, "out of memory");
+		o->topics[o->n_topics++] = o->url_topic;
+	}
 	return 0;
 }
 

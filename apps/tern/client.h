@@ -92,8 +92,7 @@ void client_signals(void);
 
 /*
  * Ignores SIGPIPE only (`tern pub`, where SIGINT keeps its default): a
- * write to a socket the broker closed must be an error, not a silent death
- * (libtern's TLS writes can raise it).
+ * write to a closed pipe or socket must be an error, not a silent death.
  */
 void client_ignore_sigpipe(void);
 
