@@ -160,11 +160,12 @@ enum tern_log_level {
  * on_disconnect: a connection that was up went down. rc 0 when asked by
  *   tern_client_disconnect(); else the cause (TERN_ECLOSED, TERN_ETIMEDOUT
  *   for a keepalive timeout, TERN_EPROTO for a protocol violation by the
- *   server, TERN_EDENIED ...). `reason` is the v5 DISCONNECT reason code
- *   the server sent, or -1 when it sent none. A reconnect follows when
- *   enabled and not asked to disconnect.
+ *   server, TERN_ETOOBIG for a packet above maximum_packet_size, TERN_EIO).
+ * `reason` is the v5 DISCONNECT reason code the server sent, or -1 when it sent
+ * none. A reconnect follows when enabled and not asked to disconnect.
  * on_message: one received PUBLISH (duplicates of QoS 2 are suppressed).
- * on_publish: a publish is complete: QoS 0 written to the connection, QoS
+ * on_publish: a publish is complete: QoS 0 handed to the connection's
+ *   output (not a delivery guarantee), QoS
  *   1 PUBACK, QoS 2 PUBCOMP received (rc 0, `reason` the server's reason
  *   code, >= 0x80 meaning refused), or abandoned (rc TERN_ELIMIT when the
  *   offline queue dropped it, TERN_ETOOBIG when larger than the server's
@@ -238,8 +239,9 @@ struct tern_options {
 	                        * default 20; the server's Receive Maximum
 	                        * lowers it */
 	size_t max_queued;     /* offline queue bound (messages), default
-	                        * 1000; 0 = no queue: publishing while not
-	                        * connected fails with TERN_ELIMIT */
+	                        * 1000; 0 = no queue: a message that cannot
+	                        * be handed to the connection at once meets
+	                        * queue_policy (TERN_ELIMIT) */
 	int queue_policy;      /* enum tern_queue_policy */
 	bool topic_alias;      /* v5: use outbound topic aliases when the
 	                        * server allows them, default true */
@@ -327,7 +329,9 @@ TERN_API int tern_client_disconnect(tern_client *c, int timeout_ms);
  * inflight window is full, the message waits in the offline queue.
  * Returns 0, TERN_EINVAL (bad topic, QoS or property), TERN_ETOOBIG
  * (larger than the server's maximum packet size), TERN_ELIMIT (queue full
- * with TERN_QUEUE_REFUSE, or max_queued 0 while offline), TERN_ENOMEM.
+ * with TERN_QUEUE_REFUSE), TERN_ENOMEM. With the DROP policies a full
+ * queue still returns 0 and on_publish reports TERN_ELIMIT for the
+ * message dropped.
  */
 TERN_API int tern_client_publish(tern_client *c, const char *topic,
                                  const void *payload, size_t len, int qos,
