@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -803,11 +804,19 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Reads the first line of the --pw-file (without its line end). */
+/* Reads the first line of the --pw-file (without its line end). A file
+ * others can read is used but named, as ssh does with keys. */
 static int read_pw_file(struct ctx *c, char **out)
 {
 	char err[256];
 	char *text = NULL;
+	struct stat st;
+
+	if (stat(c->pw_file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		fprintf(stderr,
+		        "%s: warning: %s is accessible to other users "
+		        "(chmod 600 it)\n",
+		        c->o->prog, c->pw_file);
 
 	if (file_read_text(c->pw_file, &text, err, sizeof(err)) != 0)
 		return fail(c, "--pw-file: %s", err);

@@ -265,8 +265,7 @@ static void on_log(tern_client *c, int level, const char *line, void *ud)
 {
 	struct client_state *st = ud;
 
-	if (level <= TERN_LOG_INFO || st->o->debug)
-		client_debug(st->o, "%s", line);
+	client_debug(st->o, "%s", line);
 }
 
 /* ------------------------------------------------------ connecting */

@@ -130,9 +130,13 @@ static int json_str(struct fmt_buf *b, const char *s, size_t n)
 	                             ['\n'] = 'n',
 	                             ['\r'] = 'r',
 	                             ['\t'] = 't'};
-	int rc = put(b, "\"", 1);
+	int rc;
 	size_t run = 0;
 
+	/* s may be NULL for an empty string: no pointer arithmetic on it. */
+	if (!n)
+		return put(b, "\"\"", 2);
+	rc = put(b, "\"", 1);
 	for (size_t i = 0; i < n && !rc; i++) {
 		unsigned char c = (unsigned char)s[i];
 
