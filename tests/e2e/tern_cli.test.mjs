@@ -56,7 +56,7 @@ function start(args, { input, env = {}, timeout = 10000, ready } = {}) {
     clearTimeout(timer);
     readyReject(new Error(`tern exited (${code}) before ready: ${err}`));
     assert.doesNotMatch(err, SANITIZER, `sanitizer report from tern ${args.join(' ')}`);
-    resolve({ code, signal, out: out.toString(), raw: out, err, ms: Date.now() - t0 });
+    resolve({ code, signal, out: out.toString(), raw: out, err, ms: Date.now() - t0, pid: proc.pid });
   }));
   return {
     proc,
@@ -481,6 +481,14 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     }
   });
 
+  test('-I, -k, -u, -V and -c reach the CONNECT (ternd logs them)', async () => {
+    const prefix = uid('pfx');
+    const r = await tern(['pub', '-I', `${prefix}-`, '-k', '33', '-u', 'bob', '-V', '5', '-t', uid('i'), '-m', 'x']);
+    ok(r);
+    await until(() => broker.output().includes(`as ${prefix}-${r.pid}`), 3000, 'CONNECT logged');
+    assert.match(broker.output(), new RegExp(`as ${prefix}-${r.pid} \\(p5, c1, k33, u'bob'\\)`));
+  });
+
   test('--help, bad flags', async () => {
     for (const cmd of ['pub', 'sub', 'rr']) {
       const h = await tern([cmd, '--help']);
@@ -491,6 +499,40 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     const b = await tern(['pub', '-t', 'x', '-m', 'y', '--bogus']);
     assert.equal(b.code, 1);
     assert.match(b.err, /unknown or incomplete option '--bogus'/);
+  });
+});
+
+// Command lines refused before any connection (no broker needed).
+describe('tern command-line checks', () => {
+  const cases = [
+    [['pub', '-t', 'x', '-m', 'y', '-D', 'publish', 'content-type', 'x'], /need MQTT 5/],
+    [['pub', '-t', 'x', '-m', 'y', '-V', '31'], /MQTT 3\.1 is not supported/],
+    [['pub', '-t', 'x', '-m', 'y', '-f', 'z'], /only one of -m, -f, -l, -s and -n/],
+    [['pub', '-t', 'x'], /nothing to publish/],
+    [['pub', '-m', 'x'], /no topic/],
+    [['pub', '-t', 'x', '-m', 'y', '-q', '3'], /QoS \(-q\) must be a number from 0 to 2/],
+    [['pub', '-t', 'x', '-m', 'y', '-V', '5', '-D', 'subscribe', 'user-property', 'a', 'b'], /tern pub sends no such packet/],
+    [['pub', '-t', 'x', '-m', 'y', '-V', '5', '-D', 'publish', 'bogus', '1'], /unknown property 'bogus'/],
+    [['pub', '-t', 'x', '-m', 'y', '-V', '5', '-D', 'connect', 'authentication-method', 'x'], /authentication-method in this packet is not supported/],
+    [['pub', '-t', 'x', '-m', 'y', '-L', 'ws://127.0.0.1:1/mqtt', '--cafile', 'ca.crt'], /TLS options given for a ws:\/\/ URL; use wss:\/\//],
+    [['pub', '-t', 'x', '-m', 'y', '-L', 'http://x'], /URL scheme must be mqtt, mqtts, ws or wss/],
+    [['pub', '-t', 'x', '-m', 'y', '--will-qos', '1'], /need --will-topic/],
+    [['pub', '-t', 'x', '-m', 'y', '-P', 'secret'], /a password needs a username/],
+    [['pub', '-t', 'x', '-m', 'y', '-u', 'a', '--password-env', 'TERN_NO_SUCH_VAR'], /TERN_NO_SUCH_VAR is not set/],
+    [['sub', '-t', 'x', '-R', '--retained-only'], /contradict/],
+    [['sub', '-t', 'x', '-F', 'a\\q'], /unknown escape '\\q'/],
+    [['sub', '-t', 'x', '-F', '%j', '--json'], /give -F or --json/],
+    [['sub', '-t', 'x', '--nl'], /need MQTT 5/],
+    [['sub', '-t', 'x', 'extra'], /unexpected argument 'extra'/],
+    [['rr', '-t', 'x', '-m', 'y'], /no response topic/],
+    [['rr', '-t', 'x', '-e', 'y', '-m', 'z', '-V', '311'], /request\/response needs MQTT 5/],
+  ];
+  test('each bad combination exits 1 with a reason', async () => {
+    await Promise.all(cases.map(async ([args, re]) => {
+      const r = await tern(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: exit ${r.code}: ${r.err}`);
+      assert.match(r.err, re, args.join(' '));
+    }));
   });
 });
 
