@@ -12,7 +12,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -453,6 +453,12 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
       assert.equal(r.code, 2, `${url}: ${r.err}`);
       assert.match(r.err, /certificate|verify/i);
     }
+    // --capath: a directory in OpenSSL's hashed layout.
+    const capath = path.join(DIR, 'capath');
+    mkdirSync(capath, { recursive: true });
+    copyFileSync(certs.ca.cert, path.join(capath, 'ca.pem'));
+    execFileSync('openssl', ['rehash', capath]);
+    ok(await tern(['pub', '-L', U.mqtts, '--capath', capath, '-t', uid('capath'), '-m', 'y']), '--capath');
     const port = await freePort();
     const r = await tern(['pub', '-p', String(port), '-t', 'x', '-m', 'y']);
     assert.equal(r.code, 2, r.err);
