@@ -451,7 +451,10 @@ static void start_transport(struct tern_client *c)
 	                        ? 0
 	                        : c->url.port,
 	        .path = c->url.path,
-	        .max_message = c->o.maximum_packet_size,
+	        /* Frames are decoded as a stream and a server may pack
+	         * several packets in one message: the MQTT layer bounds
+	         * packet sizes, not the WebSocket one. */
+	        .max_message = 0,
 	};
 	int rc = xport_new(&p, &c->x);
 
@@ -673,7 +676,7 @@ int conn_send_op(struct tern_client *c, struct op *op)
 	struct mqtt_sub_entry e[op->n ? op->n : 1];
 	struct mqtt_packet p;
 
-	if (c->state != CS_UP)
+	if (c->state != CS_UP || op->n == 0)
 		return 0;
 	memset(&p, 0, sizeof(p));
 	p.type = op->unsub ? MQTT_UNSUBSCRIBE : MQTT_SUBSCRIBE;
@@ -1039,6 +1042,15 @@ static struct op *take_op(struct tern_client *c, uint16_t id, bool unsub,
 	return NULL;
 }
 
+static void unlink_op(struct tern_client *c, struct op *op)
+{
+	for (struct op **pp = &c->ops; *pp; pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			return;
+		}
+}
+
 static void on_suback(struct tern_client *c, const struct mqtt_packet *p)
 {
 	const struct mqtt_suback *s = &p->u.suback;
@@ -1070,6 +1082,18 @@ static void on_suback(struct tern_client *c, const struct mqtt_packet *p)
 		for (size_t i = 0; i < n && i < w->ncodes; i++)
 			w->codes[i] = codes[i];
 		pthread_cond_broadcast(&c->cv);
+	}
+	/* An unsubscribe, or a subscription whose every filter was
+	 * unsubscribed while its SUBACK was due, is finished. */
+	if (!unsub && op->n == 0) {
+		unlink_op(c, op);
+		op_free(op);
+		if (c->o.cb.on_subscribe) {
+			client_cb_enter(c);
+			c->o.cb.on_subscribe(c, token, codes, n, c->o.userdata);
+			client_cb_leave(c);
+		}
+		return;
 	}
 	if (unsub)
 		op_free(op);

@@ -278,6 +278,22 @@ describe('libtern against ternd', { skip: !TERN && 'ternd-only (mosquitto intero
     });
   }
 
+  test('ws: packets under maximum_packet_size arrive even when the server packs a burst into one frame', async () => {
+    const d = new Driver();
+    try {
+      const topic = uid('burst');
+      await ok(d, `new s ${urls.ws} maxpacket=300`);
+      await ok(d, `new p ${urls.tcp}`);
+      await ok(d, 'connect s');
+      await ok(d, 'connect p');
+      await ok(d, `sub s ${topic} 0`);
+      const body = 'x'.repeat(150);
+      for (let i = 0; i < 40; i++) await ok(d, `pub p ${topic} 0 ${body} wait=0`);
+      await d.until(() => msgs(d, 's').length >= 40, 5000, '40 messages');
+      assert.equal(d.events((e) => e.ev === 'disconnect' && e.name === 's').length, 0);
+    } finally { await d.close(); }
+  });
+
   test('v5 outbound topic aliases when the server allows them', async () => {
     const d = new Driver();
     try {

@@ -777,6 +777,47 @@ static void test_resubscribe_without_session(void **state)
 	tern_client_destroy(c);
 }
 
+/* A subscription unsubscribed before its SUBACK is not made again. */
+static void test_unsubscribe_before_suback(void **state)
+{
+	struct tern_options o;
+	struct tern_sub s = {.filter = "gone/#", .qos = 1};
+	const char *un[] = {"gone/#"};
+	struct mqtt_packet p, a = {.type = MQTT_SUBACK};
+	uint8_t code = 1;
+	uint16_t sid;
+	tern_client *c;
+
+	(void)state;
+	opts(&o, TERN_MQTT_5);
+	o.reconnect_initial_ms = 20;
+	c = connected(TERN_MQTT_5, &o);
+	assert_int_equal(tern_client_subscribe(c, &s, 1, 0, NULL), 0);
+	assert_int_equal(tern_client_unsubscribe(c, un, 1, NULL), 0);
+	expect(c, &p, MQTT_SUBSCRIBE);
+	sid = p.u.subscribe.packet_id;
+	expect(c, &p, MQTT_UNSUBSCRIBE);
+	a.u.suback.packet_id = sid;
+	a.u.suback.codes = &code;
+	a.u.suback.count = 1;
+	fake_send(&a);
+	a.type = MQTT_UNSUBACK;
+	a.u.suback.packet_id = p.u.subscribe.packet_id;
+	code = 0;
+	fake_send(&a);
+	DRIVE_UNTIL(c, ev.nsub == 1);
+	drive(c, 50);
+	close(F.sfd);
+	F.sfd = -1;
+	DRIVE_UNTIL(c, ev.ndisc == 1);
+	handshake(c, false, NULL);
+	/* Nothing to resubscribe: the first packet is our marker. */
+	tern_client_publish(c, "marker", "m", 1, 0, false, NULL, NULL);
+	expect(c, &p, MQTT_PUBLISH);
+	assert_memory_equal(p.u.publish.topic.p, "marker", 6);
+	tern_client_destroy(c);
+}
+
 /* --- flow
  * ----------------------------------------------------------------------- */
 
@@ -1005,6 +1046,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_resubscribe_without_session, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unsubscribe_before_suback,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inflight_window, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_topic_alias_outbound,
