@@ -435,7 +435,8 @@ describe('libtern against ternd', { skip: !TERN && 'ternd-only (mosquitto intero
       const san = /^TERN_SANITIZE:STRING=(.+)$/m.exec(cache);
       const extra = san && san[1].trim() ? [`-fsanitize=${san[1].trim()}`] : [];
       const hello = path.join(prefix, 'hello');
-      execFileSync('cc', ['-o', hello, 'examples/hello.c', ...flags, ...extra, `-Wl,-rpath,${libdir}`], { stdio: 'pipe' });
+      const src = new URL('../../examples/hello.c', import.meta.url).pathname;
+      execFileSync('cc', ['-o', hello, src, ...flags, ...extra, `-Wl,-rpath,${libdir}`], { stdio: 'pipe' });
       for (const args of [[broker.wsUrl], [urls.wss, certs.ca.cert]]) {
         const r = spawnSync(hello, args, { timeout: 15000 });
         assert.equal(r.status, 0, `hello ${args.join(' ')}: ${r.status} ${r.signal}\n${r.stdout}\n${r.stderr}`);
