@@ -129,6 +129,9 @@ struct tern_message {
 	bool retain;
 	bool dup;
 	const struct tern_props *props; /* never NULL; empty with 3.1.1 */
+	uint16_t packet_id;   /* QoS 1/2: the server's packet id; 0 for QoS 0 */
+	uint16_t topic_alias; /* v5: the alias the server used (topic is
+	                       * resolved anyway), 0 for none */
 };
 
 /* One filter of a SUBSCRIBE. */

@@ -898,6 +898,10 @@ static int rx_view(struct tern_client *c, const struct mqtt_publish *pub,
 	m->retain = pub->retain;
 	m->dup = pub->dup;
 	m->props = props;
+	m->packet_id = pub->packet_id;
+	m->topic_alias = in->present & MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS)
+	                         ? in->topic_alias
+	                         : 0;
 	return 0;
 }
 

@@ -57,7 +57,7 @@ static struct {
 	int ndisc, disc_rc, disc_reason;
 	int nmsg;
 	char topic[128], payload[256];
-	int qos;
+	int qos, packet_id, alias;
 	char content_type[32], up_key[16], up_value[16];
 	size_t corr_len, nup;
 	int npub;
@@ -99,6 +99,8 @@ static void on_message(tern_client *c, const struct tern_message *m, void *ud)
 	snprintf(ev.payload, sizeof(ev.payload), "%.*s", (int)m->payload_len,
 	         (const char *)m->payload);
 	ev.qos = m->qos;
+	ev.packet_id = m->packet_id;
+	ev.alias = m->topic_alias;
 	if (m->props->content_type)
 		snprintf(ev.content_type, sizeof(ev.content_type), "%s",
 		         m->props->content_type);
@@ -641,6 +643,7 @@ static void test_qos2_incoming_once(void **state)
 	assert_string_equal(ev.topic, "in/2");
 	assert_string_equal(ev.payload, "once");
 	assert_int_equal(ev.qos, 2);
+	assert_int_equal(ev.packet_id, 7);
 	assert_int_equal(ev.blocking_rc, TERN_EINVAL);
 	send_ack(MQTT_PUBREL, 7);
 	expect(c, &r, MQTT_PUBCOMP);
@@ -913,6 +916,8 @@ static void test_topic_alias_inbound(void **state)
 	DRIVE_UNTIL(c, ev.nmsg == 2);
 	assert_string_equal(ev.topic, "in/a");
 	assert_string_equal(ev.payload, "2");
+	assert_int_equal(ev.alias, 2);
+	assert_int_equal(ev.packet_id, 0);
 	/* An alias above our maximum is a protocol error. */
 	p.u.publish.props.topic_alias = 3;
 	fake_send(&p);
