@@ -311,7 +311,7 @@ describe('libtern against ternd', { skip: !TERN && 'ternd-only (mosquitto intero
     } finally { await d.close(); }
   });
 
-  test('TLS: an unknown CA and a wrong host name fail with a clear error; insecure skips the name only', async () => {
+  test('TLS: an unknown CA and a wrong host name fail with a clear error; insecure skips the name only; ALPN, minimum version', async () => {
     const d = new Driver();
     try {
       await ok(d, `new a ${urls.tls}`); // system trust store: the test CA is not in it
@@ -328,6 +328,13 @@ describe('libtern against ternd', { skip: !TERN && 'ternd-only (mosquitto intero
       assert.match(evc.why, /hostname mismatch|IP address mismatch/);
       await ok(d, `new e mqtts://127.0.0.2:${p[2]} ${ca()} insecure=1`);
       await ok(d, 'connect e');
+      // By name (SNI, DNS SAN), with ALPN offered and a TLS 1.3 minimum.
+      await ok(d, `new f mqtts://localhost:${p[0]} ${ca()} alpn=mqtt,x-other tls_version=tlsv1.3`);
+      await ok(d, 'connect f');
+      // A file that is not there is an error at creation, with its name.
+      const bad = await d.cmd(`new g ${urls.tls} cafile=/nonexistent/ca.pem`);
+      assert.notEqual(bad.rc, 0);
+      assert.match(bad.err, /nonexistent/);
     } finally { await d.close(); }
   });
 

@@ -10,7 +10,7 @@
  *       cafile certfile keyfile insecure noverify ri rmax rfactor
  *       session_expiry will_topic will_payload will_qos will_retain
  *       will_ct alias_max max_queued policy inflight connect_timeout
- *       maxpacket username password alpn topic_alias
+ *       maxpacket username password alpn tls_version topic_alias
  *   connect NAME [timeout_ms]         -> {"ok":"connect","rc":..,"sp":..}
  *   connect_async NAME
  *   sub NAME FILTER QOS [nl=1] [rap=1] [rh=N] [id=N]
@@ -249,6 +249,7 @@ static void cmd_new(char **a, int n)
 	o.tls_insecure = num(a, n, "insecure", 0) != 0;
 	o.tls_no_verify = num(a, n, "noverify", 0) != 0;
 	o.alpn = arg(a, n, "alpn");
+	o.tls_version = arg(a, n, "tls_version");
 	o.reconnect_initial_ms = (int)num(a, n, "ri", 0);
 	o.reconnect_max_ms = (int)num(a, n, "rmax", 2000);
 	o.reconnect_factor = (double)num(a, n, "rfactor", 2);
