@@ -380,7 +380,8 @@ static int take_batches(struct persist *p)
 			p->ops = v;
 			p->ops_cap = ncap;
 		}
-		memcpy(p->ops + p->nops, pb->v, pb->n * sizeof(*pb->v));
+		if (pb->n)
+			memcpy(p->ops + p->nops, pb->v, pb->n * sizeof(*pb->v));
 		p->nops += pb->n;
 		pb->n = 0;
 		pb->gen++;

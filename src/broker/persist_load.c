@@ -137,6 +137,8 @@ static void drop_session(struct load *l, const char *id)
 		return;
 	s->p = l->p;
 	persist_session_end(s);
+	/* A new session for this id must not overtake the deletion. */
+	persist_session_removed(l->p, s);
 	session_unref(s);
 	l->nexpired++;
 }

@@ -67,7 +67,10 @@ const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|
 //                listener line, so per-listener keys apply to TCP
 //   opts.args:   extra command-line arguments
 //   opts.anonymous: allow_anonymous (default true)
-// Returns { kind, port, wsPort, host, url, tcpUrl, wsUrl, transport, stop(), output() }.
+//   opts.port, opts.wsPort: listen on these ports instead of free ones
+//                (restarting a broker where clients expect it)
+// Returns { kind, port, wsPort, host, url, tcpUrl, wsUrl, transport, stop(),
+// kill(), output() }.
 export async function startBroker(opts = {}) {
   const port = opts.port || await freePort();
   let wsPort = opts.wsPort || await freePort();
@@ -130,6 +133,13 @@ export async function startBroker(opts = {}) {
       clearTimeout(timer);
       if (SANITIZER.test(out)) throw new Error(`sanitizer report from broker:\n${out.slice(-8000)}`);
       if (code !== 0) throw new Error(`broker exited with code ${code} signal ${signal}:\n${out.slice(-4000)}`);
+    },
+    // Kills the broker with SIGKILL (a crash) and waits until it is gone;
+    // rejects only on a sanitizer report printed before the kill.
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+      if (SANITIZER.test(out)) throw new Error(`sanitizer report from broker:\n${out.slice(-8000)}`);
     },
   };
 }

@@ -1,0 +1,395 @@
+// Durability (issue 6, DESIGN.md §6): with `persistence true` and the
+// default `persistence_sync always`, a PUBACK/PUBREC means the message is
+// on disk. Each test starts a real ternd on a data directory, stops it with
+// SIGTERM or kills it with SIGKILL at a random moment, starts it again on
+// the same ports and directory, and checks what the clients get back.
+// tern only: Mosquitto saves its database every autosave_interval.
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startBroker, KIND, THREADS } from './lib/broker.mjs';
+import { rawConnect, enc } from './lib/raw.mjs';
+import { connect, closeAll, uid, sleep, within } from './lib/util.mjs';
+
+const skip = KIND !== 'tern' ? 'tern only (Mosquitto saves periodically)' : false;
+
+function dataDir() {
+  return mkdtempSync(path.join(os.tmpdir(), 'tern-dur-'));
+}
+
+function durableConfig(dir, extra = '') {
+  return `persistence true\npersistence_location ${dir}\n${extra}`;
+}
+
+// Starts (or restarts, with `on` = the previous broker) a durable broker.
+function start(dir, on, extra = '') {
+  return startBroker({ config: durableConfig(dir, extra), port: on?.port, wsPort: on?.wsPort });
+}
+
+// A persistent subscriber session (MQTT 3.1.1, clean session 0).
+function sub(clientId) {
+  return { version: 4, clientId, clean: false };
+}
+
+// Receives PUBLISH packets until `quiet` ms pass without one (bounded by
+// `limit` ms overall), completing every QoS 1/2 flow.
+async function drain(c, { quiet = 800, limit = 30000 } = {}) {
+  const got = [];
+  const end = Date.now() + limit;
+  while (Date.now() < end) {
+    const p = await c.expectOrClosed(null, { timeout: quiet }).catch(() => null);
+    if (!p) break;
+    if (p.type === 'pubrel') { c.send(enc.pubcomp(p.id)); continue; }
+    if (p.type !== 'publish') continue;
+    got.push(p);
+    if (p.qos === 1) c.send(enc.puback(p.id));
+    if (p.qos === 2) c.send(enc.pubrec(p.id));
+  }
+  return got;
+}
+
+// Publishes n QoS 1 and n QoS 2 messages (interleaved, payload
+// "tag:seq", odd seq = QoS 2) with up to 64 in flight, until done or the
+// connection dies. Returns the sequence numbers acknowledged (PUBACK for
+// QoS 1, PUBREC for QoS 2: the points where the broker takes over).
+async function publishRun(port, topic, tag, n) {
+  const c = await rawConnect(port, { version: 4, clientId: uid('pub') });
+  const acked = new Set();
+  const byId = new Map();
+  const total = 2 * n;
+  let next = 0;
+  let inflight = 0;
+  let pid = 0;
+  const fill = () => {
+    while (inflight < 64 && next < total) {
+      const seq = next++;
+      const qos = seq % 2 ? 2 : 1;
+      pid = (pid % 65535) + 1;
+      byId.set(pid, seq);
+      c.publish({ topic: `${topic}/q${qos}`, qos, id: pid, payload: `${tag}:${seq}` });
+      inflight++;
+    }
+  };
+  fill();
+  let done = 0;
+  while (done < total) {
+    const p = await c.next({ timeout: 8000 }).catch(() => null);
+    if (!p) break;
+    if (p.type === 'puback') { acked.add(byId.get(p.id)); inflight--; done++; }
+    if (p.type === 'pubrec') { acked.add(byId.get(p.id)); c.send(enc.pubrel(p.id)); }
+    if (p.type === 'pubcomp') { inflight--; done++; }
+    fill();
+  }
+  c.destroy();
+  return { acked, sent: next };
+}
+
+// Checks one publisher's messages as a subscriber got them: every acked
+// seq present, QoS 2 at most once, first deliveries in publishing order.
+function checkDelivered(msgs, tag, acked) {
+  const seen = new Map();
+  const order = [];
+  for (const m of msgs) {
+    const [t, s] = m.payload.toString().split(':');
+    if (t !== tag) continue;
+    const seq = Number(s);
+    if (!seen.has(seq)) order.push(seq);
+    seen.set(seq, (seen.get(seq) || 0) + 1);
+  }
+  const lost = [...acked].filter((s) => !seen.has(s));
+  assert.deepEqual(lost, [], `${tag}: ${lost.length} acknowledged messages lost (of ${acked.size})`);
+  const twice = [...seen].filter(([s, k]) => s % 2 === 1 && k > 1).map(([s]) => s);
+  assert.deepEqual(twice, [], `${tag}: QoS 2 messages delivered more than once`);
+  for (let i = 1; i < order.length; i++) {
+    assert.ok(order[i] > order[i - 1], `${tag}: out of order: ${order[i - 1]} then ${order[i]}`);
+  }
+}
+
+describe('durability', { skip }, () => {
+  let ternd;
+  before(() => { ternd = process.env.TERND || 'build/ternd'; });
+
+  test('restart and crash: every acknowledged message is delivered after SIGKILL (several rounds) and SIGTERM', async () => {
+    const dir = dataDir();
+    const T = uid('dur');
+    const id = uid('sub');
+    let b = await start(dir);
+    try {
+      let s = await rawConnect(b.port, sub(id));
+      s.subscribe(1, [[`${T}/#`, 2]]);
+      await s.expect('suback');
+      s.destroy();
+      const r = await rawConnect(b.port, { version: 4, clientId: uid('r') });
+      r.publish({ topic: `${T}-ret`, qos: 1, id: 1, retain: true, payload: 'kept' });
+      await r.expect('puback');
+      r.destroy();
+
+      const rounds = ['kill', 'kill', 'kill', 'term'];
+      for (let i = 0; i < rounds.length; i++) {
+        const tag = `r${i}`;
+        const run = publishRun(b.port, T, tag, 300);
+        if (rounds[i] === 'kill') {
+          await sleep(5 + Math.floor(Math.random() * 150));
+          await b.kill();
+        }
+        const { acked, sent } = await run;
+        if (rounds[i] === 'term') await b.stop();
+        else await b.kill();
+        b = await start(dir, b);
+        s = await rawConnect(b.port, sub(id));
+        assert.equal(s.connack.sessionPresent, true, `round ${i}: session present`);
+        const got = await drain(s);
+        s.disconnect();
+        checkDelivered(got, tag, acked);
+        assert.ok(sent > 0);
+        if (rounds[i] === 'term') assert.equal(acked.size, 600, 'every message acked without a crash');
+      }
+      // Retained messages and subscriptions survived all of it.
+      const c = await connect(b, { url: b.tcpUrl });
+      try {
+        await c.subscribeAsync(`${T}-ret`, { qos: 1 });
+        const [m] = await c.waitMessages(1);
+        assert.equal(m.payload, 'kept');
+        assert.equal(m.packet.retain, true);
+      } finally {
+        await closeAll(c);
+      }
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('inflight at the crash comes back with DUP and the same packet ids; PUBREL resent for QoS 2 past PUBREC', async () => {
+    const dir = dataDir();
+    const T = uid('infl');
+    const id = uid('sub');
+    let b = await start(dir);
+    try {
+      let s = await rawConnect(b.port, sub(id));
+      s.subscribe(1, [[`${T}/#`, 2]]);
+      await s.expect('suback');
+      const p = await rawConnect(b.port, { version: 4, clientId: uid('pub') });
+      p.publish({ topic: `${T}/a`, qos: 1, id: 1, payload: 'one' });
+      await p.expect('puback');
+      p.publish({ topic: `${T}/b`, qos: 2, id: 2, payload: 'two' });
+      await p.expect('pubrec');
+      p.publish({ topic: `${T}/c`, qos: 2, id: 3, payload: 'three' });
+      await p.expect('pubrec');
+      p.destroy();
+      // Received, not acknowledged; "three" gets PUBREC (past PUBREC).
+      const first = [await s.expect('publish'), await s.expect('publish'), await s.expect('publish')];
+      assert.deepEqual(first.map((m) => m.payload.toString()), ['one', 'two', 'three']);
+      assert.ok(first.every((m) => !m.dup));
+      s.send(enc.pubrec(first[2].id));
+      await s.expect('pubrel');
+      // Let the store thread commit the inflight state, then crash.
+      await sleep(300);
+      await b.kill();
+      s.destroy();
+      b = await start(dir, b);
+      s = await rawConnect(b.port, sub(id));
+      assert.equal(s.connack.sessionPresent, true);
+      const again = [await s.expect('publish'), await s.expect('publish')];
+      assert.deepEqual(again.map((m) => m.payload.toString()), ['one', 'two']);
+      assert.deepEqual(again.map((m) => m.dup), [true, true]);
+      assert.deepEqual(again.map((m) => m.id), [first[0].id, first[1].id]);
+      const rel = await s.expect('pubrel');
+      assert.equal(rel.id, first[2].id);
+      s.send(enc.puback(again[0].id));
+      s.send(enc.pubrec(again[1].id));
+      await s.expect('pubrel', { match: (x) => x.id === again[1].id });
+      s.send(enc.pubcomp(again[1].id));
+      s.send(enc.pubcomp(first[2].id));
+      assert.deepEqual(await s.collect('publish', 300), []);
+      s.disconnect();
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('store full: QoS 1 is not acknowledged, QoS 0 keeps flowing, acks resume when space returns, nothing acknowledged is lost', async () => {
+    const dir = dataDir();
+    const T = uid('full');
+    const id = uid('sub');
+    const limit = 'persistence_max_bytes 262144\nsys_interval 1';
+    let b = await start(dir, null, limit);
+    let zero;
+    try {
+      let s = await rawConnect(b.port, sub(id));
+      s.subscribe(1, [[`${T}/q`, 1]]);
+      await s.expect('suback');
+      s.destroy();
+      zero = await connect(b, { url: b.tcpUrl });
+      await zero.subscribeAsync([`${T}/zero`, '$SYS/broker/store/errors'], { qos: 0 });
+
+      const p = await rawConnect(b.port, { version: 4, clientId: uid('pub') });
+      const big = 'x'.repeat(8192);
+      const N = 60; // ~480 KiB of payload: well above the limit
+      const send = (i) => p.publish({ topic: `${T}/q`, qos: 1, id: i, payload: `${i}:${big}` });
+      // One at a time until the store is full and an ack does not come.
+      let full = 0;
+      for (let i = 1; i <= N && !full; i++) {
+        send(i);
+        const a = await p.expect('puback', { timeout: 1000 }).catch(() => null);
+        if (a) assert.equal(a.id, i);
+        else full = i;
+      }
+      assert.ok(full > 1, `the store filled up at message ${full} of ${N}`);
+      for (let i = full + 1; i <= N; i++) send(i);
+      assert.deepEqual(await p.collect('puback', 700), [], 'no acks while the store is full');
+
+      const q0 = await rawConnect(b.port, { version: 4, clientId: uid('q0') });
+      q0.publish({ topic: `${T}/zero`, qos: 0, payload: 'still here' });
+      const [m0] = await zero.waitMessages(1, { filter: (m) => m.topic === `${T}/zero` });
+      assert.equal(m0.payload, 'still here');
+      q0.destroy();
+      const errs = await zero.waitMessages(1, { timeout: 4000, filter: (m) => m.topic === '$SYS/broker/store/errors' && Number(m.payload) > 0 });
+      assert.ok(Number(errs[0].payload) > 0);
+
+      // The operator frees space (here: lifts the limit) and reloads.
+      const conf = path.join(b.dir, 'broker.conf');
+      writeFileSync(conf, readFileSync(conf, 'utf8').replace('persistence_max_bytes 262144', 'persistence_max_bytes 0'));
+      b.proc.kill('SIGHUP');
+      const late = await within((async () => {
+        const all = [];
+        while (all.length < N - full + 1) all.push(await p.expect('puback', { timeout: 5000 }));
+        return all;
+      })(), 8000, 'the held acknowledgements');
+      late.forEach((a, i) => assert.equal(a.id, full + i));
+      p.destroy();
+
+      // Crash right away: all N were acknowledged, all N must be there.
+      await b.kill();
+      b = await start(dir, b, limit.replace('262144', '0'));
+      s = await rawConnect(b.port, sub(id));
+      const got = await drain(s);
+      s.disconnect();
+      const seqs = [...new Set(got.map((m) => Number(m.payload.toString().split(':')[0])))];
+      assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i + 1));
+    } finally {
+      await closeAll(zero);
+      await b.stop();
+    }
+  });
+
+  test('session and message expiry keep counting while ternd is down', async () => {
+    const dir = dataDir();
+    const T = uid('exp');
+    const shortId = uid('short');
+    const longId = uid('long');
+    let b = await start(dir);
+    try {
+      for (const [cid, expiry] of [[shortId, 2], [longId, 60]]) {
+        const c = await rawConnect(b.port, { version: 5, clientId: cid, clean: false, props: { sessionExpiryInterval: expiry } });
+        c.subscribe(1, [[`${T}/#`, 1]]);
+        await c.expect('suback');
+        c.destroy();
+      }
+      const p = await rawConnect(b.port, { version: 5, clientId: uid('pub') });
+      p.publish({ topic: `${T}/soon`, qos: 1, id: 1, payload: 'soon', props: { messageExpiryInterval: 2 } });
+      await p.expect('puback');
+      p.publish({ topic: `${T}/later`, qos: 1, id: 2, payload: 'later', props: { messageExpiryInterval: 60 } });
+      await p.expect('puback');
+      p.destroy();
+      await b.stop();
+      await sleep(2600);
+      b = await start(dir, b);
+      const gone = await rawConnect(b.port, { version: 5, clientId: shortId, clean: false, props: { sessionExpiryInterval: 2 } });
+      assert.equal(gone.connack.sessionPresent, false, 'a 2 s session expired while ternd was down');
+      gone.destroy();
+      const s = await rawConnect(b.port, { version: 5, clientId: longId, clean: false, props: { sessionExpiryInterval: 60 } });
+      assert.equal(s.connack.sessionPresent, true);
+      const got = await drain(s, { quiet: 500 });
+      assert.deepEqual(got.map((m) => m.payload.toString()), ['later']);
+      const left = got[0].props.messageExpiryInterval;
+      assert.ok(left >= 50 && left <= 58, `remaining message expiry ${left}`);
+      s.disconnect();
+    } finally {
+      await b.stop();
+    }
+  });
+
+  describe('a store ternd cannot use', () => {
+    // Runs ternd on dir until it exits; returns { status, out }.
+    function runOnce(dir, args = []) {
+      const conf = path.join(dir, 'x.conf');
+      // ternd refuses the store before it opens any listener.
+      writeFileSync(conf, `listener ${20000 + Math.floor(Math.random() * 20000)} 127.0.0.1\n${durableConfig(dir)}`);
+      const r = spawnSync(ternd, ['-c', conf, '--threads', String(THREADS), ...args], { timeout: 15000, encoding: 'utf8' });
+      return { status: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}` };
+    }
+
+    // A real store with one session, cleanly closed.
+    async function realStore() {
+      const dir = dataDir();
+      const b = await start(dir);
+      const c = await rawConnect(b.port, sub(uid('s')));
+      c.subscribe(1, [['a/#', 1]]);
+      await c.expect('suback');
+      c.destroy();
+      await b.stop();
+      return dir;
+    }
+
+    function assertRefused(r, words) {
+      assert.equal(r.signal, null, `ternd died of ${r.signal}:\n${r.out}`);
+      assert.equal(r.status, 3, `exit status ${r.status}:\n${r.out}`);
+      assert.match(r.out, words);
+      assert.match(r.out, /tern\.db/);
+      assert.doesNotMatch(r.out, /Sanitizer|runtime error/);
+    }
+
+    test('random bytes: a clear error and exit status 3', () => {
+      const dir = dataDir();
+      const junk = Buffer.alloc(16384);
+      for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;
+      writeFileSync(path.join(dir, 'tern.db'), junk);
+      assertRefused(runOnce(dir), /corrupt|not an SQLite/);
+    });
+
+    test('truncated: a clear error and exit status 3', async () => {
+      const dir = await realStore();
+      truncateSync(path.join(dir, 'tern.db'), 5000);
+      assertRefused(runOnce(dir), /corrupt/);
+    });
+
+    test('newer schema version: a clear error and exit status 3', async () => {
+      const dir = await realStore();
+      // user_version is the 4-byte big-endian field at offset 60.
+      const fd = openSync(path.join(dir, 'tern.db'), 'r+');
+      const v = Buffer.alloc(4);
+      v.writeUInt32BE(99);
+      writeSync(fd, v, 0, 4, 60);
+      closeSync(fd);
+      assertRefused(runOnce(dir), /schema version 99, newer/);
+    });
+
+    test('--store-reset moves the bad file aside and starts empty', async () => {
+      const dir = dataDir();
+      writeFileSync(path.join(dir, 'tern.db'), 'not a database at all '.repeat(100));
+      const b = await startBroker({ config: durableConfig(dir), args: ['--store-reset'] });
+      try {
+        assert.match(b.output(), /moved it to .*tern\.db\.bad-/);
+        const moved = readdirSync(dir).filter((f) => /^tern\.db\.bad-\d+$/.test(f));
+        assert.equal(moved.length, 1);
+        const c = await rawConnect(b.port, sub(uid('s')));
+        assert.equal(c.connack.sessionPresent, false);
+        c.destroy();
+      } finally {
+        await b.stop();
+      }
+    });
+
+    test('--dump-store prints what is stored', async () => {
+      const dir = await realStore();
+      const r = spawnSync(ternd, ['--dump-store', dir], { timeout: 10000, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /^# tern store, schema 1/);
+      assert.match(r.stdout, /session s-[0-9a-f]+ v4 expiry=never/);
+      assert.match(r.stdout, /sub s-[0-9a-f]+ a\/# qos=1/);
+    });
+  });
+});
