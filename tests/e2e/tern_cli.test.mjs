@@ -52,7 +52,8 @@ function start(args, { input, env = {}, timeout = 10000, ready } = {}) {
   proc.stdin.on('error', () => {});
   if (input !== undefined) proc.stdin.end(input); else proc.stdin.end();
   const timer = setTimeout(() => proc.kill('SIGKILL'), timeout);
-  const done = new Promise((resolve) => proc.on('exit', (code, signal) => {
+  // 'close', not 'exit': only then has all of stdout and stderr been read.
+  const done = new Promise((resolve) => proc.on('close', (code, signal) => {
     clearTimeout(timer);
     readyReject(new Error(`tern exited (${code}) before ready: ${err}`));
     assert.doesNotMatch(err, SANITIZER, `sanitizer report from tern ${args.join(' ')}`);
@@ -147,7 +148,7 @@ function run(cmd, args, { timeout = 8000 } = {}) {
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { err += d; });
     const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
   });
 }
 
@@ -622,6 +623,21 @@ describe('tern pub/sub against Debian mosquitto', () => {
       }
     });
   }
+
+  test('tern rr over websockets, answered by an MQTT.js responder through mosquitto', async () => {
+    const t = uid('mqrr');
+    const responder = await connect({ url: m.tcpUrl }, { protocolVersion: 5 });
+    try {
+      await sub(responder, `${t}/req`, { qos: 1 });
+      responder.on('message', (topic, payload, packet) => {
+        const { responseTopic, correlationData } = packet.properties || {};
+        if (responseTopic) responder.publish(responseTopic, `re:${payload}`, { qos: 1, properties: { correlationData } });
+      });
+      const r = await tern(['rr', '-L', m.wsUrl, '-t', `${t}/req`, '-e', `${t}/resp`, '-m', 'q', '-q', '1', '-W', '5', '-v']);
+      ok(r, 'rr');
+      assert.equal(r.out, `${t}/resp re:q\n`);
+    } finally { await closeAll(responder); }
+  });
 
   test('mosquitto_sub receives what tern pub sends; tern sub receives mosquitto_pub', async () => {
     const t = uid('mqx');
