@@ -155,20 +155,23 @@ function run(cmd, args, { timeout = 8000 } = {}) {
 // ============================================================ ternd
 
 describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listeners and ACLs set up for ternd' }, () => {
-  let broker; let U; let mq; let tlsPort; let mtlsPort;
+  let broker; let U; let mq; let tlsPort; let mtlsPort; let otherPort;
   const TLS = ['--cafile', certs.ca.cert];
 
   before(async () => {
-    const [tlsP, wssP, mtlsP] = await freePorts(3);
+    const [tlsP, wssP, mtlsP, otherP] = await freePorts(4);
     tlsPort = tlsP;
     mtlsPort = mtlsP;
+    otherPort = otherP;
     const acl = path.join(DIR, 'acl');
     // Anonymous clients may use everything but denied/#, so a SUBSCRIBE
     // there gets a failure code in its SUBACK and a v5 PUBLISH a 0x87.
     writeFileSync(acl, 'topic deny denied/#\ntopic readwrite #\n');
     broker = await startBroker({
       config: [`acl_file ${acl}`, tlsListener(tlsP), tlsListener(wssP, true),
-        tlsListener(mtlsP, false, [`cafile ${certs.ca.cert}`, 'require_certificate true'])].join('\n'),
+        tlsListener(mtlsP, false, [`cafile ${certs.ca.cert}`, 'require_certificate true']),
+        // 127.0.0.2 is loopback too, but not a name in the certificate.
+        tlsListener(otherP).replace('127.0.0.1', '127.0.0.2')].join('\n'),
     });
     U = {
       mqtt: broker.tcpUrl,
@@ -454,6 +457,14 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
       assert.equal(r.code, 2, `${url}: ${r.err}`);
       assert.match(r.err, /certificate|verify/i);
     }
+    // --insecure skips the host name check only.
+    const other = ['-L', `mqtts://127.0.0.2:${otherPort}`, '-t', uid('insecure'), '-m', 'y'];
+    const mismatch = await tern(['pub', ...other, ...TLS]);
+    assert.equal(mismatch.code, 2, mismatch.err);
+    assert.match(mismatch.err, /mismatch/i);
+    ok(await tern(['pub', ...other, ...TLS, '--insecure']), '--insecure');
+    const foreign = await tern(['pub', ...other, '--cafile', certs.foreignCa.cert, '--insecure']);
+    assert.equal(foreign.code, 2, '--insecure must still verify the chain');
     // --capath: a directory in OpenSSL's hashed layout.
     const capath = path.join(DIR, 'capath');
     mkdirSync(capath, { recursive: true });
