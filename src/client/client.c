@@ -105,6 +105,16 @@ static void waiter_remove(struct tern_client *c, struct waiter *w)
 		}
 }
 
+void client_op_free(struct op *op)
+{
+	if (op == NULL)
+		return;
+	for (size_t i = 0; i < op->n; i++)
+		free((char *)op->subs[i].filter);
+	free(op->subs);
+	free(op);
+}
+
 /* --- options ------------------------------------------------------------ */
 
 /* Replaces *s with an owned copy. */
@@ -344,7 +354,7 @@ static int setup(struct tern_client *c, const struct tern_options *o, char *err,
 	rc = make_tls(c, err, errlen);
 	if (rc < 0)
 		return rc;
-	c->tx_alias = calloc(65, sizeof(char *));
+	c->tx_alias = calloc(CLIENT_TX_ALIASES + 1, sizeof(char *));
 	if (o->topic_alias_maximum)
 		c->rx_alias = calloc((size_t)o->topic_alias_maximum + 1,
 		                     sizeof(char *));
@@ -376,7 +386,7 @@ static void release(struct tern_client *c, bool locks)
 	free(c->connect_up);
 	free(c->assigned_id);
 	tls_ctx_unref(c->tls);
-	for (unsigned i = 0; c->tx_alias && i <= 64; i++)
+	for (unsigned i = 0; c->tx_alias && i <= CLIENT_TX_ALIASES; i++)
 		free(c->tx_alias[i]);
 	free(c->tx_alias);
 	for (unsigned i = 0; c->rx_alias && i <= c->o.topic_alias_maximum; i++)
@@ -388,10 +398,7 @@ static void release(struct tern_client *c, bool locks)
 		omsg_free(m);
 	while ((op = c->ops) != NULL) {
 		c->ops = op->next;
-		for (size_t i = 0; i < op->n; i++)
-			free((char *)op->subs[i].filter);
-		free(op->subs);
-		free(op);
+		client_op_free(op);
 	}
 	free(c->rbuf);
 	free(c->wbuf);
@@ -564,7 +571,7 @@ static int enqueue(struct tern_client *c, struct omsg *m)
 {
 	struct omsg *old;
 
-	if (conn_can_send_now(c, m->qos) || c->queue.count < c->o.max_queued) {
+	if (tx_can_send_now(c, m->qos) || c->queue.count < c->o.max_queued) {
 		omsg_push(&c->queue, m);
 		return 0;
 	}
@@ -607,7 +614,7 @@ static int publish_locked(tern_client *c, const char *topic,
 		*token = m->token;
 	rc = enqueue(c, m);
 	if (rc == 0) {
-		conn_drain(c);
+		tx_drain(c);
 		client_wake(c);
 	}
 	return rc;
@@ -753,7 +760,7 @@ static int add_op(tern_client *c, struct op *op, tern_token *token)
 	*pp = op;
 	if (op->unsub)
 		forget(c, op);
-	rc = conn_send_op(c, op);
+	rc = tx_send_op(c, op);
 	if (rc == 0)
 		conn_flush(c);
 	client_wake(c);
@@ -773,10 +780,7 @@ static int op_call(tern_client *c, bool unsub, const struct tern_sub *subs,
 	pthread_mutex_lock(&c->mu);
 	if (wait && client_in_callback(c)) {
 		pthread_mutex_unlock(&c->mu);
-		for (size_t i = 0; i < op->n; i++)
-			free((char *)op->subs[i].filter);
-		free(op->subs);
-		free(op);
+		client_op_free(op);
 		return TERN_EINVAL;
 	}
 	if (wait) {

@@ -1,8 +1,9 @@
 /*
  * The client object behind the opaque tern_client, shared by the modules
  * of libtern: client.c (the public calls and options), conn.c (one
- * connection: connect, handshake, packets in and out, keepalive, loss and
- * reconnect), loop.c (waiting for I/O and timers, the loop thread, blocking
+ * connection's life: connect, handshake, read, keepalive, loss and
+ * reconnect), tx.c (packets we send, the queue drain), rx.c (packets we
+ * receive), loop.c (waiting for I/O and timers, the loop thread, blocking
  * waits). Everything in struct tern_client is guarded by `mu`, a recursive
  * lock so that callbacks, which run with it held, may call back in.
  */
@@ -21,6 +22,9 @@
 #include "client/xport.h"
 #include "mqtt/packet.h"
 #include "tern/tern.h"
+
+/* Outbound topic aliases a client assigns at most (a linear search). */
+#define CLIENT_TX_ALIASES 64
 
 enum cstate {
 	CS_IDLE,       /* no connection wanted */
@@ -130,24 +134,42 @@ struct tern_client {
 void client_log(struct tern_client *c, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 bool client_in_callback(struct tern_client *c);
+void client_op_free(struct op *op);
 void client_cb_enter(struct tern_client *c);
 void client_cb_leave(struct tern_client *c);
 struct waiter *client_waiter(struct tern_client *c, int kind, tern_token token);
 void client_wake(struct tern_client *c);
 
-/* conn.c */
+/* conn.c: the connection's life */
 void conn_start(struct tern_client *c);
 void conn_io(struct tern_client *c, int revents);
 void conn_timers(struct tern_client *c, uint64_t now);
 int64_t conn_next_timer(struct tern_client *c, uint64_t now);
 int conn_wanted(struct tern_client *c);
+int conn_flush(struct tern_client *c);
 void conn_disconnect(struct tern_client *c);
 void conn_close(struct tern_client *c, int rc, int reason, const char *why);
-void conn_drain(struct tern_client *c);
-int conn_flush(struct tern_client *c);
-int conn_send_op(struct tern_client *c, struct op *op);
-bool conn_can_send_now(struct tern_client *c, int qos);
+void conn_violation(struct tern_client *c, int rc, uint8_t reason,
+                    const char *why);
+void conn_fail(struct tern_client *c, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+void conn_refused(struct tern_client *c, int reason);
+void conn_report_connect(struct tern_client *c, int rc, int reason, bool sp,
+                         const char *why);
 void conn_complete(struct tern_client *c, struct omsg *m, int rc, int reason);
+
+/* tx.c: what we send */
+uint16_t tx_id_alloc(struct tern_client *c);
+int tx_packet(struct tern_client *c, const struct mqtt_packet *p);
+void tx_connect(struct tern_client *c);
+int tx_publish(struct tern_client *c, struct omsg *m, bool dup);
+int tx_ack(struct tern_client *c, uint8_t type, uint16_t id, uint8_t reason);
+bool tx_can_send_now(struct tern_client *c, int qos);
+void tx_drain(struct tern_client *c);
+int tx_send_op(struct tern_client *c, struct op *op);
+
+/* rx.c: what we receive; 1 when the connection survived, else 0 */
+int rx_dispatch(struct tern_client *c);
 
 /* loop.c */
 void loop_drive(struct tern_client *c, int timeout_ms);
