@@ -414,12 +414,24 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     const c = await connect(broker, { url: broker.tcpUrl });
     try {
       await sub(c, `${t}/will`, { qos: 1 });
+      await sub(c, `${t}/will5`, { qos: 1 });
       const s = await ternSub(['-t', `${t}/none`, '--will-topic', `${t}/will`, '--will-payload', 'gone', '--will-qos', '1']);
       s.proc.kill('SIGKILL');
       await s.done;
       const [m] = await c.waitMessages(1, { timeout: 5000 });
       assert.equal(m.payload, 'gone');
+      // MQTT 5: a retained will with properties. Once the live copy has
+      // arrived, the retained one is stored.
+      const s5 = await ternSub(['-V', '5', '-t', `${t}/none`, '--will-topic', `${t}/will5`, '--will-payload', 'bye',
+        '--will-retain', '-D', 'will', 'content-type', 'text/plain', '-D', 'will', 'user-property', 'why', 'killed']);
+      s5.proc.kill('SIGKILL');
+      await s5.done;
+      await c.waitMessages(2, { timeout: 5000 });
     } finally { await closeAll(c); }
+    const r = await tern(['sub', '-V', '5', '-t', `${t}/will5`, '-C', '1', '-W', '5', '-F', '%r %C %P %p']);
+    ok(r, 'retained will');
+    assert.equal(r.out, '1 text/plain why:killed bye\n');
+    await retain(`${t}/will5`, '');
   });
 
   test('SIGTERM: tern sub disconnects cleanly and exits 0', async () => {
