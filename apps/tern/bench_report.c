@@ -155,11 +155,17 @@ void report_run(const struct load *L)
 		                         : hist_quantile(&L->lat, q[i])) /
 		         1e3;
 
-	printf("tern bench %s: MQTT %s over %s, QoS %u, %u pub -> %u sub, %u "
-	       "B payload, %.1f s, rate %s\n",
+	printf("tern bench %s: MQTT %s over %s, QoS %u, ",
 	       opts_mode_name(o->mode), version_name(o->version),
-	       transport_words(o), o->qos, o->pubs, o->subs, o->payload, sent_s,
-	       o->rate > 0 ? "limited" : "max");
+	       transport_words(o), o->qos);
+	if (o->mode == MODE_SUB)
+		printf("%u subscribers, %.2f s from the first message to the "
+		       "last\n",
+		       o->subs, sent_s);
+	else
+		printf("%u pub -> %u sub, %u B payload, %.1f s, rate %s\n",
+		       o->pubs, o->subs, o->payload, sent_s,
+		       o->rate > 0 ? "limited" : "max");
 	if (o->mode != MODE_SUB)
 		printf("  published   %" PRIu64 " (%.0f/s), %" PRIu64
 		       " acked\n",
