@@ -7,11 +7,11 @@
 // TLS listeners, a TCP proxy that drops or cuts traffic, a broker killed
 // with SIGKILL and started again.
 //
-// ternd keeps sessions in memory only (persistence is issue 6), so a
-// session cannot survive a broker restart; the restart test accepts either
-// outcome of session present and checks the user-visible one: the client
-// reconnects and its subscription works again (made anew when the session
-// is gone).
+// Without `persistence` ternd keeps sessions in memory, so a session
+// cannot survive a broker restart: that test checks that the client
+// reconnects and subscribes again. With `persistence true` (issue 6) the
+// sessions survive a SIGKILL: that test checks session present, inflight
+// QoS 1/2 completed and QoS 2 delivered once.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -427,6 +427,54 @@ describe('libtern against ternd', { skip: !TERN && 'ternd-only (mosquitto intero
     } finally {
       await d.close();
       if (restarted) await restarted.stop();
+    }
+  });
+
+  test('durable ternd killed (SIGKILL) and restarted: sessions resumed, inflight QoS 1/2 completed, no duplicate at QoS 2', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tern-lt-store-'));
+    const config = `persistence true\npersistence_location ${dir}`;
+    let b = await startBroker({ config });
+    const proxy = new Proxy(b.port);
+    await proxy.listen();
+    const d = new Driver();
+    try {
+      const topic = uid('dur');
+      const keep = 'clean=0 session_expiry=300 ri=100 rmax=400';
+      await ok(d, `new s ${b.wsUrl} client_id=${topic}-s ${keep}`);
+      await ok(d, 'connect s');
+      await ok(d, `sub s ${topic}/# 2`);
+      await ok(d, `new p mqtt://127.0.0.1:${proxy.port} client_id=${topic}-p ${keep}`);
+      await ok(d, 'connect p');
+      // The broker's acks are lost on the way: both stay inflight in p.
+      proxy.mode = 'mute';
+      const q1 = await ok(d, `pub p ${topic}/one 1 first wait=0`);
+      const q2 = await ok(d, `pub p ${topic}/two 2 second wait=0`);
+      await d.until(() => msgs(d, 's', `${topic}/two`).length === 1 && msgs(d, 's', `${topic}/one`).length >= 1, 5000, 'both delivered');
+      assert.equal((await d.cmd('stats p')).inflight, 2);
+      await sleep(300); // past the group commit
+      await b.kill();
+      await d.ev((e) => e.ev === 'disconnect' && e.name === 'p');
+      await d.ev((e) => e.ev === 'disconnect' && e.name === 's');
+      proxy.mode = 'pass';
+      b = await startBroker({ config, port: b.port, wsPort: b.wsPort });
+      const cp = await d.ev((e) => e.ev === 'connect' && e.name === 'p' && e.rc === 0, 10000, 'p reconnected', 2);
+      const cs = await d.ev((e) => e.ev === 'connect' && e.name === 's' && e.rc === 0, 10000, 's reconnected', 2);
+      assert.equal(cp.sp, true, 'p: session present after the restart');
+      assert.equal(cs.sp, true, 's: session present after the restart');
+      const d1 = await d.ev((e) => e.ev === 'pubdone' && e.name === 'p' && e.token === q1.token);
+      const d2 = await d.ev((e) => e.ev === 'pubdone' && e.name === 'p' && e.token === q2.token);
+      assert.equal(d1.rc, 0);
+      assert.equal(d2.rc, 0);
+      // The stored subscription serves a new message without resubscribing.
+      await ok(d, `pub p ${topic}/after 2 marker`);
+      await d.ev((e) => e.ev === 'msg' && e.name === 's' && e.topic === `${topic}/after`);
+      assert.equal(d.events((e) => e.ev === 'sub' && e.name === 's').length, 1, 'no resubscription with a session');
+      assert.equal(msgs(d, 's', `${topic}/two`).length, 1, 'QoS 2: exactly once across the crash');
+    } finally {
+      await d.close();
+      await proxy.close();
+      await b.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
