@@ -404,6 +404,15 @@ static int parse_opt(struct options *o, int ch, const char *arg)
 	return -1;
 }
 
+/* The name of the long option whose value is ch. */
+static const char *long_name(const struct option *opts, int ch)
+{
+	for (; opts->name; opts++)
+		if (opts->val == ch)
+			return opts->name;
+	return "?";
+}
+
 static int parse_mode(const char *s, enum mode *m)
 {
 	for (unsigned i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]);
@@ -518,9 +527,9 @@ int opts_parse(int argc, char **argv, struct options *o)
 				        mode_names[o->mode], ch);
 			else
 				fprintf(stderr,
-				        "tern bench %s: an option does not "
-				        "apply (%s)\n",
-				        mode_names[o->mode], argv[optind - 1]);
+				        "tern bench %s: --%s does not apply\n",
+				        mode_names[o->mode],
+				        long_name(longopts, ch));
 			goto bad;
 		}
 		if (ch == 'P' || ch == 'S')
