@@ -403,6 +403,9 @@ void client_fmt_msg(const struct tern_message *m, struct fmt_msg *out,
 	out->payload_len = m->payload_len;
 	out->qos = m->qos;
 	out->retain = m->retain;
+	out->mid = m->packet_id;
+	out->has_alias = m->topic_alias != 0;
+	out->alias = m->topic_alias;
 	out->content_type = p->content_type;
 	out->content_type_len = p->content_type ? strlen(p->content_type) : 0;
 	out->response_topic = p->response_topic;

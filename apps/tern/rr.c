@@ -162,7 +162,7 @@ int cmd_rr(int argc, char **argv)
 	client_props(&o, PROP_PUBLISH, &r.req);
 	r.req.props.response_topic = o.response_topic;
 	set_correlation(&r);
-	client_signals();
+	client_ignore_sigpipe();
 	status = client_open(
 	        &r.cs, &(struct tern_callbacks){.on_message = on_message}, &c);
 	if (status != EXIT_OK)
@@ -171,8 +171,11 @@ int cmd_rr(int argc, char **argv)
 	status = subscribe_response(&r, c);
 	if (status == EXIT_OK)
 		status = send_request(&r, c, payload, len);
-	if (status == EXIT_OK)
+	if (status == EXIT_OK) {
+		/* As in sub.c: SIGINT kills until the waiting starts. */
+		client_signals();
 		status = client_run(&r.cs, c, &r.done, o.timeout, start);
+	}
 	if (status == EXIT_OK)
 		status = r.status;
 out:

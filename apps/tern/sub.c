@@ -131,7 +131,7 @@ int cmd_sub(int argc, char **argv)
 	}
 	s.cs.o = &o;
 	s.cs.reconnect = true;
-	client_signals();
+	client_ignore_sigpipe();
 	status = client_open(
 	        &s.cs, &(struct tern_callbacks){.on_message = on_message}, &c);
 	if (status != EXIT_OK)
@@ -140,6 +140,9 @@ int cmd_sub(int argc, char **argv)
 	status = subscribe(&s, c);
 	if (status != EXIT_OK || o.exit_after_suback)
 		goto out;
+	/* Only now: until here SIGINT should kill at once, not wait for a
+	 * blocking connect or SUBACK to time out. */
+	client_signals();
 	status = client_run(&s.cs, c, &s.done, o.timeout, start);
 	if (status == EXIT_OK)
 		status = s.status;

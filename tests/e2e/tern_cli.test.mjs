@@ -244,8 +244,23 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     assert.equal(f['%-8l'], '6       ');
     assert.equal(f['%05l'], '00006');
     assert.equal(f['%.3t'], t.slice(0, 3));
-    assert.match(f['%m'], /^\d+$/);
+    assert.match(f['%m'], /^[1-9]\d*$/, 'a QoS 1 message has a packet id');
     await retain(t, '');
+  });
+
+  test('-F %A and %m: topic aliases the broker uses, packet ids', async () => {
+    const t = uid('alias');
+    const s = await ternSub(['-V', '5', '-D', 'connect', 'topic-alias-maximum', '5', '-t', t, '-q', '1', '-C', '2', '-F', '%t|%A|%m']);
+    for (const m of ['1', '2']) ok(await tern(['pub', '-t', t, '-q', '1', '-m', m]));
+    const r = await s.done;
+    ok(r);
+    const lines = r.out.trim().split('\n').map((l) => l.split('|'));
+    assert.equal(lines.length, 2);
+    for (const [topic, alias, mid] of lines) {
+      assert.equal(topic, t, 'the topic is resolved from the alias');
+      assert.match(alias, /^[1-5]$/, 'ternd uses an alias when the client allows them');
+      assert.match(mid, /^[1-9]\d*$/);
+    }
   });
 
   test('-F errors are caught before connecting; -N drops the newline', async () => {
@@ -275,6 +290,7 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
       assert.equal(j.qos, 1);
       assert.equal(j.retain, 1);
       assert.equal(j.payloadlen, 11);
+      assert.ok(j.mid > 0, `mid ${j.mid} for a QoS 1 message`);
       assert.match(j.tst, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$/);
       assert.deepEqual(j.properties, { 'content-type': 'application/json', 'user-properties': { k: 'v' } });
       assert.deepEqual(j.payload, parsed ? { x: [1, 2] } : '{"x":[1,2]}');
