@@ -167,15 +167,13 @@ int cmd_rr(int argc, char **argv)
 	        &r.cs, &(struct tern_callbacks){.on_message = on_message}, &c);
 	if (status != EXIT_OK)
 		goto out;
+	client_signals(); /* once connected, as in sub.c */
 	start = clock_ms();
 	status = subscribe_response(&r, c);
 	if (status == EXIT_OK)
 		status = send_request(&r, c, payload, len);
-	if (status == EXIT_OK) {
-		/* As in sub.c: SIGINT kills until the waiting starts. */
-		client_signals();
+	if (status == EXIT_OK)
 		status = client_run(&r.cs, c, &r.done, o.timeout, start);
-	}
 	if (status == EXIT_OK)
 		status = r.status;
 out:

@@ -136,13 +136,14 @@ int cmd_sub(int argc, char **argv)
 	        &s.cs, &(struct tern_callbacks){.on_message = on_message}, &c);
 	if (status != EXIT_OK)
 		goto out;
+	/* Only once connected: during a blocking connect SIGINT should kill
+	 * at once rather than wait for the connect timeout. Before the SUBACK
+	 * (-d prints "subscribed"), so that a script may signal after it. */
+	client_signals();
 	start = clock_ms();
 	status = subscribe(&s, c);
 	if (status != EXIT_OK || o.exit_after_suback)
 		goto out;
-	/* Only now: until here SIGINT should kill at once, not wait for a
-	 * blocking connect or SUBACK to time out. */
-	client_signals();
 	status = client_run(&s.cs, c, &s.done, o.timeout, start);
 	if (status == EXIT_OK)
 		status = s.status;
