@@ -503,6 +503,9 @@ describe('tern pub/sub/rr against ternd', { skip: KIND !== 'tern' && 'TLS listen
     const r = await tern(['pub', '-p', String(port), '-t', 'x', '-m', 'y']);
     assert.equal(r.code, 2, r.err);
     assert.match(r.err, /cannot connect/);
+    const quiet = await tern(['pub', '-p', String(port), '-t', 'x', '-m', 'y', '--quiet']);
+    assert.equal(quiet.code, 2);
+    assert.equal(quiet.err, '', '--quiet prints no runtime errors');
   });
 
   test('TLS: --cert/--key for a listener that requires a client certificate', async () => {
