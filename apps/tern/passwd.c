@@ -328,24 +328,28 @@ static int read_pw_line(FILE *f, char *buf)
 	return 0;
 }
 
-/* Asks for a line on the terminal fd without echo. */
+/*
+ * Asks for a line on the terminal without echo. Echo goes off before the
+ * prompt appears, so that nothing typed after the prompt shows, and
+ * nothing typed is flushed away (TCSANOW).
+ */
 static int ask(const char *prompt, char *buf)
 {
 	struct termios old, quiet;
 	bool restore = false;
 	int rc;
 
-	fputs(prompt, stderr);
-	fflush(stderr);
 	if (tcgetattr(STDIN_FILENO, &old) == 0) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		quiet.c_lflag |= ECHONL;
-		restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+		restore = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
 	}
+	fputs(prompt, stderr);
+	fflush(stderr);
 	rc = read_pw_line(stdin, buf);
 	if (restore)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
 	return rc;
 }
 

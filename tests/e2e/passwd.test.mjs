@@ -244,6 +244,45 @@ describe('tern passwd', () => {
     }
   });
 
+  test('on a terminal the password is asked twice without echo; a mismatch is refused', () => {
+    // A pseudo-terminal from python3's pty module (node has none).
+    const drive = (file, first, second) => spawnSync('python3', ['-c', `
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], ['tern', 'passwd', '-c', sys.argv[2], 'ttyuser'])
+out = b''
+def read():
+    global out
+    end = time.time() + 3
+    while time.time() < end:
+        try:
+            chunk = os.read(fd, 1000)
+        except OSError:
+            return
+        out += chunk
+        if chunk.endswith(b': '):
+            return
+read(); os.write(fd, sys.argv[3].encode() + b'\\n')
+read(); os.write(fd, sys.argv[4].encode() + b'\\n')
+read()
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.WEXITSTATUS(st))
+`, TERN, file, first, second], { encoding: 'utf8', timeout: 10000 });
+    const p = file('tty.pw');
+    let r = drive(p, 'tty-s3cret', 'tty-s3cret');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Password: [\s\S]*Reenter password: /);
+    assert.doesNotMatch(r.stdout, /tty-s3cret/, 'no echo');
+    assert.match(entries(p).ttyuser, HASH7);
+    const q = file('tty2.pw');
+    r = drive(q, 'one', 'two');
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /do not match/);
+    assert.equal(existsSync(q), false);
+  });
+
   test('usage errors: missing file, bad user names, empty password, conflicting sources', () => {
     let r = tern(['-b', file('missing.pw'), 'u', 'p']);
     assert.equal(r.status, 1);
