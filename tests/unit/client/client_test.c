@@ -780,6 +780,53 @@ static void test_resubscribe_without_session(void **state)
 	tern_client_destroy(c);
 }
 
+/* The URL's user info is used; explicit options win over the URL. */
+static void test_url_and_overrides(void **state)
+{
+	struct tern_options o;
+	struct mqtt_packet p;
+	char err[128];
+	tern_client *c;
+
+	(void)state;
+	opts(&o, TERN_MQTT_5);
+	o.url = "mqtt://alice:se%3Acret@nowhere.invalid:1/";
+	o.host = "127.0.0.1";
+	o.port = F.port;
+	o.cb.on_connect = on_connect;
+	c = tern_client_new(&o, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	fake_accept(c);
+	expect(c, &p, MQTT_CONNECT);
+	assert_true(p.u.connect.has_username && p.u.connect.has_password);
+	assert_int_equal(p.u.connect.username.len, 5);
+	assert_memory_equal(p.u.connect.username.p, "alice", 5);
+	assert_int_equal(p.u.connect.password.len, 7);
+	assert_memory_equal(p.u.connect.password.p, "se:cret", 7);
+	tern_client_destroy(c);
+	o.username = "bob";
+	o.password = "pw";
+	c = tern_client_new(&o, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	fake_accept(c);
+	expect(c, &p, MQTT_CONNECT);
+	assert_memory_equal(p.u.connect.username.p, "bob", 3);
+	assert_int_equal(p.u.connect.password.len, 2);
+	tern_client_destroy(c);
+	/* Bad options are refused with a sentence. */
+	o.url = "http://x";
+	assert_null(tern_client_new(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "http://x"));
+	o.url = "mqtt://h";
+	o.version = 3;
+	assert_null(tern_client_new(&o, err, sizeof(err)));
+	o.version = TERN_MQTT_5;
+	o.will_topic = "a/+";
+	assert_null(tern_client_new(&o, err, sizeof(err)));
+}
+
 /* A subscription unsubscribed before its SUBACK is not made again. */
 static void test_unsubscribe_before_suback(void **state)
 {
@@ -1051,6 +1098,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_resubscribe_without_session, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_url_and_overrides, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_unsubscribe_before_suback,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_inflight_window, setup,
