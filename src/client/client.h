@@ -117,6 +117,7 @@ struct tern_client {
 	uint16_t next_id;
 	uint8_t rx_qos2[8192]; /* QoS 2 received, PUBREL not yet */
 	tern_token next_token;
+	bool draining; /* tx_drain is running (callbacks may re-enter) */
 	struct waiter *waiters;
 	uint64_t connects, dropped;
 

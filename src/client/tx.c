@@ -243,6 +243,13 @@ void tx_drain(struct tern_client *c)
 {
 	uint64_t gen = c->gen;
 
+	/* A completion callback that publishes lands here again: the loop
+	 * below picks its message up, so the nested call has nothing to do
+	 * (and a callback publishing on every completion cannot recurse
+	 * without bound). */
+	if (c->draining)
+		return;
+	c->draining = true;
 	while (c->state == CS_UP && c->gen == gen && c->queue.head &&
 	       c->wlen - c->woff < HIGH_WATER) {
 		struct omsg *m = c->queue.head;
@@ -270,6 +277,7 @@ void tx_drain(struct tern_client *c)
 		omsg_push(&c->inflight, m);
 		tx_publish(c, m, false);
 	}
+	c->draining = false;
 	if (c->state == CS_UP && c->gen == gen)
 		conn_flush(c);
 }

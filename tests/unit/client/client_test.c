@@ -130,6 +130,21 @@ static void on_publish(tern_client *c, tern_token t, int rc, int reason,
 	ev.npub++;
 }
 
+/* With chain > 0, every completion publishes the next message. */
+static int chain;
+
+static void on_publish_chain(tern_client *c, tern_token t, int rc, int reason,
+                             void *ud)
+{
+	on_publish(c, t, rc, reason, ud);
+	if (chain > 0 && rc == 0) {
+		chain--;
+		assert_int_equal(tern_client_publish(c, "c", "x", 1, 0, false,
+		                                     NULL, NULL),
+		                 0);
+	}
+}
+
 static void on_subscribe(tern_client *c, tern_token t, const uint8_t *codes,
                          size_t n, void *ud)
 {
@@ -780,6 +795,45 @@ static void test_resubscribe_without_session(void **state)
 	tern_client_destroy(c);
 }
 
+/* A completion callback that publishes again, 20,000 times in a row:
+ * handled iteratively, every message completes and goes out in order. */
+static void test_publish_from_callback_chain(void **state)
+{
+	struct tern_options o;
+	char url[64];
+	tern_client *c;
+	size_t got = 0;
+	uint64_t end;
+
+	(void)state;
+	opts(&o, TERN_MQTT_311);
+	snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", F.port);
+	o.url = url;
+	o.cb.on_connect = on_connect;
+	o.cb.on_publish = on_publish_chain;
+	F.version = MQTT_V311;
+	c = tern_client_new(&o, NULL, 0);
+	assert_non_null(c);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	handshake(c, false, NULL);
+	chain = 20000;
+	assert_int_equal(
+	        tern_client_publish(c, "c", "x", 1, 0, false, NULL, NULL), 0);
+	/* Each PUBLISH "c"/"x" is 6 bytes on the wire. */
+	end = clock_ms() + WAIT_MS;
+	while (got < 20001 * 6 && clock_ms() < end) {
+		ssize_t k = read(F.sfd, F.in, sizeof(F.in));
+
+		if (k > 0)
+			got += (size_t)k;
+		tern_client_loop_once(c, 1);
+	}
+	assert_int_equal(chain, 0);
+	assert_int_equal(ev.npub, 20001);
+	assert_int_equal(got, 20001 * 6);
+	tern_client_destroy(c);
+}
+
 /* The URL's user info is used; explicit options win over the URL. */
 static void test_url_and_overrides(void **state)
 {
@@ -1098,6 +1152,8 @@ int main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_resubscribe_without_session, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_publish_from_callback_chain, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_url_and_overrides, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_unsubscribe_before_suback,
