@@ -53,7 +53,7 @@ static void on_signal(int sig)
 		bench_stop++;
 }
 
-uint64_t now_ns(void)
+uint64_t bench_now(void)
 {
 	struct timespec ts;
 
@@ -79,7 +79,7 @@ static int open_due(struct load *L, uint64_t now)
 		struct conn *c = &L->c[L->opened++];
 
 		L->next_open += L->conn_period;
-		if (conn_open(L, c) != 0) {
+		if (bench_conn_open(L, c) != 0) {
 			fprintf(stderr, "tern bench: connect: %s\n",
 			        strerror(errno));
 			return -1;
@@ -100,7 +100,7 @@ static void start_run(struct load *L, uint64_t now)
 	                   : UINT64_MAX;
 	L->t_last_rx = now;
 	L->live.at = now + NS_PER_S;
-	L->broker_ticks0 = proc_ticks(L->o.pid);
+	L->broker_ticks0 = bench_proc_ticks(L->o.pid);
 	getrusage(RUSAGE_SELF, &L->ru0);
 	/* Publishers start spread over one period, not all at once. */
 	for (i = 0; i < L->o.pubs; i++)
@@ -111,7 +111,7 @@ static void stop_run(struct load *L, uint64_t now)
 {
 	L->phase = PH_DONE;
 	L->t_stop = now;
-	L->broker_ticks1 = proc_ticks(L->o.pid);
+	L->broker_ticks1 = bench_proc_ticks(L->o.pid);
 	getrusage(RUSAGE_SELF, &L->ru1);
 }
 
@@ -141,10 +141,10 @@ static bool drained(struct load *L, uint64_t now)
 		return true;
 	for (i = 0; i < L->o.pubs; i++)
 		if (L->c[i].state != ST_DEAD &&
-		    (conn_pending(&L->c[i]) > 0 || L->c[i].inflight > 0))
+		    (bench_conn_pending(&L->c[i]) > 0 || L->c[i].inflight > 0))
 			return false;
 	L->tail = TAIL_COMPLETE;
-	if (L->o.mode == MODE_PUB || L->st.delivered >= stats_expected(L))
+	if (L->o.mode == MODE_PUB || L->st.delivered >= bench_stats_expected(L))
 		return true;
 	L->tail = TAIL_IDLE;
 	return now - L->t_last_rx >= IDLE_NS;
@@ -217,7 +217,7 @@ static void arm_timer(struct load *L)
 	for (i = 0; L->phase == PH_RUN && L->o.rate > 0 && i < L->o.pubs; i++) {
 		struct conn *c = &L->c[i];
 
-		if (c->due < L->t_end && pub_can_send(L, c) &&
+		if (c->due < L->t_end && bench_pub_can_send(L, c) &&
 		    (!c->quota || c->published < c->quota) &&
 		    (at == 0 || c->due < at))
 			at = c->due;
@@ -252,7 +252,7 @@ static int poll_timeout(struct load *L, uint64_t now)
 	if (L->o.rate > 0)
 		return 10;
 	for (i = 0; i < L->o.pubs; i++)
-		if (pub_can_send(L, &L->c[i]) &&
+		if (bench_pub_can_send(L, &L->c[i]) &&
 		    (!L->c[i].quota || L->c[i].published < L->c[i].quota))
 			return 0;
 	return 10;
@@ -264,9 +264,9 @@ static int loop(struct load *L)
 	struct epoll_event ev[MAX_EVENTS];
 	unsigned i;
 
-	L->next_open = now_ns();
+	L->next_open = bench_now();
 	while (L->phase != PH_DONE) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now();
 		int n;
 
 		if (L->phase == PH_SETUP && open_due(L, now) != 0)
@@ -285,11 +285,12 @@ static int loop(struct load *L)
 				L->timer_at = 0;
 				continue;
 			}
-			conn_event(L, &L->c[ev[i].data.u32], ev[i].events);
+			bench_conn_event(L, &L->c[ev[i].data.u32],
+			                 ev[i].events);
 		}
-		now = now_ns();
+		now = bench_now();
 		for (i = 0; L->phase == PH_RUN && i < L->o.pubs; i++)
-			pub_fill(L, &L->c[i], now);
+			bench_pub_fill(L, &L->c[i], now);
 		/* One batched write per connection per loop turn. */
 		L->tls_backlog = false;
 		for (i = 0; i < L->opened; i++) {
@@ -297,20 +298,20 @@ static int loop(struct load *L)
 
 			if (c->state == ST_DEAD)
 				continue;
-			conn_write(L, c);
-			if (c->blocked && buf_room(&c->out) >= ACK_ROOM) {
-				proto_parse(L, c, now_ns());
-				conn_write(L, c);
+			bench_conn_write(L, c);
+			if (c->blocked && bench_buf_room(&c->out) >= ACK_ROOM) {
+				bench_proto_parse(L, c, bench_now());
+				bench_conn_write(L, c);
 			}
 			if (c->tls)
-				conn_tls_pending(L, c);
-			conn_interest(L, c);
+				bench_conn_tls_pending(L, c);
+			bench_conn_interest(L, c);
 		}
 		arm_timer(L);
-		now = now_ns();
+		now = bench_now();
 		if (advance(L, now) != 0)
 			return -1;
-		report_live(L, now);
+		bench_report_live(L, now);
 	}
 	return 0;
 }
@@ -347,11 +348,11 @@ static int conn_poll(struct load *L, int timeout)
 	for (i = 0; i < n; i++) {
 		struct conn *c = &L->c[ev[i].data.u32];
 
-		conn_event(L, c, ev[i].events);
+		bench_conn_event(L, c, ev[i].events);
 		if (c->state == ST_DEAD)
 			continue;
-		conn_write(L, c);
-		conn_interest(L, c);
+		bench_conn_write(L, c);
+		bench_conn_interest(L, c);
 	}
 	return 0;
 }
@@ -365,16 +366,16 @@ static int conn_loop(struct load *L)
 {
 	uint64_t now, idle_end = 0, deadline;
 
-	now = now_ns();
+	now = bench_now();
 	L->next_open = now;
 	deadline = now + SETUP_NS + L->conn_period * L->o.conns +
 	           (uint64_t)L->o.conns * NS_PER_S / 100;
 	L->t_first_open = now;
 	L->live.at = now + NS_PER_S;
-	L->broker_ticks0 = proc_ticks(L->o.pid);
+	L->broker_ticks0 = bench_proc_ticks(L->o.pid);
 	getrusage(RUSAGE_SELF, &L->ru0);
 	while (L->phase != PH_DONE) {
-		now = now_ns();
+		now = bench_now();
 		if (L->phase == PH_SETUP && open_due(L, now) != 0)
 			return -1;
 		if (L->phase == PH_SETUP &&
@@ -382,7 +383,7 @@ static int conn_loop(struct load *L)
 			L->phase = PH_RUN;
 			if (!L->ready)
 				L->t_all_ready = now;
-			L->broker_ticks1 = proc_ticks(L->o.pid);
+			L->broker_ticks1 = bench_proc_ticks(L->o.pid);
 			getrusage(RUSAGE_SELF, &L->ru1);
 			idle_end = now + (uint64_t)(L->o.idle * NS_PER_S);
 		}
@@ -395,11 +396,11 @@ static int conn_loop(struct load *L)
 			return -1;
 		}
 		if (L->phase == PH_RUN && (now >= idle_end || bench_stop)) {
-			mem_snap(L, &L->mem1);
+			bench_mem_snap(L, &L->mem1);
 			L->phase = PH_DONE;
 			break;
 		}
-		report_live(L, now);
+		bench_report_live(L, now);
 		if (conn_poll(L, conn_timeout(L, now, idle_end)) != 0)
 			return -1;
 	}
@@ -419,9 +420,9 @@ static int conn_setup(struct load *L)
 	for (i = 0; i < L->nconn; i++)
 		L->c[i].fd = -1;
 	for (i = 0; i < L->nconn; i++)
-		if (conn_init(L, &L->c[i], ROLE_IDLE, i) != 0)
+		if (bench_conn_init(L, &L->c[i], ROLE_IDLE, i) != 0)
 			return -1;
-	mem_snap(L, &L->mem0);
+	bench_mem_snap(L, &L->mem0);
 	return 0;
 }
 
@@ -449,8 +450,8 @@ static int setup(struct load *L)
 	for (i = 0; i < L->nconn; i++) {
 		bool pub = i < L->o.pubs;
 
-		if (conn_init(L, &L->c[i], pub ? ROLE_PUB : ROLE_SUB,
-		              pub ? i : i - L->o.pubs) != 0) {
+		if (bench_conn_init(L, &L->c[i], pub ? ROLE_PUB : ROLE_SUB,
+		                    pub ? i : i - L->o.pubs) != 0) {
 			fprintf(stderr, "tern bench: bad topic or filter, or "
 			                "out of memory\n");
 			return -1;
@@ -462,8 +463,8 @@ static int setup(struct load *L)
 	for (i = 0; i < L->o.pubs; i++)
 		for (j = L->o.pubs; j < L->nconn; j++)
 			L->c[i].fan +=
-			        topic_match(L->c[j].topic, L->c[i].topic);
-	L->t_setup_end = now_ns() + SETUP_NS + L->conn_period * L->nconn +
+			        bench_topic_match(L->c[j].topic, L->c[i].topic);
+	L->t_setup_end = bench_now() + SETUP_NS + L->conn_period * L->nconn +
 	                 (uint64_t)L->nconn * NS_PER_S / 100;
 	return 0;
 }
@@ -507,7 +508,7 @@ static void pick_sources(struct load *L)
 static void seed(struct load *L)
 {
 	if (getrandom(&L->rng, sizeof(L->rng), 0) != sizeof(L->rng))
-		L->rng = now_ns() ^ (uint64_t)getpid() << 32;
+		L->rng = bench_now() ^ (uint64_t)getpid() << 32;
 	if (L->rng == 0)
 		L->rng = 1;
 }
@@ -528,11 +529,11 @@ static void on_signals(void)
 static void load_free(struct load *L)
 {
 	for (unsigned i = 0; L->c && i < L->nconn; i++)
-		conn_free(&L->c[i]);
+		bench_conn_free(&L->c[i]);
 	free(L->c);
 	free(L->payload);
 	free(L->ps);
-	conn_tls_cleanup(L);
+	bench_conn_tls_cleanup(L);
 	if (L->ep >= 0)
 		close(L->ep);
 	if (L->tfd >= 0)
@@ -548,12 +549,12 @@ int cmd_bench(int argc, char **argv)
 	if (!L)
 		return 2;
 	L->ep = L->tfd = -1;
-	a = opts_parse(argc, argv, &L->o);
+	a = bench_opts_parse(argc, argv, &L->o);
 	if (a != 0) {
 		rc = a > 0 ? 0 : 2;
 		goto out;
 	}
-	if (opts_resolve(L) != 0) {
+	if (bench_opts_resolve(L) != 0) {
 		fprintf(stderr, "tern bench: '%s' is not a loopback address\n",
 		        L->o.host);
 		goto out;
@@ -569,7 +570,7 @@ int cmd_bench(int argc, char **argv)
 	                : (uint64_t)(L->o.interval * 1e6);
 	seed(L);
 	on_signals();
-	if (L->o.tls && conn_tls_init(L) != 0)
+	if (L->o.tls && bench_conn_tls_init(L) != 0)
 		goto out;
 	if (L->o.mode == MODE_CONN) {
 		if (conn_setup(L) != 0)
@@ -579,15 +580,15 @@ int cmd_bench(int argc, char **argv)
 			fprintf(stderr, "tern bench: connection test failed\n");
 			goto out;
 		}
-		conn_disconnect_all(L);
-		report_conn(L);
+		bench_conn_disconnect_all(L);
+		bench_report_conn(L);
 		rc = L->st.errors ? 1 : 0;
 		goto out;
 	}
 	if (setup(L) != 0 || loop(L) != 0)
 		goto out;
-	conn_disconnect_all(L);
-	report_run(L);
+	bench_conn_disconnect_all(L);
+	bench_report_run(L);
 	rc = L->st.errors ? 1 : 0;
 out:
 	load_free(L);

@@ -268,65 +268,67 @@ struct load {
 };
 
 /* bench.c */
-uint64_t now_ns(void);
+uint64_t bench_now(void);
 extern volatile int bench_stop; /* SIGINT/SIGTERM: 1 = stop, 2 = now */
 
 /* bench_opts.c */
 
 /* Parses `tern bench MODE ...`: 0 to run, 1 after --help, -1 on a usage
  * error (said on stderr). */
-int opts_parse(int argc, char **argv, struct options *o);
+int bench_opts_parse(int argc, char **argv, struct options *o);
 /* Resolves o->host to a loopback address in L->addr; -1 if it is not. */
-int opts_resolve(struct load *L);
+int bench_opts_resolve(struct load *L);
 /* Writes pattern with "%i" replaced by index and "%c" by the client id;
  * returns the length or -1 if it does not fit. */
-int opts_expand(const char *pattern, unsigned index, const char *id, char *out,
-                size_t cap);
+int bench_opts_expand(const char *pattern, unsigned index, const char *id,
+                      char *out, size_t cap);
 /* The mode's name: "pub", "sub", "conn" or "pubsub". */
-const char *opts_mode_name(enum mode m);
+const char *bench_mode_name(enum mode m);
 
 /* bench_conn.c */
-size_t buf_len(const struct buf *b);
-size_t buf_room(struct buf *b);
-size_t conn_pending(const struct conn *c);
-int conn_init(struct load *L, struct conn *c, enum role role, unsigned idx);
-void conn_free(struct conn *c);
-int conn_open(struct load *L, struct conn *c);
-void conn_fail(struct load *L, struct conn *c, const char *why);
-void conn_event(struct load *L, struct conn *c, uint32_t events);
-void conn_write(struct load *L, struct conn *c);
-void conn_interest(struct load *L, struct conn *c);
-void conn_tls_pending(struct load *L, struct conn *c);
-int conn_tls_init(struct load *L);
-void conn_tls_cleanup(struct load *L);
-void conn_disconnect_all(struct load *L);
+size_t bench_buf_len(const struct buf *b);
+size_t bench_buf_room(struct buf *b);
+size_t bench_conn_pending(const struct conn *c);
+int bench_conn_init(struct load *L, struct conn *c, enum role role,
+                    unsigned idx);
+void bench_conn_free(struct conn *c);
+int bench_conn_open(struct load *L, struct conn *c);
+void bench_conn_fail(struct load *L, struct conn *c, const char *why);
+void bench_conn_event(struct load *L, struct conn *c, uint32_t events);
+void bench_conn_write(struct load *L, struct conn *c);
+void bench_conn_interest(struct load *L, struct conn *c);
+void bench_conn_tls_pending(struct load *L, struct conn *c);
+int bench_conn_tls_init(struct load *L);
+void bench_conn_tls_cleanup(struct load *L);
+void bench_conn_disconnect_all(struct load *L);
 uint64_t bench_rng(struct load *L);
 
 /* bench_proto.c */
-int proto_send(struct load *L, struct conn *c, const struct mqtt_packet *p);
-void proto_connect(struct load *L, struct conn *c);
-bool pub_can_send(const struct load *L, struct conn *c);
-void pub_fill(struct load *L, struct conn *c, uint64_t now);
-void proto_parse(struct load *L, struct conn *c, uint64_t now);
-bool topic_match(const char *f, const char *t);
+int bench_proto_send(struct load *L, struct conn *c,
+                     const struct mqtt_packet *p);
+void bench_proto_connect(struct load *L, struct conn *c);
+bool bench_pub_can_send(const struct load *L, struct conn *c);
+void bench_pub_fill(struct load *L, struct conn *c, uint64_t now);
+void bench_proto_parse(struct load *L, struct conn *c, uint64_t now);
+bool bench_topic_match(const char *f, const char *t);
 
 /* bench_stats.c */
-void hist_add(struct hist *h, uint64_t v);
-uint64_t hist_quantile(const struct hist *h, double q);
+void bench_hist_add(struct hist *h, uint64_t v);
+uint64_t bench_hist_quantile(const struct hist *h, double q);
 /* Records one message for subscriber c; false if it is not ours. */
-void stats_deliver(struct load *L, struct conn *c, const uint8_t *payload,
-                   size_t len, uint64_t now);
+void bench_stats_deliver(struct load *L, struct conn *c, const uint8_t *payload,
+                         size_t len, uint64_t now);
 /* Messages lost: expected minus delivered (pubsub) or sequence gaps. */
-uint64_t stats_lost(const struct load *L);
-uint64_t stats_expected(const struct load *L);
-long long proc_ticks(int pid);
-void mem_snap(const struct load *L, struct memsnap *m);
-void put_le32(uint8_t *p, uint32_t v);
-void put_le64(uint8_t *p, uint64_t v);
+uint64_t bench_stats_lost(const struct load *L);
+uint64_t bench_stats_expected(const struct load *L);
+long long bench_proc_ticks(int pid);
+void bench_mem_snap(const struct load *L, struct memsnap *m);
+void bench_put_le32(uint8_t *p, uint32_t v);
+void bench_put_le64(uint8_t *p, uint64_t v);
 
 /* bench_report.c */
-void report_live(struct load *L, uint64_t now);
-void report_run(const struct load *L);
-void report_conn(const struct load *L);
+void bench_report_live(struct load *L, uint64_t now);
+void bench_report_run(const struct load *L);
+void bench_report_conn(const struct load *L);
 
 #endif

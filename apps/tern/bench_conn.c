@@ -73,13 +73,13 @@ static void ws_frame(struct load *L, struct buf *w, uint8_t opcode,
 	w->tail += h + len;
 }
 
-size_t buf_len(const struct buf *b)
+size_t bench_buf_len(const struct buf *b)
 {
 	return b->tail - b->head;
 }
 
 /* Contiguous free space at the tail after moving pending bytes forward. */
-size_t buf_room(struct buf *b)
+size_t bench_buf_room(struct buf *b)
 {
 	if (b->head == b->tail) {
 		b->head = 0;
@@ -93,12 +93,12 @@ size_t buf_room(struct buf *b)
 }
 
 /* Output not yet written: MQTT bytes, and over WebSocket framed bytes. */
-size_t conn_pending(const struct conn *c)
+size_t bench_conn_pending(const struct conn *c)
 {
-	return buf_len(&c->out) + buf_len(&c->wire);
+	return bench_buf_len(&c->out) + bench_buf_len(&c->wire);
 }
 
-void conn_fail(struct load *L, struct conn *c, const char *why)
+void bench_conn_fail(struct load *L, struct conn *c, const char *why)
 {
 	if (c->state == ST_DEAD)
 		return;
@@ -128,13 +128,13 @@ static void ws_request(struct load *L, struct conn *c)
 	int n;
 
 	if (http_ws_client_key(c->ws->key) != 0) {
-		conn_fail(L, c, "no random bytes for the WebSocket key");
+		bench_conn_fail(L, c, "no random bytes for the WebSocket key");
 		return;
 	}
 	n = http_ws_client_request((char *)c->wire.p, c->wire.cap, L->o.host,
 	                           L->o.port, L->o.path, c->ws->key, "mqtt");
 	if (n < 0) {
-		conn_fail(L, c, "cannot write the upgrade request");
+		bench_conn_fail(L, c, "cannot write the upgrade request");
 		return;
 	}
 	c->wire.head = 0;
@@ -151,7 +151,7 @@ static int ws_response(struct load *L, struct conn *c)
 {
 	struct http_header headers[32];
 	struct http_response r;
-	size_t len = buf_len(&c->in);
+	size_t len = bench_buf_len(&c->in);
 	const char *why = NULL;
 	char msg[64];
 	int hl = http_parse_response((const char *)c->in.p, len, &r, headers,
@@ -173,10 +173,10 @@ static int ws_response(struct load *L, struct conn *c)
 		memmove(c->in.p, c->in.p + hl, len - (size_t)hl);
 		c->in.head = 0;
 		c->in.tail = len - (size_t)hl;
-		proto_connect(L, c);
+		bench_proto_connect(L, c);
 		return c->state == ST_DEAD ? -1 : 1;
 	}
-	conn_fail(L, c, why);
+	bench_conn_fail(L, c, why);
 	return -1;
 }
 
@@ -197,7 +197,7 @@ static int ws_input(struct load *L, struct conn *c, size_t from)
 		case WS_EV_PING:
 			/* Answered if there is room; a broker that pings an
 			 * MQTT client is unusual. */
-			if (buf_room(&c->wire) >=
+			if (bench_buf_room(&c->wire) >=
 			    WS_MAX_CLIENT_HEADER + (size_t)d->ctl_len)
 				ws_frame(L, &c->wire, WS_OP_PONG, d->ctl,
 				         d->ctl_len);
@@ -213,7 +213,7 @@ static int ws_input(struct load *L, struct conn *c, size_t from)
 			         tern_strerror(rc < 0 ? rc : TERN_EPROTO));
 			break;
 		}
-		conn_fail(L, c, msg);
+		bench_conn_fail(L, c, msg);
 		return -1;
 	}
 }
@@ -223,7 +223,7 @@ static int ws_input(struct load *L, struct conn *c, size_t from)
  * against --cafile (or the system's CAs), TLS 1.2 at least; the host name
  * is checked per connection.
  */
-int conn_tls_init(struct load *L)
+int bench_conn_tls_init(struct load *L)
 {
 	struct tls_client_opts o = {.cafile = L->o.cafile};
 	char err[256];
@@ -241,7 +241,7 @@ static void conn_begin(struct load *L, struct conn *c)
 	if (c->ws)
 		ws_request(L, c);
 	else
-		proto_connect(L, c);
+		bench_proto_connect(L, c);
 }
 
 /* Drives c's handshake on; once done, begins MQTT (or the upgrade). */
@@ -255,7 +255,7 @@ static void tls_step(struct load *L, struct conn *c)
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "TLS handshake: %s",
 		         tls_error(c->tls));
-		conn_fail(L, c, msg);
+		bench_conn_fail(L, c, msg);
 		return;
 	}
 	if (rc == 0) {
@@ -276,7 +276,7 @@ static void tls_start(struct load *L, struct conn *c)
 {
 	c->tls = tls_client_conn_new(L->tls, c->fd, L->o.host, !L->o.insecure);
 	if (!c->tls) {
-		conn_fail(L, c, "cannot set up TLS");
+		bench_conn_fail(L, c, "cannot set up TLS");
 		return;
 	}
 	c->state = ST_TLS;
@@ -301,9 +301,9 @@ static ssize_t tls_input(struct load *L, struct conn *c)
 		}
 		if (n == TERN_EAGAIN)
 			break;
-		conn_fail(L, c,
-		          n == 0 ? "connection closed by the broker"
-		                 : "TLS read failed");
+		bench_conn_fail(L, c,
+		                n == 0 ? "connection closed by the broker"
+		                       : "TLS read failed");
 		return -1;
 	}
 	return (ssize_t)got;
@@ -325,14 +325,14 @@ static ssize_t sock_write(struct load *L, struct conn *c, const uint8_t *p,
 		n = tls_writev(c->tls, &iov, 1, &want_read);
 		if (n >= 0 || n == TERN_EAGAIN)
 			return n > 0 ? n : 0;
-		conn_fail(L, c, "TLS write failed");
+		bench_conn_fail(L, c, "TLS write failed");
 		return -1;
 	}
 	n = write(c->fd, p, len);
 	if (n >= 0)
 		return n;
 	if (errno != EAGAIN && errno != EINTR) {
-		conn_fail(L, c, strerror(errno));
+		bench_conn_fail(L, c, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -344,25 +344,26 @@ static void conn_read(struct load *L, struct conn *c)
 	ssize_t n;
 
 	if (c->tls) {
-		buf_room(&c->in);
+		bench_buf_room(&c->in);
 		from = c->in.tail;
 		n = tls_input(L, c);
 		if (n <= 0)
 			return;
 	} else {
-		n = read(c->fd, c->in.p + c->in.tail, buf_room(&c->in));
+		n = read(c->fd, c->in.p + c->in.tail, bench_buf_room(&c->in));
 		if (n == 0) {
-			conn_fail(L, c, "connection closed by the broker");
+			bench_conn_fail(L, c,
+			                "connection closed by the broker");
 			return;
 		}
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				conn_fail(L, c, strerror(errno));
+				bench_conn_fail(L, c, strerror(errno));
 			return;
 		}
 	}
 	c->in.tail += (size_t)n;
-	L->t_last_rx = now_ns();
+	L->t_last_rx = bench_now();
 	if (c->ws) {
 		if (c->state == ST_UPGRADE) {
 			if (ws_response(L, c) <= 0)
@@ -372,7 +373,7 @@ static void conn_read(struct load *L, struct conn *c)
 		if (ws_input(L, c, from) != 0)
 			return;
 	}
-	proto_parse(L, c, L->t_last_rx);
+	bench_proto_parse(L, c, L->t_last_rx);
 }
 
 /*
@@ -384,31 +385,32 @@ static void ws_write(struct load *L, struct conn *c)
 	for (;;) {
 		ssize_t n;
 
-		if (buf_len(&c->wire) == 0) {
-			if (buf_len(&c->out) == 0)
+		if (bench_buf_len(&c->wire) == 0) {
+			if (bench_buf_len(&c->out) == 0)
 				return;
 			c->wire.head = c->wire.tail = 0;
 			ws_frame(L, &c->wire, WS_OP_BINARY,
-			         c->out.p + c->out.head, buf_len(&c->out));
+			         c->out.p + c->out.head,
+			         bench_buf_len(&c->out));
 			c->out.head = c->out.tail = 0;
 		}
 		n = sock_write(L, c, c->wire.p + c->wire.head,
-		               buf_len(&c->wire));
+		               bench_buf_len(&c->wire));
 		if (n <= 0)
 			return;
 		c->wire.head += (size_t)n;
 	}
 }
 
-void conn_write(struct load *L, struct conn *c)
+void bench_conn_write(struct load *L, struct conn *c)
 {
 	if (c->ws) {
 		ws_write(L, c);
 		return;
 	}
-	while (buf_len(&c->out) > 0) {
+	while (bench_buf_len(&c->out) > 0) {
 		ssize_t n = sock_write(L, c, c->out.p + c->out.head,
-		                       buf_len(&c->out));
+		                       bench_buf_len(&c->out));
 
 		if (n <= 0)
 			return;
@@ -423,7 +425,7 @@ static void conn_start(struct load *L, struct conn *c)
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
 	    err != 0) {
-		conn_fail(L, c, strerror(err ? err : errno));
+		bench_conn_fail(L, c, strerror(err ? err : errno));
 		return;
 	}
 	if (L->tls)
@@ -433,7 +435,7 @@ static void conn_start(struct load *L, struct conn *c)
 }
 
 /* Registers the interest c needs now, if it changed. */
-void conn_interest(struct load *L, struct conn *c)
+void bench_conn_interest(struct load *L, struct conn *c)
 {
 	struct epoll_event ev;
 	uint32_t want = 0;
@@ -444,7 +446,7 @@ void conn_interest(struct load *L, struct conn *c)
 		want = c->tls_want;
 	} else {
 		/* tls_want: a TLS read waits for the socket to be writable. */
-		if (c->state == ST_CONNECTING || conn_pending(c) > 0 ||
+		if (c->state == ST_CONNECTING || bench_conn_pending(c) > 0 ||
 		    c->tls_want & EPOLLOUT)
 			want |= EPOLLOUT;
 		if (c->state != ST_CONNECTING && !c->blocked &&
@@ -456,11 +458,11 @@ void conn_interest(struct load *L, struct conn *c)
 	ev.events = want;
 	ev.data.u32 = (uint32_t)(c - L->c);
 	if (epoll_ctl(L->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
-		conn_fail(L, c, strerror(errno));
+		bench_conn_fail(L, c, strerror(errno));
 	c->events = want;
 }
 
-void conn_event(struct load *L, struct conn *c, uint32_t events)
+void bench_conn_event(struct load *L, struct conn *c, uint32_t events)
 {
 	if (c->state == ST_CONNECTING) {
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
@@ -475,7 +477,7 @@ void conn_event(struct load *L, struct conn *c, uint32_t events)
 	    c->tls_want & events & EPOLLOUT)
 		conn_read(L, c);
 	if (c->state != ST_DEAD && (events & EPOLLOUT))
-		conn_write(L, c);
+		bench_conn_write(L, c);
 }
 
 /*
@@ -497,7 +499,7 @@ static int bind_source(struct load *L, struct conn *c)
 	return bind(c->fd, (struct sockaddr *)&a, sizeof(a));
 }
 
-int conn_open(struct load *L, struct conn *c)
+int bench_conn_open(struct load *L, struct conn *c)
 {
 	struct epoll_event ev;
 	int one = 1;
@@ -509,7 +511,7 @@ int conn_open(struct load *L, struct conn *c)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind_source(L, c) != 0)
 		return -1;
-	c->t_open = now_ns();
+	c->t_open = bench_now();
 	if (connect(c->fd, (struct sockaddr *)&L->addr, L->addrlen) != 0 &&
 	    errno != EINPROGRESS)
 		return -1;
@@ -521,7 +523,8 @@ int conn_open(struct load *L, struct conn *c)
 }
 
 /* Allocates connection c (publisher or subscriber number idx). */
-int conn_init(struct load *L, struct conn *c, enum role role, unsigned idx)
+int bench_conn_init(struct load *L, struct conn *c, enum role role,
+                    unsigned idx)
 {
 	const char *pattern = role == ROLE_PUB ? L->o.topic : L->o.filter;
 	size_t topic_max = 0;
@@ -529,8 +532,8 @@ int conn_init(struct load *L, struct conn *c, enum role role, unsigned idx)
 
 	snprintf(c->id, sizeof(c->id), "%s%c%u", L->o.prefix, "pscr"[role],
 	         idx);
-	n = pattern ? opts_expand(pattern, idx, c->id, c->topic,
-	                          sizeof(c->topic))
+	n = pattern ? bench_opts_expand(pattern, idx, c->id, c->topic,
+	                                sizeof(c->topic))
 	            : 0;
 	c->role = role;
 	c->idx = idx;
@@ -582,7 +585,7 @@ alloc:
 	return 0;
 }
 
-void conn_free(struct conn *c)
+void bench_conn_free(struct conn *c)
 {
 	if (c->tls) {
 		/* close_notify, without waiting for the broker's. */
@@ -606,18 +609,18 @@ void conn_free(struct conn *c)
  * waits in OpenSSL, where epoll does not see it: reads it once the buffer
  * has room, and has the loop come back at once if some is left.
  */
-void conn_tls_pending(struct load *L, struct conn *c)
+void bench_conn_tls_pending(struct load *L, struct conn *c)
 {
 	if (c->blocked || c->state == ST_DEAD || !tls_pending(c->tls))
 		return;
 	conn_read(L, c);
 	if (c->state != ST_DEAD)
-		conn_write(L, c);
+		bench_conn_write(L, c);
 	if (c->tls && !c->blocked && tls_pending(c->tls))
 		L->tls_backlog = true;
 }
 
-void conn_disconnect_all(struct load *L)
+void bench_conn_disconnect_all(struct load *L)
 {
 	struct mqtt_packet p;
 	unsigned i;
@@ -631,21 +634,23 @@ void conn_disconnect_all(struct load *L)
 		if (c->state == ST_DEAD || c->fd < 0)
 			continue;
 		/* Not in the middle of a frame: a new one would corrupt it. */
-		if (c->ws && (buf_len(&c->wire) > 0 || c->state < ST_CONNACK))
+		if (c->ws &&
+		    (bench_buf_len(&c->wire) > 0 || c->state < ST_CONNACK))
 			continue;
 		/* Nor over TLS while a write waits to be retried as it was. */
-		if (c->tls && (conn_pending(c) > 0 || c->state < ST_UPGRADE))
+		if (c->tls &&
+		    (bench_conn_pending(c) > 0 || c->state < ST_UPGRADE))
 			continue;
 		c->out.head = c->out.tail = 0;
-		if (proto_send(L, c, &p) != 0)
+		if (bench_proto_send(L, c, &p) != 0)
 			continue;
 		if (c->ws) {
 			ws_write(L, c);
-			if (buf_len(&c->wire) == 0)
+			if (bench_buf_len(&c->wire) == 0)
 				ws_frame(L, &c->wire, WS_OP_CLOSE, normal,
 				         sizeof(normal));
 		}
-		conn_write(L, c);
+		bench_conn_write(L, c);
 	}
 }
 
@@ -654,7 +659,7 @@ uint64_t bench_rng(struct load *L)
 	return rng_next(&L->rng);
 }
 
-void conn_tls_cleanup(struct load *L)
+void bench_conn_tls_cleanup(struct load *L)
 {
 	tls_ctx_unref(L->tls);
 	L->tls = NULL;

@@ -21,7 +21,7 @@ static const char *const mode_names[] = {
         [MODE_CONN] = "conn",
 };
 
-const char *opts_mode_name(enum mode m)
+const char *bench_mode_name(enum mode m)
 {
 	return mode_names[m];
 }
@@ -124,7 +124,7 @@ static int parse_double(const char *s, double *out)
 	return (errno || end == s || *end || *out < 0 || *out != *out) ? -1 : 0;
 }
 
-int opts_resolve(struct load *L)
+int bench_opts_resolve(struct load *L)
 {
 	struct sockaddr_in *a4 = (struct sockaddr_in *)&L->addr;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&L->addr;
@@ -227,8 +227,8 @@ static int parse_url(struct options *o, const char *url)
 	return 0;
 }
 
-int opts_expand(const char *pattern, unsigned index, const char *id, char *out,
-                size_t cap)
+int bench_opts_expand(const char *pattern, unsigned index, const char *id,
+                      char *out, size_t cap)
 {
 	size_t n = 0;
 	const char *p;
@@ -467,7 +467,7 @@ static int finish(struct options *o, bool pubsub_counts)
 	return 0;
 }
 
-int opts_parse(int argc, char **argv, struct options *o)
+int bench_opts_parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 	        {"drain", required_argument, NULL, OPT_DRAIN},

@@ -14,7 +14,7 @@
  * expect: '+' matches one level, '#' the rest, and wildcards at the first
  * level do not match topics that begin with '$'.
  */
-bool topic_match(const char *f, const char *t)
+bool bench_topic_match(const char *f, const char *t)
 {
 	if ((*f == '+' || *f == '#') && *t == '$')
 		return false;
@@ -46,13 +46,14 @@ bool topic_match(const char *f, const char *t)
 }
 
 /* Encodes p into c's output buffer; fails the connection if it cannot. */
-int proto_send(struct load *L, struct conn *c, const struct mqtt_packet *p)
+int bench_proto_send(struct load *L, struct conn *c,
+                     const struct mqtt_packet *p)
 {
 	int n = mqtt_encode(p, (uint8_t)L->o.version, c->out.p + c->out.tail,
-	                    buf_room(&c->out));
+	                    bench_buf_room(&c->out));
 
 	if (n < 0) {
-		conn_fail(L, c, tern_strerror(n));
+		bench_conn_fail(L, c, tern_strerror(n));
 		return -1;
 	}
 	c->out.tail += (size_t)n;
@@ -66,7 +67,7 @@ static int send_ack(struct load *L, struct conn *c, uint8_t type, uint16_t id)
 	memset(&p, 0, sizeof(p));
 	p.type = type;
 	p.u.ack.packet_id = id;
-	return proto_send(L, c, &p);
+	return bench_proto_send(L, c, &p);
 }
 
 static bool id_get(const uint64_t *m, uint16_t id)
@@ -94,16 +95,17 @@ static uint16_t id_alloc(struct conn *c)
 	}
 }
 
-bool pub_can_send(const struct load *L, struct conn *c)
+bool bench_pub_can_send(const struct load *L, struct conn *c)
 {
 	if (c->state != ST_READY)
 		return false;
 	if (L->o.qos > 0 && c->inflight >= c->window)
 		return false;
 	/* Over WebSocket, framed bytes count against the same budget. */
-	if (c->ws && conn_pending(c) + c->pkt_size + ACK_ROOM > c->out.cap)
+	if (c->ws &&
+	    bench_conn_pending(c) + c->pkt_size + ACK_ROOM > c->out.cap)
 		return false;
-	return buf_room(&c->out) >= c->pkt_size + ACK_ROOM;
+	return bench_buf_room(&c->out) >= c->pkt_size + ACK_ROOM;
 }
 
 /* Appends one PUBLISH stamped with `stamp` to c's output. */
@@ -124,13 +126,13 @@ static void pub_send(struct load *L, struct conn *c, uint64_t stamp)
 	n = mqtt_encode_publish_head(&p, (uint8_t)L->o.version, dst,
 	                             c->out.cap - c->out.tail);
 	if (n < 0) {
-		conn_fail(L, c, tern_strerror(n));
+		bench_conn_fail(L, c, tern_strerror(n));
 		return;
 	}
 	memcpy(dst + n, L->payload, L->o.payload);
-	put_le64(dst + n, stamp);
-	put_le32(dst + n + 8, L->o.id_base + c->idx);
-	put_le32(dst + n + 12, c->seq);
+	bench_put_le64(dst + n, stamp);
+	bench_put_le32(dst + n + 8, L->o.id_base + c->idx);
+	bench_put_le32(dst + n + 12, c->seq);
 	c->out.tail += (size_t)n + L->o.payload;
 	c->seq++;
 	c->published++;
@@ -150,9 +152,9 @@ static void pub_send(struct load *L, struct conn *c, uint64_t stamp)
  * its due time, so the wait counts as latency instead of being hidden
  * (no coordinated omission).
  */
-void pub_fill(struct load *L, struct conn *c, uint64_t now)
+void bench_pub_fill(struct load *L, struct conn *c, uint64_t now)
 {
-	while (pub_can_send(L, c)) {
+	while (bench_pub_can_send(L, c)) {
 		uint64_t stamp;
 
 		if (c->quota && c->published >= c->quota)
@@ -163,7 +165,7 @@ void pub_fill(struct load *L, struct conn *c, uint64_t now)
 			stamp = c->due;
 			c->due += L->period;
 		} else {
-			stamp = now_ns();
+			stamp = bench_now();
 			if (stamp >= L->t_end)
 				return;
 		}
@@ -179,22 +181,22 @@ static void on_connack(struct load *L, struct conn *c,
 	char why[64];
 
 	if (c->state != ST_CONNACK) {
-		conn_fail(L, c, "unexpected CONNACK");
+		bench_conn_fail(L, c, "unexpected CONNACK");
 		return;
 	}
 	if (ca->reason != 0) {
 		snprintf(why, sizeof(why), "CONNACK refused: 0x%02x",
 		         ca->reason);
-		conn_fail(L, c, why);
+		bench_conn_fail(L, c, why);
 		return;
 	}
 	if (ca->props.present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM) &&
 	    ca->props.receive_maximum < c->window)
 		c->window = ca->props.receive_maximum;
 	if (c->role == ROLE_IDLE) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now();
 
-		hist_add(&L->setup_lat, now - c->t_open);
+		bench_hist_add(&L->setup_lat, now - c->t_open);
 		L->ready++;
 		L->t_all_ready = now;
 		c->state = ST_READY;
@@ -214,7 +216,7 @@ static void on_connack(struct load *L, struct conn *c,
 	p.u.subscribe.packet_id = 1;
 	p.u.subscribe.list = &e;
 	p.u.subscribe.count = 1;
-	if (proto_send(L, c, &p) == 0)
+	if (bench_proto_send(L, c, &p) == 0)
 		c->state = ST_SUBACK;
 }
 
@@ -222,7 +224,7 @@ static void on_suback(struct load *L, struct conn *c,
                       const struct mqtt_suback *s)
 {
 	if (c->state != ST_SUBACK || s->count != 1 || s->codes[0] >= 0x80) {
-		conn_fail(L, c, "subscription refused");
+		bench_conn_fail(L, c, "subscription refused");
 		return;
 	}
 	L->ready++;
@@ -254,7 +256,7 @@ static void on_pub_ack(struct load *L, struct conn *c, uint8_t type,
 	c->completed++;
 	return;
 bad:
-	conn_fail(L, c, "acknowledgement for a packet id not in flight");
+	bench_conn_fail(L, c, "acknowledgement for a packet id not in flight");
 }
 
 static void on_packet(struct load *L, struct conn *c,
@@ -280,8 +282,8 @@ static void on_packet(struct load *L, struct conn *c,
 		break;
 	case MQTT_PUBLISH:
 		if (c->role == ROLE_SUB && c->state == ST_READY) {
-			stats_deliver(L, c, p->u.publish.payload,
-			              p->u.publish.payload_len, now);
+			bench_stats_deliver(L, c, p->u.publish.payload,
+			                    p->u.publish.payload_len, now);
 			if (p->u.publish.qos)
 				send_ack(L, c,
 				         p->u.publish.qos == 1 ? MQTT_PUBACK
@@ -291,50 +293,50 @@ static void on_packet(struct load *L, struct conn *c,
 		}
 		break;
 	case MQTT_DISCONNECT:
-		conn_fail(L, c, "DISCONNECT from the broker");
+		bench_conn_fail(L, c, "DISCONNECT from the broker");
 		return;
 	}
-	conn_fail(L, c, "unexpected packet");
+	bench_conn_fail(L, c, "unexpected packet");
 }
 
 /* Handles every complete packet in c's input while output has room. */
-void proto_parse(struct load *L, struct conn *c, uint64_t now)
+void bench_proto_parse(struct load *L, struct conn *c, uint64_t now)
 {
-	while (c->state != ST_DEAD && buf_len(&c->in) > 0) {
+	while (c->state != ST_DEAD && bench_buf_len(&c->in) > 0) {
 		const uint8_t *b;
 		struct mqtt_fixed fh;
 		struct mqtt_packet p;
 		struct mqtt_error err;
 		int n;
 
-		if (buf_room(&c->out) < ACK_ROOM) {
+		if (bench_buf_room(&c->out) < ACK_ROOM) {
 			c->blocked = true;
 			return;
 		}
 		b = c->in.p + c->in.head;
-		n = mqtt_fixed_header(b, buf_len(&c->in), &fh);
+		n = mqtt_fixed_header(b, bench_buf_len(&c->in), &fh);
 		if (n == TERN_EAGAIN)
 			break;
 		if (n < 0 || n + (size_t)fh.remaining > c->in.cap) {
-			conn_fail(L, c, "bad or oversized packet");
+			bench_conn_fail(L, c, "bad or oversized packet");
 			return;
 		}
-		if (buf_len(&c->in) < n + (size_t)fh.remaining)
+		if (bench_buf_len(&c->in) < n + (size_t)fh.remaining)
 			break;
 		if (mqtt_decode(&fh, b + n, fh.remaining, (uint8_t)L->o.version,
 		                &p, &err) != 0) {
-			conn_fail(L, c, err.what);
+			bench_conn_fail(L, c, err.what);
 			return;
 		}
 		on_packet(L, c, &p, now);
 		c->in.head += (size_t)n + fh.remaining;
 	}
 	c->blocked = false;
-	buf_room(&c->in);
+	bench_buf_room(&c->in);
 }
 
 /* Queues CONNECT: the first packet of every connection. */
-void proto_connect(struct load *L, struct conn *c)
+void bench_proto_connect(struct load *L, struct conn *c)
 {
 	struct mqtt_packet p;
 	double life = L->o.duration + L->o.drain + SETUP_NS / NS_PER_S + 60;
@@ -352,6 +354,6 @@ void proto_connect(struct load *L, struct conn *c)
 	p.u.connect.keepalive = (uint16_t)(life > 65535 ? 65535 : life);
 	p.u.connect.client_id.p = (const uint8_t *)c->id;
 	p.u.connect.client_id.len = (uint16_t)strlen(c->id);
-	if (proto_send(L, c, &p) == 0)
+	if (bench_proto_send(L, c, &p) == 0)
 		c->state = ST_CONNACK;
 }

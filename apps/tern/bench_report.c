@@ -44,7 +44,7 @@ static uint64_t published(const struct load *L, uint64_t *acked)
 	return n;
 }
 
-void report_live(struct load *L, uint64_t now)
+void bench_report_live(struct load *L, uint64_t now)
 {
 	struct live *v = &L->live;
 	uint64_t pub, sec;
@@ -65,11 +65,11 @@ void report_live(struct load *L, uint64_t now)
 	fprintf(stderr,
 	        "tern bench: %s %.0fs  sent %" PRIu64 "/s  received %" PRIu64
 	        "/s  p99 so far %.1f us  errors %" PRIu64 "\n",
-	        opts_mode_name(L->o.mode),
+	        bench_mode_name(L->o.mode),
 	        (double)(now - L->t_start) / NS_PER_S,
 	        (pub - v->published) / sec,
 	        (L->st.received - v->received) / sec,
-	        (double)hist_quantile(&L->lat, 0.99) / 1e3, L->st.errors);
+	        (double)bench_hist_quantile(&L->lat, 0.99) / 1e3, L->st.errors);
 	v->published = pub;
 	v->received = L->st.received;
 }
@@ -117,11 +117,11 @@ static void per_publisher(const struct load *L)
 	printf("]");
 }
 
-void report_run(const struct load *L)
+void bench_report_run(const struct load *L)
 {
 	const struct options *o = &L->o;
 	uint64_t acked, pub = published(L, &acked);
-	uint64_t expected = stats_expected(L), lost = stats_lost(L);
+	uint64_t expected = bench_stats_expected(L), lost = bench_stats_lost(L);
 	uint64_t end = L->t_last_delivery > L->t_start ? L->t_last_delivery
 	                                               : L->t_stop;
 	uint64_t pub_end = L->t_end < L->t_stop ? L->t_end : L->t_stop;
@@ -152,11 +152,11 @@ void report_run(const struct load *L)
 		       (double)sysconf(_SC_CLK_TCK) / work;
 	for (i = 0; i < 5; i++)
 		lat[i] = (double)(i == 4 ? L->lat.max
-		                         : hist_quantile(&L->lat, q[i])) /
+		                         : bench_hist_quantile(&L->lat, q[i])) /
 		         1e3;
 
 	printf("tern bench %s: MQTT %s over %s, QoS %u, ",
-	       opts_mode_name(o->mode), version_name(o->version),
+	       bench_mode_name(o->mode), version_name(o->version),
 	       transport_words(o), o->qos);
 	if (o->mode == MODE_SUB)
 		printf("%u subscribers, %.2f s from the first message to the "
@@ -210,7 +210,7 @@ void report_run(const struct load *L)
 	       "\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"broker_cpu_us_per_msg\":%.3f,"
 	       "\"client_cpu_us_per_msg\":%.3f%s",
-	       opts_mode_name(o->mode), transport(o), o->version, o->qos,
+	       bench_mode_name(o->mode), transport(o), o->version, o->qos,
 	       o->pubs, o->subs, o->payload, sent_s, o->rate, pub,
 	       (double)pub / sent_s, acked, expected, L->st.delivered,
 	       L->st.received, lost, L->st.duplicates, L->st.reordered,
@@ -223,7 +223,7 @@ void report_run(const struct load *L)
 	printf("}\n");
 }
 
-void report_conn(const struct load *L)
+void bench_report_conn(const struct load *L)
 {
 	const struct options *o = &L->o;
 	const struct memsnap *a = &L->mem0, *b = &L->mem1;
@@ -236,7 +236,8 @@ void report_conn(const struct load *L)
 
 	for (i = 0; i < 5; i++)
 		lat[i] = (double)(i == 4 ? L->setup_lat.max
-		                         : hist_quantile(&L->setup_lat, q[i])) /
+		                         : bench_hist_quantile(&L->setup_lat,
+		                                               q[i])) /
 		         1e3;
 	if (a->rss_kb >= 0 && b->rss_kb >= 0 && L->ready)
 		per_conn = (double)(b->rss_kb - a->rss_kb) * 1024 / L->ready;

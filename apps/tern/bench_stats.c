@@ -10,13 +10,13 @@
 
 #include "bench.h"
 
-void put_le32(uint8_t *p, uint32_t v)
+void bench_put_le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-void put_le64(uint8_t *p, uint64_t v)
+void bench_put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
@@ -57,7 +57,7 @@ static uint64_t hist_value(unsigned i)
 	       ((1ull << (e - H_SUB_BITS)) >> 1);
 }
 
-void hist_add(struct hist *h, uint64_t v)
+void bench_hist_add(struct hist *h, uint64_t v)
 {
 	h->b[hist_index(v)]++;
 	h->count++;
@@ -66,7 +66,7 @@ void hist_add(struct hist *h, uint64_t v)
 }
 
 /* The value below which a fraction q of the samples lie (0 when empty). */
-uint64_t hist_quantile(const struct hist *h, double q)
+uint64_t bench_hist_quantile(const struct hist *h, double q)
 {
 	uint64_t want = (uint64_t)(q * (double)h->count + 0.999999);
 	uint64_t sum = 0;
@@ -119,8 +119,8 @@ static int track_room(struct load *L, struct conn *c, uint32_t pub)
 	return 0;
 }
 
-void stats_deliver(struct load *L, struct conn *c, const uint8_t *payload,
-                   size_t len, uint64_t now)
+void bench_stats_deliver(struct load *L, struct conn *c, const uint8_t *payload,
+                         size_t len, uint64_t now)
 {
 	uint64_t stamp;
 	uint32_t pub, seq;
@@ -171,10 +171,10 @@ void stats_deliver(struct load *L, struct conn *c, const uint8_t *payload,
 	if (!L->t_first_delivery)
 		L->t_first_delivery = now;
 	L->t_last_delivery = now;
-	hist_add(&L->lat, now - stamp);
+	bench_hist_add(&L->lat, now - stamp);
 }
 
-uint64_t stats_expected(const struct load *L)
+uint64_t bench_stats_expected(const struct load *L)
 {
 	uint64_t n = 0;
 
@@ -194,15 +194,15 @@ uint64_t stats_expected(const struct load *L)
  * below the highest one seen is a loss; messages lost after the last one
  * that arrived cannot be seen (stop the publisher first).
  */
-uint64_t stats_lost(const struct load *L)
+uint64_t bench_stats_lost(const struct load *L)
 {
-	uint64_t e = stats_expected(L);
+	uint64_t e = bench_stats_expected(L);
 
 	return e > L->st.delivered ? e - L->st.delivered : 0;
 }
 
 /* Broker CPU time in clock ticks, or -1 when unknown. */
-long long proc_ticks(int pid)
+long long bench_proc_ticks(int pid)
 {
 	char path[64], line[1024];
 	unsigned long long ut, st;
@@ -252,7 +252,7 @@ static long long proc_field(const char *path, const char *line, const char *key)
 	return v;
 }
 
-void mem_snap(const struct load *L, struct memsnap *m)
+void bench_mem_snap(const struct load *L, struct memsnap *m)
 {
 	char path[64];
 	long long v6;
