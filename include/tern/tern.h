@@ -5,8 +5,8 @@
  *   struct tern_options o;
  *   tern_options_init(&o);
  *   o.url = "ws://localhost:8083/mqtt";
- *   tern_client *c = tern_client_new(&o);
- *   tern_client_connect(c, 5000);
+ *   tern_client *c = tern_client_new(&o, NULL, 0);
+ *   tern_client_connect(c, 5000, NULL);
  *   ...
  *   tern_client_destroy(c);
  *
@@ -32,11 +32,17 @@
  *   - tern_client_loop_once(), which must not run while the threaded loop
  *     runs (TERN_EINVAL) nor in two threads at once;
  *   - from inside a callback, only the non-blocking calls may be made
- *     (publish, subscribe, unsubscribe, disconnect, the getters);
- *     blocking calls return TERN_EINVAL there, as do loop_start/stop.
+ *     (publish, subscribe, unsubscribe, connect_async, disconnect_async,
+ *     the getters); blocking calls return TERN_EINVAL there, as do
+ *     loop_start/stop and loop_once.
  * Callbacks run on the thread that drives the client (the loop thread, or
  * the caller of loop_once or of a blocking call), one at a time, with the
- * client's lock held: keep them short, other threads' calls wait.
+ * client's lock held: keep them short, other threads' calls wait. A
+ * non-blocking call may also run callbacks on its caller's thread for what
+ * it settles at once: on_publish for a QoS 0 message handed over or a
+ * message dropped by the queue policy, on_connect for a connection attempt
+ * that fails immediately (e.g. a name that does not resolve), on_disconnect
+ * when a write finds the connection gone, and on_log.
  *
  * Reliability. Published messages are copied; QoS 1/2 messages stay in the
  * client until the server acknowledged them, are retransmitted with DUP
