@@ -116,6 +116,7 @@ struct tern_client {
 	uint8_t ids[8192]; /* packet ids in use */
 	uint16_t next_id;
 	uint8_t rx_qos2[8192]; /* QoS 2 received, PUBREL not yet */
+	unsigned rx_qos2_count;
 	tern_token next_token;
 	bool draining; /* tx_drain is running (callbacks may re-enter) */
 	struct waiter *waiters;

@@ -25,6 +25,7 @@ static void resume(struct tern_client *c, bool session_present)
 		 * unacknowledged messages go out again as new ones. A QoS 2
 		 * message already PUBREC'd reached the server: done. */
 		memset(c->rx_qos2, 0, sizeof(c->rx_qos2));
+		c->rx_qos2_count = 0;
 		while ((m = omsg_pop(&c->inflight)) != NULL) {
 			if (m->state == OM_PUBREL) {
 				conn_complete(c, m, 0, 0);
@@ -269,7 +270,19 @@ static void on_publish(struct tern_client *c, const struct mqtt_packet *p)
 		/* Exactly once: deliver on the first PUBLISH, remember the
 		 * id until PUBREL, and only acknowledge repeats. */
 		if (!seen) {
+			/* QoS 2 messages awaiting PUBREL count against the
+			 * Receive Maximum we announced (v5 §3.3.4). */
+			if (c->version == MQTT_V5 && c->o.receive_maximum &&
+			    c->rx_qos2_count >= c->o.receive_maximum) {
+				conn_violation(
+				        c, TERN_EPROTO,
+				        MQTT_RC_RECEIVE_MAX_EXCEEDED,
+				        "the server exceeded our Receive "
+				        "Maximum");
+				return;
+			}
 			ids_set(c->rx_qos2, pub->packet_id, true);
+			c->rx_qos2_count++;
 			deliver(c, pub, topic, tlen);
 		}
 		if (c->gen == gen)
@@ -325,6 +338,8 @@ static void on_pubrel(struct tern_client *c, const struct mqtt_packet *p)
 	bool known = ids_has(c->rx_qos2, id);
 
 	ids_set(c->rx_qos2, id, false);
+	if (known)
+		c->rx_qos2_count--;
 	tx_ack(c, MQTT_PUBCOMP, id, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 

@@ -672,6 +672,42 @@ static void test_qos2_incoming_once(void **state)
 	tern_client_destroy(c);
 }
 
+/* v5: QoS 2 messages waiting for PUBREL beyond our Receive Maximum are
+ * a protocol error (0x93); released ones make room again. */
+static void test_receive_maximum_enforced(void **state)
+{
+	struct tern_options o;
+	struct mqtt_packet p = {.type = MQTT_PUBLISH}, r;
+	tern_client *c;
+
+	(void)state;
+	opts(&o, TERN_MQTT_5);
+	o.receive_maximum = 2;
+	c = connected(TERN_MQTT_5, &o);
+	p.u.publish.qos = 2;
+	p.u.publish.topic = (struct mqtt_str){(const uint8_t *)"rm", 2};
+	for (uint16_t id = 1; id <= 2; id++) {
+		p.u.publish.packet_id = id;
+		fake_send(&p);
+		expect(c, &r, MQTT_PUBREC);
+	}
+	send_ack(MQTT_PUBREL, 1);
+	expect(c, &r, MQTT_PUBCOMP);
+	p.u.publish.packet_id = 3;
+	fake_send(&p);
+	expect(c, &r, MQTT_PUBREC);
+	assert_int_equal(ev.nmsg, 3);
+	/* 2 and 3 wait for PUBREL: a fourth is one too many. */
+	p.u.publish.packet_id = 4;
+	fake_send(&p);
+	expect(c, &r, MQTT_DISCONNECT);
+	assert_int_equal(r.u.disconnect.reason, MQTT_RC_RECEIVE_MAX_EXCEEDED);
+	DRIVE_UNTIL(c, ev.ndisc == 1);
+	assert_int_equal(ev.disc_rc, TERN_EPROTO);
+	assert_int_equal(ev.nmsg, 3);
+	tern_client_destroy(c);
+}
+
 /* --- reconnects -------------------------------------------------------------
  */
 
@@ -1148,6 +1184,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_qos2_incoming_once, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_receive_maximum_enforced,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_retransmit_after_reconnect,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
