@@ -240,6 +240,7 @@ struct tern_options {
 	                               * ones close the connection */
 	uint16_t topic_alias_maximum; /* aliases the server may use */
 	bool request_response_info;
+	int request_problem_info; /* -1 (default): not sent; 0 or 1 */
 	const struct tern_user_prop *user_props;
 	size_t user_prop_count;
 
@@ -372,6 +373,17 @@ TERN_API int tern_client_subscribe(tern_client *c, const struct tern_sub *subs,
                                    tern_token *token);
 
 /*
+ * tern_client_subscribe() with v5 user properties in the SUBSCRIBE (nup
+ * entries of up, copied; sent again on resubscription; ignored with
+ * 3.1.1). Same returns.
+ */
+TERN_API int tern_client_subscribe_props(tern_client *c,
+                                         const struct tern_sub *subs, size_t n,
+                                         uint32_t sub_id,
+                                         const struct tern_user_prop *up,
+                                         size_t nup, tern_token *token);
+
+/*
  * Subscribes and waits up to timeout_ms for the SUBACK; codes (may be NULL,
  * else n entries) receives the granted QoS or failure code per filter.
  * Returns 0 (check the codes), an error of tern_client_subscribe(), or
@@ -388,6 +400,12 @@ TERN_API int tern_client_subscribe_wait(tern_client *c,
  */
 TERN_API int tern_client_unsubscribe(tern_client *c, const char *const *filters,
                                      size_t n, tern_token *token);
+
+/* tern_client_unsubscribe() with v5 user properties in the UNSUBSCRIBE. */
+TERN_API int tern_client_unsubscribe_props(tern_client *c,
+                                           const char *const *filters, size_t n,
+                                           const struct tern_user_prop *up,
+                                           size_t nup, tern_token *token);
 
 /* Unsubscribes and waits for the UNSUBACK (codes as for subscribe_wait). */
 TERN_API int tern_client_unsubscribe_wait(tern_client *c,

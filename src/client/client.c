@@ -35,6 +35,7 @@ void tern_options_init(struct tern_options *o)
 	o->reconnect_initial_ms = 1000;
 	o->reconnect_max_ms = 30000;
 	o->reconnect_factor = 2.0;
+	o->request_problem_info = -1;
 }
 
 /* --- helpers shared by the modules ------------------------------------ */
@@ -112,6 +113,7 @@ void client_op_free(struct op *op)
 	for (size_t i = 0; i < op->n; i++)
 		free((char *)op->subs[i].filter);
 	free(op->subs);
+	free(op->up);
 	free(op);
 }
 
@@ -666,12 +668,13 @@ int tern_client_publish_wait(tern_client *c, const char *topic,
 
 static int make_op(bool unsub, const struct tern_sub *subs,
                    const char *const *filters, size_t n, uint32_t sub_id,
-                   struct op **out)
+                   const struct tern_user_prop *up, size_t nup, struct op **out)
 {
 	struct op *op;
+	int rc;
 
 	*out = NULL;
-	if (n == 0 || n > 1000 || sub_id > 268435455u)
+	if (n == 0 || n > 1000 || sub_id > 268435455u || (nup && up == NULL))
 		return TERN_EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		const char *f = unsub ? filters[i] : subs[i].filter;
@@ -694,6 +697,12 @@ static int make_op(bool unsub, const struct tern_sub *subs,
 	}
 	op->unsub = unsub;
 	op->sub_id = sub_id;
+	rc = omsg_user_props(up, nup, &op->up, &op->up_len, &op->up_count);
+	if (rc < 0) {
+		free(op->subs);
+		free(op);
+		return rc == TERN_EUTF8 ? TERN_EINVAL : rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (!unsub)
 			op->subs[i] = subs[i];
@@ -767,13 +776,25 @@ static int add_op(tern_client *c, struct op *op, tern_token *token)
 	return rc < 0 ? rc : 0;
 }
 
-static int op_call(tern_client *c, bool unsub, const struct tern_sub *subs,
-                   const char *const *filters, size_t n, uint32_t sub_id,
-                   int timeout_ms, uint8_t *codes, tern_token *token, bool wait)
+/* The arguments of one SUBSCRIBE or UNSUBSCRIBE call. */
+struct op_args {
+	bool unsub;
+	const struct tern_sub *subs;
+	const char *const *filters;
+	size_t n;
+	uint32_t sub_id;
+	const struct tern_user_prop *up;
+	size_t nup;
+};
+
+static int op_call(tern_client *c, const struct op_args *a, int timeout_ms,
+                   uint8_t *codes, tern_token *token, bool wait)
 {
-	struct waiter w = {.kind = unsub ? W_UNSUB : W_SUB};
+	struct waiter w = {.kind = a->unsub ? W_UNSUB : W_SUB};
+	size_t n = a->n;
 	struct op *op;
-	int rc = make_op(unsub, subs, filters, n, sub_id, &op);
+	int rc = make_op(a->unsub, a->subs, a->filters, a->n, a->sub_id, a->up,
+	                 a->nup, &op);
 
 	if (rc < 0)
 		return rc;
@@ -802,28 +823,58 @@ static int op_call(tern_client *c, bool unsub, const struct tern_sub *subs,
 int tern_client_subscribe(tern_client *c, const struct tern_sub *subs, size_t n,
                           uint32_t sub_id, tern_token *token)
 {
-	return op_call(c, false, subs, NULL, n, sub_id, 0, NULL, token, false);
+	struct op_args a = {.subs = subs, .n = n, .sub_id = sub_id};
+
+	return op_call(c, &a, 0, NULL, token, false);
+}
+
+int tern_client_subscribe_props(tern_client *c, const struct tern_sub *subs,
+                                size_t n, uint32_t sub_id,
+                                const struct tern_user_prop *up, size_t nup,
+                                tern_token *token)
+{
+	struct op_args a = {
+	        .subs = subs, .n = n, .sub_id = sub_id, .up = up, .nup = nup};
+
+	return op_call(c, &a, 0, NULL, token, false);
 }
 
 int tern_client_subscribe_wait(tern_client *c, const struct tern_sub *subs,
                                size_t n, uint32_t sub_id, int timeout_ms,
                                uint8_t *codes)
 {
-	return op_call(c, false, subs, NULL, n, sub_id, timeout_ms, codes, NULL,
-	               true);
+	struct op_args a = {.subs = subs, .n = n, .sub_id = sub_id};
+
+	return op_call(c, &a, timeout_ms, codes, NULL, true);
 }
 
 int tern_client_unsubscribe(tern_client *c, const char *const *filters,
                             size_t n, tern_token *token)
 {
-	return op_call(c, true, NULL, filters, n, 0, 0, NULL, token, false);
+	struct op_args a = {.unsub = true, .filters = filters, .n = n};
+
+	return op_call(c, &a, 0, NULL, token, false);
+}
+
+int tern_client_unsubscribe_props(tern_client *c, const char *const *filters,
+                                  size_t n, const struct tern_user_prop *up,
+                                  size_t nup, tern_token *token)
+{
+	struct op_args a = {.unsub = true,
+	                    .filters = filters,
+	                    .n = n,
+	                    .up = up,
+	                    .nup = nup};
+
+	return op_call(c, &a, 0, NULL, token, false);
 }
 
 int tern_client_unsubscribe_wait(tern_client *c, const char *const *filters,
                                  size_t n, int timeout_ms, uint8_t *codes)
 {
-	return op_call(c, true, NULL, filters, n, 0, timeout_ms, codes, NULL,
-	               true);
+	struct op_args a = {.unsub = true, .filters = filters, .n = n};
+
+	return op_call(c, &a, timeout_ms, codes, NULL, true);
 }
 
 /* --- state ------------------------------------------------------------------

@@ -45,6 +45,8 @@ struct op {
 	tern_token token;
 	uint16_t packet_id; /* 0: not sent on this connection */
 	uint32_t sub_id;
+	uint8_t *up; /* v5 user properties, wire form (owned) */
+	uint32_t up_len, up_count;
 	size_t n;
 	struct tern_sub *subs; /* filters owned */
 };

@@ -130,6 +130,10 @@ void tx_connect(struct tern_client *c)
 		k->props.present |= MQTT_PBIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
 		k->props.maximum_packet_size = c->o.maximum_packet_size;
 	}
+	if (c->o.request_problem_info >= 0) {
+		k->props.present |= MQTT_PBIT(MQTT_PROP_REQUEST_PROBLEM_INFO);
+		k->props.request_problem_info = c->o.request_problem_info != 0;
+	}
 	if (c->o.request_response_info) {
 		k->props.present |= MQTT_PBIT(MQTT_PROP_REQUEST_RESPONSE_INFO);
 		k->props.request_response_info = 1;
@@ -311,6 +315,13 @@ int tx_send_op(struct tern_client *c, struct op *op)
 		        MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID);
 		p.u.subscribe.props.sub_ids = &op->sub_id;
 		p.u.subscribe.props.sub_id_count = 1;
+	}
+	if (op->up && c->version == MQTT_V5) {
+		p.u.subscribe.props.present |=
+		        MQTT_PBIT(MQTT_PROP_USER_PROPERTY);
+		p.u.subscribe.props.user_props = op->up;
+		p.u.subscribe.props.user_props_len = op->up_len;
+		p.u.subscribe.props.user_prop_count = op->up_count;
 	}
 	op->packet_id = tx_id_alloc(c);
 	if (op->packet_id == 0)

@@ -870,6 +870,71 @@ static void test_publish_from_callback_chain(void **state)
 	tern_client_destroy(c);
 }
 
+/* v5 user properties on SUBSCRIBE (kept for resubscription) and
+ * UNSUBSCRIBE; Request Problem Information in CONNECT only when set. */
+static void test_op_user_props(void **state)
+{
+	static const struct tern_user_prop up[] = {{"k", "v"}, {"a", "bc"}};
+	struct tern_options o;
+	struct tern_sub s = {.filter = "u/#", .qos = 1};
+	const char *un[] = {"x/y"};
+	struct mqtt_packet p;
+	struct mqtt_str k, v;
+	uint32_t pos = 0;
+	tern_client *c;
+
+	(void)state;
+	opts(&o, TERN_MQTT_5);
+	o.reconnect_initial_ms = 20;
+	o.request_problem_info = 0;
+	c = client(&o);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	fake_accept(c);
+	expect(c, &p, MQTT_CONNECT);
+	assert_true(p.u.connect.props.present &
+	            MQTT_PBIT(MQTT_PROP_REQUEST_PROBLEM_INFO));
+	assert_int_equal(p.u.connect.props.request_problem_info, 0);
+	send_connack(false, NULL);
+	DRIVE_UNTIL(c, ev.nconn == 1);
+	assert_int_equal(tern_client_subscribe_props(c, &s, 1, 0, up, 2, NULL),
+	                 0);
+	expect(c, &p, MQTT_SUBSCRIBE);
+	assert_int_equal(p.u.subscribe.props.user_prop_count, 2);
+	assert_int_equal(
+	        mqtt_user_prop_next(&p.u.subscribe.props, &pos, &k, &v), 1);
+	assert_memory_equal(k.p, "k", 1);
+	assert_memory_equal(v.p, "v", 1);
+	assert_int_equal(
+	        tern_client_unsubscribe_props(c, un, 1, up + 1, 1, NULL), 0);
+	expect(c, &p, MQTT_UNSUBSCRIBE);
+	assert_int_equal(p.u.subscribe.props.user_prop_count, 1);
+	/* Invalid properties are refused. */
+	{
+		const struct tern_user_prop bad = {"k", NULL};
+
+		assert_int_equal(
+		        tern_client_subscribe_props(c, &s, 1, 0, &bad, 1, NULL),
+		        TERN_EINVAL);
+	}
+	close(F.sfd);
+	F.sfd = -1;
+	DRIVE_UNTIL(c, ev.ndisc == 1);
+	handshake(c, false, NULL);
+	/* Resubscribed with the same properties (the UNSUBSCRIBE follows). */
+	expect(c, &p, MQTT_SUBSCRIBE);
+	assert_int_equal(p.u.subscribe.props.user_prop_count, 2);
+	tern_client_destroy(c);
+	/* Not set: not sent. */
+	opts(&o, TERN_MQTT_5);
+	c = client(&o);
+	assert_int_equal(tern_client_connect_async(c), 0);
+	fake_accept(c);
+	expect(c, &p, MQTT_CONNECT);
+	assert_false(p.u.connect.props.present &
+	             MQTT_PBIT(MQTT_PROP_REQUEST_PROBLEM_INFO));
+	tern_client_destroy(c);
+}
+
 /* The URL's user info is used; explicit options win over the URL. */
 static void test_url_and_overrides(void **state)
 {
@@ -1192,6 +1257,8 @@ int main(void)
 	                test_resubscribe_without_session, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_publish_from_callback_chain, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_op_user_props, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_url_and_overrides, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_unsubscribe_before_suback,
