@@ -324,6 +324,25 @@ TERN_API int tern_client_connect(tern_client *c, int timeout_ms,
  */
 TERN_API int tern_client_disconnect_async(tern_client *c);
 
+/* What a v5 DISCONNECT says (tern_client_disconnect_with). */
+struct tern_disconnect {
+	int reason; /* 0 normal, 0x04 "disconnect with will message", ... */
+	bool has_session_expiry;
+	uint32_t session_expiry; /* not above 0 if CONNECT sent 0 (§3.14) */
+	const char *reason_string;
+	const struct tern_user_prop *user_props;
+	size_t user_prop_count;
+};
+
+/*
+ * tern_client_disconnect_async() with a v5 reason code and properties
+ * (copied; ignored with 3.1.1: the DISCONNECT is then a plain one). d NULL
+ * is a normal disconnect. Returns 0 or TERN_EINVAL (reason outside 0..255,
+ * invalid UTF-8), TERN_ENOMEM.
+ */
+TERN_API int tern_client_disconnect_with(tern_client *c,
+                                         const struct tern_disconnect *d);
+
 /*
  * The same, waiting up to timeout_ms for inflight QoS 1/2 messages and
  * queued messages to complete first (0: do not wait for them), then for

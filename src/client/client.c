@@ -518,7 +518,7 @@ int tern_client_connect(tern_client *c, int timeout_ms, bool *session_present)
 	/* A timeout gives up this attempt too: the client is idle after a
 	 * failed blocking connect. */
 	if (rc < 0 && c->state != CS_UP && c->no_retry)
-		conn_disconnect(c);
+		conn_disconnect(c, NULL);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
@@ -526,9 +526,53 @@ int tern_client_connect(tern_client *c, int timeout_ms, bool *session_present)
 int tern_client_disconnect_async(tern_client *c)
 {
 	pthread_mutex_lock(&c->mu);
-	conn_disconnect(c);
+	conn_disconnect(c, NULL);
 	client_wake(c);
 	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+int tern_client_disconnect_with(tern_client *c, const struct tern_disconnect *d)
+{
+	struct mqtt_disconnect md = {0};
+	uint8_t *up = NULL;
+	uint32_t uplen = 0, upcount = 0;
+	int rc;
+
+	if (d == NULL)
+		return tern_client_disconnect_async(c);
+	if (d->reason < 0 || d->reason > 255 ||
+	    (d->reason_string &&
+	     (strlen(d->reason_string) > 65535 ||
+	      utf8_check_mqtt((const uint8_t *)d->reason_string,
+	                      strlen(d->reason_string)) < 0)))
+		return TERN_EINVAL;
+	rc = omsg_user_props(d->user_props, d->user_prop_count, &up, &uplen,
+	                     &upcount);
+	if (rc < 0)
+		return rc == TERN_EUTF8 ? TERN_EINVAL : rc;
+	md.reason = (uint8_t)d->reason;
+	if (d->has_session_expiry) {
+		md.props.present |= MQTT_PBIT(MQTT_PROP_SESSION_EXPIRY);
+		md.props.session_expiry = d->session_expiry;
+	}
+	if (d->reason_string) {
+		md.props.present |= MQTT_PBIT(MQTT_PROP_REASON_STRING);
+		md.props.reason_string.p = (const uint8_t *)d->reason_string;
+		md.props.reason_string.len = (uint16_t)strlen(d->reason_string);
+	}
+	if (up) {
+		md.props.present |= MQTT_PBIT(MQTT_PROP_USER_PROPERTY);
+		md.props.user_props = up;
+		md.props.user_props_len = uplen;
+		md.props.user_prop_count = upcount;
+	}
+	pthread_mutex_lock(&c->mu);
+	/* The packet is encoded into the output now: up can go after. */
+	conn_disconnect(c, &md);
+	client_wake(c);
+	pthread_mutex_unlock(&c->mu);
+	free(up);
 	return 0;
 }
 
@@ -556,7 +600,7 @@ int tern_client_disconnect(tern_client *c, int timeout_ms)
 		rc = TERN_ETIMEDOUT;
 	if (c->state != CS_IDLE) {
 		waiter_add(c, &w);
-		conn_disconnect(c);
+		conn_disconnect(c, NULL);
 		client_wake(c);
 		if (c->state != CS_IDLE)
 			loop_wait(c, &w, 3000);

@@ -151,7 +151,9 @@ void conn_timers(struct tern_client *c, uint64_t now);
 int64_t conn_next_timer(struct tern_client *c, uint64_t now);
 int conn_wanted(struct tern_client *c);
 int conn_flush(struct tern_client *c);
-void conn_disconnect(struct tern_client *c);
+/* Ends the connection with a DISCONNECT (d: v5 reason and properties,
+ * NULL for a normal one) and stops reconnecting. */
+void conn_disconnect(struct tern_client *c, const struct mqtt_disconnect *d);
 void conn_close(struct tern_client *c, int rc, int reason, const char *why);
 void conn_violation(struct tern_client *c, int rc, uint8_t reason,
                     const char *why);

@@ -520,7 +520,7 @@ int64_t conn_next_timer(struct tern_client *c, uint64_t now)
 
 /* --- disconnect ------------------------------------------------------- */
 
-void conn_disconnect(struct tern_client *c)
+void conn_disconnect(struct tern_client *c, const struct mqtt_disconnect *d)
 {
 	struct mqtt_packet p = {.type = MQTT_DISCONNECT};
 
@@ -528,7 +528,8 @@ void conn_disconnect(struct tern_client *c)
 	c->no_retry = false;
 	switch (c->state) {
 	case CS_UP:
-		p.u.disconnect.reason = MQTT_RC_SUCCESS;
+		if (d && c->version == MQTT_V5)
+			p.u.disconnect = *d;
 		tx_packet(c, &p);
 		c->state = CS_CLOSING;
 		c->deadline = clock_ms() + 2000;

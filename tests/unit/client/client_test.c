@@ -935,6 +935,42 @@ static void test_op_user_props(void **state)
 	tern_client_destroy(c);
 }
 
+/* A v5 DISCONNECT with a reason, session expiry, reason string and a user
+ * property; the connection then closes with rc 0 and no reconnect. */
+static void test_disconnect_with(void **state)
+{
+	static const struct tern_user_prop up = {"why", "done"};
+	struct tern_disconnect d = {.reason = 0x04,
+	                            .has_session_expiry = true,
+	                            .session_expiry = 30,
+	                            .reason_string = "bye",
+	                            .user_props = &up,
+	                            .user_prop_count = 1};
+	struct tern_disconnect bad = {.reason = 256};
+	struct tern_options o;
+	struct mqtt_packet p;
+	tern_client *c;
+
+	(void)state;
+	opts(&o, TERN_MQTT_5);
+	o.session_expiry = 60;
+	o.reconnect_initial_ms = 20;
+	c = connected(TERN_MQTT_5, &o);
+	assert_int_equal(tern_client_disconnect_with(c, &bad), TERN_EINVAL);
+	assert_int_equal(tern_client_disconnect_with(c, &d), 0);
+	expect(c, &p, MQTT_DISCONNECT);
+	assert_int_equal(p.u.disconnect.reason, 0x04);
+	assert_int_equal(p.u.disconnect.props.session_expiry, 30);
+	assert_int_equal(p.u.disconnect.props.reason_string.len, 3);
+	assert_int_equal(p.u.disconnect.props.user_prop_count, 1);
+	DRIVE_UNTIL(c, ev.ndisc == 1);
+	assert_int_equal(ev.disc_rc, 0);
+	assert_int_equal(fake_read(c, &p), 0);
+	drive(c, 100);
+	assert_int_equal(accept4(F.lfd, NULL, NULL, SOCK_NONBLOCK), -1);
+	tern_client_destroy(c);
+}
+
 /* The URL's user info is used; explicit options win over the URL. */
 static void test_url_and_overrides(void **state)
 {
@@ -1258,6 +1294,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_publish_from_callback_chain, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_op_user_props, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_disconnect_with, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_url_and_overrides, setup,
 	                                        teardown),
