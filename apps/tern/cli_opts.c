@@ -581,9 +581,9 @@ void cli_opts_usage(enum cli_cmd cmd, FILE *f)
 		fprintf(f, "  %-36s %s\n", left, fl->help);
 	}
 	fprintf(f, "  %-36s %s\n", "    --help", "this help");
-	fprintf(f, "\nThe password is taken from -P, else --pw-file, else "
-	           "the environment\nvariable TERN_PASSWORD (when a "
-	           "username is given).\n");
+	fprintf(f, "\nThe password comes from the first of -P, --pw-file, "
+	           "--password-env,\nthe -L URL, and the environment variable "
+	           "TERN_PASSWORD (used only\nwith a username).\n");
 	if (cmd != CLI_PUB)
 		fprintf(f, "Exit status 27: -W timed out.\n");
 }
