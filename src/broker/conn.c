@@ -874,12 +874,15 @@ static struct msg *conn_take_will(struct conn *c, struct session *s,
 	c->will = NULL;
 	if (!will)
 		return NULL;
-	if (c->normal_disconnect && !c->will_now) {
+	if (c->stopping && still_ours && !session_ends && s->p) {
+		/* ternd is stopping, not the client: a durable session keeps
+		 * the will through the restart, as if delayed (persist.h). */
+	} else if (c->normal_disconnect && !c->will_now) {
 		msg_unref(will);
 		return NULL;
-	}
-	if (c->will_delay == 0 || session_ends)
+	} else if (c->will_delay == 0 || session_ends) {
 		return will;
+	}
 	if (!still_ours) {
 		/* Taken over: the session goes on, so a delayed will is
 		 * cancelled (MQTT 5 §3.1.3.2.2). */

@@ -107,6 +107,7 @@ struct conn {
 	uint32_t will_delay;
 	bool will_now; /* DISCONNECT 0x04: publish the will */
 	bool normal_disconnect;
+	bool stopping; /* closed because ternd stops (worker_free) */
 	uint32_t session_expiry;
 };
 

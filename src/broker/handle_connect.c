@@ -232,7 +232,13 @@ static struct session *connect_attach(struct conn *c,
 	pthread_mutex_lock(&b->sess_mu);
 	s = session_find(b, c->client_id);
 	if (s) {
+		bool expired;
+
 		pthread_mutex_lock(&s->mu);
+		/* Expired but not yet swept (the sweep runs every 250 ms;
+		 * a store loaded at start may hold such sessions for their
+		 * wills): it ends now, as with clean start. */
+		expired = session_expired(s, clock_ms());
 		if (s->w) {
 			/* Takeover: the old connection learns it through its
 			 * worker's inbox and finds the session no longer its
@@ -245,7 +251,7 @@ static struct session *connect_attach(struct conn *c,
 		} else {
 			STAT_ADD(b, sessions_offline, -1);
 		}
-		if (cn->clean) {
+		if (cn->clean || expired) {
 			/* Keep s alive until unlocked: the table held the
 			 * last reference. */
 			session_ref(s);

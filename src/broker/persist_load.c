@@ -155,8 +155,11 @@ static void set_offline(struct load *l, struct session *s, int64_t elapsed)
 		return;
 	}
 	s->offline_since = 0;
-	if (s->expiry != UINT32_MAX)
-		s->expiry -= (uint32_t)(((uint64_t)elapsed - l->mono) / 1000u);
+	if (s->expiry != UINT32_MAX) {
+		uint64_t gone = ((uint64_t)elapsed - l->mono) / 1000u;
+
+		s->expiry = gone >= s->expiry ? 0 : s->expiry - (uint32_t)gone;
+	}
 }
 
 static void load_will(struct load *l, struct session *s,
@@ -186,7 +189,11 @@ static int on_session(void *ctx, const struct store_session *x)
 
 	if (!id)
 		return 0;
-	if (x->expiry != UINT32_MAX && elapsed >= (int64_t)x->expiry * 1000) {
+	/* An expired session is dropped now, unless it has a will: then it
+	 * is loaded (expired) and its end publishes the will (the first
+	 * sweep, or a CONNECT for its id, whichever comes first). */
+	if (x->expiry != UINT32_MAX && elapsed >= (int64_t)x->expiry * 1000 &&
+	    !x->will) {
 		drop_session(l, id);
 		free(id);
 		return 0;

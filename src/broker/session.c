@@ -331,6 +331,12 @@ bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out)
 	return true;
 }
 
+bool session_expired(const struct session *s, uint64_t now)
+{
+	return !s->w && s->expiry != UINT32_MAX &&
+	       now - s->offline_since >= (uint64_t)s->expiry * 1000u;
+}
+
 int session_infl_find(const struct session *s, uint16_t pid)
 {
 	uint32_t i;

@@ -175,6 +175,10 @@ bool session_backlogged(const struct broker *b, const struct session *s,
                         uint64_t now);
 bool session_drained(const struct broker *b, const struct session *s);
 
+/* Whether an offline session's expiry interval has passed at now
+ * (clock_ms). Caller holds s->mu. */
+bool session_expired(const struct session *s, uint64_t now);
+
 /* Allocates a packet id not in flight (caller holds s->mu). */
 uint16_t session_next_pid(struct session *s);
 

@@ -257,8 +257,7 @@ static void will_list_add(struct will_list *l, struct msg *m)
 static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
                           struct will_list *wills, struct redeliver_list *rl)
 {
-	bool expired = s->expiry != UINT32_MAX &&
-	               now - s->offline_since >= (uint64_t)s->expiry * 1000u;
+	bool expired = session_expired(s, now);
 
 	if (s->will && (now >= s->will_at || expired)) {
 		will_list_add(wills, s->will);

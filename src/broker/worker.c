@@ -179,10 +179,10 @@ void worker_free(struct worker *w)
 	while (w->conns) {
 		struct conn *c = w->conns;
 
-		/* Shutdown is not a client failure: keep wills unsent, as
-		 * the session (and its will) would survive a restart. */
-		msg_unref(c->will);
-		c->will = NULL;
+		/* Shutdown is not a client failure: wills are not sent now;
+		 * a durable session keeps its will through the restart
+		 * (conn_take_will), the others drop it. */
+		c->stopping = true;
 		c->normal_disconnect = true;
 		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
 	}

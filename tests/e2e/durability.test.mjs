@@ -275,15 +275,63 @@ describe('durability', { skip }, () => {
     }
   });
 
-  test('session and message expiry keep counting while ternd is down', async () => {
+  test('wills of clients connected at a crash or a shutdown are published after the restart, unless the client is back first', async () => {
+    const dir = dataDir();
+    const T = uid('will');
+    const wid = uid('w');
+    let b = await start(dir);
+    // A client connected with a persistent session and a will.
+    const online = async (name, delay = 0) => rawConnect(b.port, {
+      version: 5, clientId: `${T}-${name}`, clean: false, props: { sessionExpiryInterval: 60 },
+      will: { topic: `${T}/will/${name}`, payload: `${name} gone`, qos: 1, props: delay ? { willDelayInterval: delay } : undefined },
+    });
+    try {
+      let w = await rawConnect(b.port, sub(wid));
+      w.subscribe(1, [[`${T}/will/#`, 1]]);
+      await w.expect('suback');
+      w.destroy();
+
+      const crashed = await online('crashed');
+      const back = await online('back', 5);
+      await sleep(200);
+      await b.kill();
+      crashed.destroy();
+      back.destroy();
+      b = await start(dir, b);
+      // "back" returns within its will delay: no will for it.
+      const again = await rawConnect(b.port, { version: 5, clientId: `${T}-back`, clean: false, props: { sessionExpiryInterval: 60 } });
+      assert.equal(again.connack.sessionPresent, true);
+
+      const stopped = await online('stopped');
+      await b.stop();
+      stopped.destroy();
+      again.destroy();
+      b = await start(dir, b);
+      await sleep(700); // the first sweeps publish what is due
+      w = await rawConnect(b.port, sub(wid));
+      const got = await drain(w, { quiet: 600 });
+      w.disconnect();
+      assert.deepEqual(got.map((m) => m.payload.toString()).sort(), ['crashed gone', 'stopped gone']);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('session and message expiry keep counting while ternd is down; a session that expired meanwhile publishes its will', async () => {
     const dir = dataDir();
     const T = uid('exp');
     const shortId = uid('short');
     const longId = uid('long');
     let b = await start(dir);
     try {
-      for (const [cid, expiry] of [[shortId, 2], [longId, 60]]) {
-        const c = await rawConnect(b.port, { version: 5, clientId: cid, clean: false, props: { sessionExpiryInterval: expiry } });
+      for (const [cid, expiry] of [[longId, 60], [shortId, 2]]) {
+        // The short session's will waits longer than the session lives:
+        // it is published when the session ends (MQTT 5 §3.1.3.2.2),
+        // here while ternd is down, so after the restart.
+        const c = await rawConnect(b.port, {
+          version: 5, clientId: cid, clean: false, props: { sessionExpiryInterval: expiry },
+          will: { topic: `${T}/will`, payload: `${cid} gone`, qos: 1, props: { willDelayInterval: 30 } },
+        });
         c.subscribe(1, [[`${T}/#`, 1]]);
         await c.expect('suback');
         c.destroy();
@@ -303,7 +351,7 @@ describe('durability', { skip }, () => {
       const s = await rawConnect(b.port, { version: 5, clientId: longId, clean: false, props: { sessionExpiryInterval: 60 } });
       assert.equal(s.connack.sessionPresent, true);
       const got = await drain(s, { quiet: 500 });
-      assert.deepEqual(got.map((m) => m.payload.toString()), ['later']);
+      assert.deepEqual(got.map((m) => m.payload.toString()), ['later', `${shortId} gone`]);
       const left = got[0].props.messageExpiryInterval;
       assert.ok(left >= 50 && left <= 58, `remaining message expiry ${left}`);
       s.disconnect();
