@@ -2,8 +2,8 @@
  * The public calls of libtern (include/tern/tern.h) that are not about
  * driving the loop: options and their copies, creating and destroying a
  * client, connect and disconnect, publish, subscribe, unsubscribe, and the
- * blocking variants built on waiters (loop.c). Each call takes the
- * client's lock, changes state, lets conn.c write what it can at once and
+ * blocking variants built on waiters (drive.c). Each call takes the
+ * client's lock, changes state, lets link.c write what it can at once and
  * wakes the loop thread so that it polls for the new state.
  */
 #include <errno.h>
@@ -459,9 +459,9 @@ void tern_client_destroy(tern_client *c)
 	c->fd = -1;
 	c->state = CS_IDLE;
 	while ((m = omsg_pop(&c->inflight)) != NULL)
-		conn_complete(c, m, TERN_ECANCELED, -1);
+		link_complete(c, m, TERN_ECANCELED, -1);
 	while ((m = omsg_pop(&c->queue)) != NULL)
-		conn_complete(c, m, TERN_ECANCELED, -1);
+		link_complete(c, m, TERN_ECANCELED, -1);
 	pthread_mutex_unlock(&c->mu);
 	release(c, true);
 }
@@ -478,7 +478,7 @@ int tern_client_connect_async(tern_client *c)
 	} else {
 		c->want_up = true;
 		c->attempt = 0;
-		conn_start(c);
+		link_start(c);
 		client_wake(c);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -506,10 +506,10 @@ int tern_client_connect(tern_client *c, int timeout_ms, bool *session_present)
 		c->want_up = true;
 		c->no_retry = true;
 		c->attempt = 0;
-		conn_start(c);
+		link_start(c);
 		client_wake(c);
 	}
-	rc = loop_wait(c, &w, timeout_ms);
+	rc = drive_wait(c, &w, timeout_ms);
 	waiter_remove(c, &w);
 	if (rc == 0)
 		rc = w.rc;
@@ -518,7 +518,7 @@ int tern_client_connect(tern_client *c, int timeout_ms, bool *session_present)
 	/* A timeout gives up this attempt too: the client is idle after a
 	 * failed blocking connect. */
 	if (rc < 0 && c->state != CS_UP && c->no_retry)
-		conn_disconnect(c, NULL);
+		link_disconnect(c, NULL);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
@@ -526,7 +526,7 @@ int tern_client_connect(tern_client *c, int timeout_ms, bool *session_present)
 int tern_client_disconnect_async(tern_client *c)
 {
 	pthread_mutex_lock(&c->mu);
-	conn_disconnect(c, NULL);
+	link_disconnect(c, NULL);
 	client_wake(c);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -569,7 +569,7 @@ int tern_client_disconnect_with(tern_client *c, const struct tern_disconnect *d)
 	}
 	pthread_mutex_lock(&c->mu);
 	/* The packet is encoded into the output now: up can go after. */
-	conn_disconnect(c, &md);
+	link_disconnect(c, &md);
 	client_wake(c);
 	pthread_mutex_unlock(&c->mu);
 	free(up);
@@ -593,17 +593,18 @@ int tern_client_disconnect(tern_client *c, int timeout_ms)
 	       clock_ms() < end) {
 		struct waiter none = {.kind = -1};
 
-		loop_wait(c, &none,
-		          (int)(end - clock_ms() < 50 ? end - clock_ms() : 50));
+		drive_wait(
+		        c, &none,
+		        (int)(end - clock_ms() < 50 ? end - clock_ms() : 50));
 	}
 	if (c->state == CS_UP && (c->queue.count || c->inflight.count))
 		rc = TERN_ETIMEDOUT;
 	if (c->state != CS_IDLE) {
 		waiter_add(c, &w);
-		conn_disconnect(c, NULL);
+		link_disconnect(c, NULL);
 		client_wake(c);
 		if (c->state != CS_IDLE)
-			loop_wait(c, &w, 3000);
+			drive_wait(c, &w, 3000);
 		waiter_remove(c, &w);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -624,7 +625,7 @@ static int enqueue(struct tern_client *c, struct omsg *m)
 	switch (c->o.queue_policy) {
 	case TERN_QUEUE_DROP_NEWEST:
 		c->dropped++;
-		conn_complete(c, m, TERN_ELIMIT, -1);
+		link_complete(c, m, TERN_ELIMIT, -1);
 		return 0;
 	case TERN_QUEUE_DROP_OLDEST:
 		old = omsg_pop(&c->queue);
@@ -632,7 +633,7 @@ static int enqueue(struct tern_client *c, struct omsg *m)
 			break;
 		c->dropped++;
 		omsg_push(&c->queue, m);
-		conn_complete(c, old, TERN_ELIMIT, -1);
+		link_complete(c, old, TERN_ELIMIT, -1);
 		return 0;
 	default: break;
 	}
@@ -697,7 +698,7 @@ int tern_client_publish_wait(tern_client *c, const char *topic,
 	waiter_add(c, &w);
 	rc = publish_locked(c, topic, payload, len, qos, retain, props, &token);
 	if (rc == 0)
-		rc = loop_wait(c, &w, timeout_ms);
+		rc = drive_wait(c, &w, timeout_ms);
 	waiter_remove(c, &w);
 	if (rc == 0)
 		rc = w.rc;
@@ -815,7 +816,7 @@ static int add_op(tern_client *c, struct op *op, tern_token *token)
 		forget(c, op);
 	rc = tx_send_op(c, op);
 	if (rc == 0)
-		conn_flush(c);
+		link_flush(c);
 	client_wake(c);
 	return rc < 0 ? rc : 0;
 }
@@ -857,7 +858,7 @@ static int op_call(tern_client *c, const struct op_args *a, int timeout_ms,
 	rc = add_op(c, op, token);
 	if (wait) {
 		if (rc == 0)
-			rc = loop_wait(c, &w, timeout_ms);
+			rc = drive_wait(c, &w, timeout_ms);
 		waiter_remove(c, &w);
 	}
 	pthread_mutex_unlock(&c->mu);

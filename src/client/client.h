@@ -1,9 +1,9 @@
 /*
  * The client object behind the opaque tern_client, shared by the modules
- * of libtern: client.c (the public calls and options), conn.c (one
+ * of libtern: client.c (the public calls and options), link.c (one
  * connection's life: connect, handshake, read, keepalive, loss and
  * reconnect), tx.c (packets we send, the queue drain), rx.c (packets we
- * receive), loop.c (waiting for I/O and timers, the loop thread, blocking
+ * receive), drive.c (waiting for I/O and timers, the loop thread, blocking
  * waits). Everything in struct tern_client is guarded by `mu`, a recursive
  * lock so that callbacks, which run with it held, may call back in.
  */
@@ -144,25 +144,25 @@ void client_cb_leave(struct tern_client *c);
 struct waiter *client_waiter(struct tern_client *c, int kind, tern_token token);
 void client_wake(struct tern_client *c);
 
-/* conn.c: the connection's life */
-void conn_start(struct tern_client *c);
-void conn_io(struct tern_client *c, int revents);
-void conn_timers(struct tern_client *c, uint64_t now);
-int64_t conn_next_timer(struct tern_client *c, uint64_t now);
-int conn_wanted(struct tern_client *c);
-int conn_flush(struct tern_client *c);
+/* link.c: the connection's life */
+void link_start(struct tern_client *c);
+void link_io(struct tern_client *c, int revents);
+void link_timers(struct tern_client *c, uint64_t now);
+int64_t link_next_timer(struct tern_client *c, uint64_t now);
+int link_wanted(struct tern_client *c);
+int link_flush(struct tern_client *c);
 /* Ends the connection with a DISCONNECT (d: v5 reason and properties,
  * NULL for a normal one) and stops reconnecting. */
-void conn_disconnect(struct tern_client *c, const struct mqtt_disconnect *d);
-void conn_close(struct tern_client *c, int rc, int reason, const char *why);
-void conn_violation(struct tern_client *c, int rc, uint8_t reason,
+void link_disconnect(struct tern_client *c, const struct mqtt_disconnect *d);
+void link_close(struct tern_client *c, int rc, int reason, const char *why);
+void link_violation(struct tern_client *c, int rc, uint8_t reason,
                     const char *why);
-void conn_fail(struct tern_client *c, int rc, const char *fmt, ...)
+void link_fail(struct tern_client *c, int rc, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-void conn_refused(struct tern_client *c, int reason);
-void conn_report_connect(struct tern_client *c, int rc, int reason, bool sp,
+void link_refused(struct tern_client *c, int reason);
+void link_report_connect(struct tern_client *c, int rc, int reason, bool sp,
                          const char *why);
-void conn_complete(struct tern_client *c, struct omsg *m, int rc, int reason);
+void link_complete(struct tern_client *c, struct omsg *m, int rc, int reason);
 
 /* tx.c: what we send */
 uint16_t tx_id_alloc(struct tern_client *c);
@@ -177,8 +177,8 @@ int tx_send_op(struct tern_client *c, struct op *op);
 /* rx.c: what we receive; 1 when the connection survived, else 0 */
 int rx_dispatch(struct tern_client *c);
 
-/* loop.c */
-void loop_drive(struct tern_client *c, int timeout_ms);
-int loop_wait(struct tern_client *c, struct waiter *w, int timeout_ms);
+/* drive.c: poll, the loop thread, blocking waits */
+void drive_once(struct tern_client *c, int timeout_ms);
+int drive_wait(struct tern_client *c, struct waiter *w, int timeout_ms);
 
 #endif

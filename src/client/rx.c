@@ -1,8 +1,8 @@
 /*
  * What a client receives: complete packets are parsed out of the read
  * buffer with the shared codec and dispatched from a table, one handler
- * per type. Every handler may end the connection (conn_close,
- * conn_violation) and may run user callbacks; rx_dispatch stops as soon as
+ * per type. Every handler may end the connection (link_close,
+ * link_violation) and may run user callbacks; rx_dispatch stops as soon as
  * the connection it was reading is gone (c->gen changed). CONNACK decides
  * how the session resumes.
  */
@@ -28,7 +28,7 @@ static void resume(struct tern_client *c, bool session_present)
 		c->rx_qos2_count = 0;
 		while ((m = omsg_pop(&c->inflight)) != NULL) {
 			if (m->state == OM_PUBREL) {
-				conn_complete(c, m, 0, 0);
+				link_complete(c, m, 0, 0);
 				continue;
 			}
 			ids_set(c->ids, m->packet_id, false);
@@ -91,12 +91,12 @@ static void on_connack(struct tern_client *c, const struct mqtt_packet *p)
 	const struct mqtt_connack *k = &p->u.connack;
 
 	if (c->state != CS_CONNACK) {
-		conn_violation(c, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR,
+		link_violation(c, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR,
 		               "second CONNACK");
 		return;
 	}
 	if (k->reason != 0) {
-		conn_refused(c, k->reason);
+		link_refused(c, k->reason);
 		return;
 	}
 	connack_props(c, &k->props);
@@ -111,7 +111,7 @@ static void on_connack(struct tern_client *c, const struct mqtt_packet *p)
 	           c->url.ws ? "+ws" : "",
 	           k->session_present ? "present" : "new");
 	resume(c, k->session_present);
-	conn_report_connect(c, 0, 0, k->session_present, "connected");
+	link_report_connect(c, 0, 0, k->session_present, "connected");
 	tx_drain(c);
 }
 
@@ -203,7 +203,7 @@ static int rx_view(struct tern_client *c, const struct mqtt_publish *pub,
 	return 0;
 }
 
-/* Resolves an inbound topic alias; NULL topic on a conn_violation. */
+/* Resolves an inbound topic alias; NULL topic on a link_violation. */
 static int rx_topic(struct tern_client *c, const struct mqtt_publish *pub,
                     const uint8_t **topic, size_t *tlen)
 {
@@ -260,7 +260,7 @@ static void on_publish(struct tern_client *c, const struct mqtt_packet *p)
 	int rc = rx_topic(c, pub, &topic, &tlen);
 
 	if (rc < 0) {
-		conn_violation(c, TERN_EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID,
+		link_violation(c, TERN_EPROTO, MQTT_RC_TOPIC_ALIAS_INVALID,
 		               "invalid topic alias from the server");
 		return;
 	}
@@ -274,7 +274,7 @@ static void on_publish(struct tern_client *c, const struct mqtt_packet *p)
 			 * Receive Maximum we announced (v5 §3.3.4). */
 			if (c->version == MQTT_V5 && c->o.receive_maximum &&
 			    c->rx_qos2_count >= c->o.receive_maximum) {
-				conn_violation(
+				link_violation(
 				        c, TERN_EPROTO,
 				        MQTT_RC_RECEIVE_MAX_EXCEEDED,
 				        "the server exceeded our Receive "
@@ -307,7 +307,7 @@ static void on_puback(struct tern_client *c, const struct mqtt_packet *p)
 		return;
 	}
 	omsg_take_id(&c->inflight, a->packet_id);
-	conn_complete(c, m, 0, a->reason);
+	link_complete(c, m, 0, a->reason);
 	tx_drain(c);
 }
 
@@ -324,7 +324,7 @@ static void on_pubrec(struct tern_client *c, const struct mqtt_packet *p)
 	if (a->reason >= 0x80) {
 		/* v5: a refusal ends the exchange (§4.3.3). */
 		omsg_take_id(&c->inflight, a->packet_id);
-		conn_complete(c, m, 0, a->reason);
+		link_complete(c, m, 0, a->reason);
 		tx_drain(c);
 		return;
 	}
@@ -437,7 +437,7 @@ static void on_disconnect(struct tern_client *c, const struct mqtt_packet *p)
 
 	snprintf(why, sizeof(why), "DISCONNECT from the server (0x%02x)",
 	         p->u.disconnect.reason);
-	conn_close(c, TERN_ECLOSED, p->u.disconnect.reason, why);
+	link_close(c, TERN_ECLOSED, p->u.disconnect.reason, why);
 }
 
 static void unexpected(struct tern_client *c, const struct mqtt_packet *p)
@@ -446,7 +446,7 @@ static void unexpected(struct tern_client *c, const struct mqtt_packet *p)
 
 	snprintf(why, sizeof(why), "unexpected %s from the server",
 	         mqtt_type_name(p->type));
-	conn_violation(c, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR, why);
+	link_violation(c, TERN_EPROTO, MQTT_RC_PROTOCOL_ERROR, why);
 }
 
 typedef void (*handler)(struct tern_client *, const struct mqtt_packet *);
@@ -481,13 +481,13 @@ int rx_dispatch(struct tern_client *c)
 		if (n == TERN_EAGAIN)
 			break;
 		if (n < 0) {
-			conn_violation(
+			link_violation(
 			        c, TERN_EMALFORMED, MQTT_RC_MALFORMED,
 			        "malformed fixed header from the server");
 			return 0;
 		}
 		if (max && (uint64_t)n + fh.remaining > max) {
-			conn_violation(c, TERN_ETOOBIG,
+			link_violation(c, TERN_ETOOBIG,
 			               MQTT_RC_PACKET_TOO_LARGE,
 			               "packet from the server larger than "
 			               "maximum_packet_size");
@@ -496,7 +496,7 @@ int rx_dispatch(struct tern_client *c)
 		if (c->rlen - pos < (size_t)n + fh.remaining)
 			break;
 		if (c->state == CS_CONNACK && fh.type != MQTT_CONNACK) {
-			conn_fail(c, TERN_EPROTO,
+			link_fail(c, TERN_EPROTO,
 			          "the server sent %s before CONNACK",
 			          mqtt_type_name(fh.type));
 			return 0;
@@ -510,9 +510,9 @@ int rx_dispatch(struct tern_client *c)
 			         mqtt_type_name(fh.type),
 			         err.what ? err.what : "malformed");
 			if (c->state == CS_CONNACK)
-				conn_fail(c, TERN_EPROTO, "%s", why);
+				link_fail(c, TERN_EPROTO, "%s", why);
 			else
-				conn_violation(c, TERN_EPROTO, err.reason, why);
+				link_violation(c, TERN_EPROTO, err.reason, why);
 			return 0;
 		}
 		pos += (size_t)n + fh.remaining;

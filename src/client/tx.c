@@ -146,11 +146,11 @@ void tx_connect(struct tern_client *c)
 	}
 	rc = tx_packet(c, &p);
 	if (rc < 0) {
-		conn_fail(c, rc, "cannot encode CONNECT: %s",
+		link_fail(c, rc, "cannot encode CONNECT: %s",
 		          tern_strerror(rc));
 		return;
 	}
-	conn_flush(c);
+	link_flush(c);
 }
 
 /* The alias to use for topic, 0 for none; *fresh when it is new. */
@@ -263,13 +263,13 @@ void tx_drain(struct tern_client *c)
 		omsg_pop(&c->queue);
 		if (c->srv_max_packet &&
 		    publish_size(c, m) > c->srv_max_packet) {
-			conn_complete(c, m, TERN_ETOOBIG, -1);
+			link_complete(c, m, TERN_ETOOBIG, -1);
 			continue;
 		}
 		if (m->qos == 0) {
 			int rc = tx_publish(c, m, false);
 
-			conn_complete(c, m, rc, 0);
+			link_complete(c, m, rc, 0);
 			continue;
 		}
 		m->packet_id = tx_id_alloc(c);
@@ -283,7 +283,7 @@ void tx_drain(struct tern_client *c)
 	}
 	c->draining = false;
 	if (c->state == CS_UP && c->gen == gen)
-		conn_flush(c);
+		link_flush(c);
 }
 
 int tx_send_op(struct tern_client *c, struct op *op)

@@ -1,9 +1,9 @@
 /*
  * Driving a client: one poll over the client's socket and its wake-up pipe,
- * then I/O and timers (loop_drive); the loop thread repeats it; blocking
+ * then I/O and timers (drive_once); the loop thread repeats it; blocking
  * calls either wait on the condition variable while another thread drives,
- * or drive themselves (loop_wait). The lock is released only around
- * poll(), so the state a wait-up sees is always consistent.
+ * or drive themselves (drive_wait). The lock is released only around
+ * poll(), so the state a waiter wakes to is always consistent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,17 +25,17 @@ static void drain_wake(struct tern_client *c)
 }
 
 /* Called with the lock held once (never from a callback). */
-void loop_drive(struct tern_client *c, int timeout_ms)
+void drive_once(struct tern_client *c, int timeout_ms)
 {
 	struct pollfd pfd[2];
 	int nfds = 1, events, n;
-	int64_t t = conn_next_timer(c, clock_ms());
+	int64_t t = link_next_timer(c, clock_ms());
 	uint64_t gen = c->gen;
 
 	c->driving = true;
 	c->driver = pthread_self();
 	pfd[0] = (struct pollfd){.fd = c->wake[0], .events = POLLIN};
-	events = conn_wanted(c);
+	events = link_wanted(c);
 	if (c->fd >= 0 && events) {
 		pfd[1] = (struct pollfd){
 		        .fd = c->fd,
@@ -54,8 +54,8 @@ void loop_drive(struct tern_client *c, int timeout_ms)
 		drain_wake(c);
 	/* The connection may have changed while the lock was free. */
 	if (n > 0 && nfds == 2 && pfd[1].revents && c->gen == gen)
-		conn_io(c, pfd[1].revents);
-	conn_timers(c, clock_ms());
+		link_io(c, pfd[1].revents);
+	link_timers(c, clock_ms());
 	c->driving = false;
 	pthread_cond_broadcast(&c->cv);
 }
@@ -71,7 +71,7 @@ static void deadline_ts(struct timespec *ts, uint64_t ms)
 	}
 }
 
-int loop_wait(struct tern_client *c, struct waiter *w, int timeout_ms)
+int drive_wait(struct tern_client *c, struct waiter *w, int timeout_ms)
 {
 	uint64_t end = clock_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
 
@@ -89,7 +89,7 @@ int loop_wait(struct tern_client *c, struct waiter *w, int timeout_ms)
 			deadline_ts(&ts, left < 100 ? left : 100);
 			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
 		} else {
-			loop_drive(c, (int)left);
+			drive_once(c, (int)left);
 		}
 	}
 	return 0;
@@ -101,7 +101,7 @@ static void *loop_main(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stopping)
-		loop_drive(c, 1000);
+		drive_once(c, 1000);
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
@@ -160,7 +160,7 @@ int tern_client_loop_once(tern_client *c, int timeout_ms)
 	if (c->running || client_in_callback(c) || c->driving)
 		rc = TERN_EINVAL;
 	else
-		loop_drive(c, timeout_ms < 0 ? 0 : timeout_ms);
+		drive_once(c, timeout_ms < 0 ? 0 : timeout_ms);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
@@ -180,7 +180,7 @@ int tern_client_wanted_events(tern_client *c)
 	int ev;
 
 	pthread_mutex_lock(&c->mu);
-	ev = conn_wanted(c);
+	ev = link_wanted(c);
 	pthread_mutex_unlock(&c->mu);
 	return ev;
 }
@@ -190,7 +190,7 @@ int tern_client_timeout_ms(tern_client *c)
 	int64_t t;
 
 	pthread_mutex_lock(&c->mu);
-	t = conn_next_timer(c, clock_ms());
+	t = link_next_timer(c, clock_ms());
 	pthread_mutex_unlock(&c->mu);
 	return t > 0x7FFFFFFF ? 0x7FFFFFFF : (int)t;
 }

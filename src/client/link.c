@@ -1,9 +1,11 @@
 /*
- * One connection of a client, from name resolution to close: the
- * non-blocking TCP connect (trying each address), the transport handshake
- * (xport: TLS, WebSocket), CONNECT (tx.c), reading and handing complete
- * packets to rx.c, writing the output buffer, keepalive, and the end of
- * the connection with its reconnect schedule. Session state (the offline
+ * A client's link to the server: one connection from name resolution to
+ * close (the non-blocking TCP connect trying each address, the transport
+ * handshake through xport: TLS, WebSocket; CONNECT from tx.c), reading and
+ * handing complete packets to rx.c, writing the output buffer, keepalive,
+ * and the end of the connection with its reconnect schedule. (Named link_*
+ * rather than conn_* so that it never clashes with the broker's conn.c in
+ * one program.) Session state (the offline
  * queue, inflight messages, subscriptions, QoS 2 receipts) lives in the
  * client and outlives connections.
  */
@@ -25,7 +27,7 @@
 
 #define READ_CHUNK 16384
 
-int conn_flush(struct tern_client *c)
+int link_flush(struct tern_client *c)
 {
 	int rc;
 
@@ -52,7 +54,7 @@ int conn_flush(struct tern_client *c)
 		c->woff = c->wlen = 0;
 	return 0;
 fail:
-	conn_close(c, rc == TERN_ECLOSED ? TERN_ECLOSED : TERN_EIO, -1,
+	link_close(c, rc == TERN_ECLOSED ? TERN_ECLOSED : TERN_EIO, -1,
 	           c->x->err[0] ? c->x->err : "write failed");
 	return rc;
 }
@@ -64,7 +66,7 @@ static bool output_pending(struct tern_client *c)
 	return c->woff < c->wlen || (c->x && c->x->want_write);
 }
 
-int conn_wanted(struct tern_client *c)
+int link_wanted(struct tern_client *c)
 {
 	switch (c->state) {
 	case CS_TCP: return TERN_EV_WRITE;
@@ -79,7 +81,7 @@ int conn_wanted(struct tern_client *c)
 
 /* --- completing operations ------------------------------------------ */
 
-void conn_complete(struct tern_client *c, struct omsg *m, int rc, int reason)
+void link_complete(struct tern_client *c, struct omsg *m, int rc, int reason)
 {
 	struct waiter *w = client_waiter(c, W_PUBLISH, m->token);
 	tern_token token = m->token;
@@ -165,7 +167,7 @@ static void schedule(struct tern_client *c)
 	pthread_cond_broadcast(&c->cv);
 }
 
-void conn_report_connect(struct tern_client *c, int rc, int reason, bool sp,
+void link_report_connect(struct tern_client *c, int rc, int reason, bool sp,
                          const char *why)
 {
 	struct waiter *w = client_waiter(c, W_CONNECT, 0);
@@ -185,7 +187,7 @@ void conn_report_connect(struct tern_client *c, int rc, int reason, bool sp,
 }
 
 /* A connection attempt failed before CONNACK. */
-void conn_fail(struct tern_client *c, int rc, const char *fmt, ...)
+void link_fail(struct tern_client *c, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -197,27 +199,27 @@ void conn_fail(struct tern_client *c, int rc, const char *fmt, ...)
 	freeaddrinfo(c->ai);
 	c->ai = c->ai_cur = NULL;
 	schedule(c);
-	conn_report_connect(c, rc, -1, false, c->why);
+	link_report_connect(c, rc, -1, false, c->why);
 }
 
-void conn_refused(struct tern_client *c, int reason)
+void link_refused(struct tern_client *c, int reason)
 {
 	snprintf(c->why, sizeof(c->why),
 	         "the server refused the connection (reason 0x%02x)", reason);
 	client_log(c, TERN_LOG_WARNING, "connect failed: %s", c->why);
 	teardown(c);
 	schedule(c);
-	conn_report_connect(c, TERN_EREFUSED, reason, false, c->why);
+	link_report_connect(c, TERN_EREFUSED, reason, false, c->why);
 }
 
-void conn_close(struct tern_client *c, int rc, int reason, const char *why)
+void link_close(struct tern_client *c, int rc, int reason, const char *why)
 {
 	bool was_up = c->state == CS_UP || c->state == CS_CLOSING;
 
 	if (c->state < CS_TCP)
 		return;
 	if (!was_up) {
-		conn_fail(c, rc, "%s", why);
+		link_fail(c, rc, "%s", why);
 		return;
 	}
 	if (c->state == CS_CLOSING)
@@ -235,8 +237,8 @@ void conn_close(struct tern_client *c, int rc, int reason, const char *why)
 	}
 }
 
-/* A protocol conn_violation by the server: say why (v5) and close. */
-void conn_violation(struct tern_client *c, int rc, uint8_t reason,
+/* A protocol link_violation by the server: say why (v5) and close. */
+void link_violation(struct tern_client *c, int rc, uint8_t reason,
                     const char *why)
 {
 	if (c->version == MQTT_V5 && c->state == CS_UP) {
@@ -247,7 +249,7 @@ void conn_violation(struct tern_client *c, int rc, uint8_t reason,
 			c->x->ops->write(c->x, c->wbuf + c->woff,
 			                 c->wlen - c->woff);
 	}
-	conn_close(c, rc, -1, why);
+	link_close(c, rc, -1, why);
 }
 
 /* --- connecting ----------------------------------------------------- */
@@ -279,11 +281,11 @@ static void try_connect(struct tern_client *c)
 		err = errno;
 		close(fd);
 	}
-	conn_fail(c, TERN_ECONNECT, "cannot connect to %s:%d: %s", c->url.host,
+	link_fail(c, TERN_ECONNECT, "cannot connect to %s:%d: %s", c->url.host,
 	          c->url.port, strerror(err ? err : EINVAL));
 }
 
-void conn_start(struct tern_client *c)
+void link_start(struct tern_client *c)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_ADDRCONFIG};
@@ -300,7 +302,7 @@ void conn_start(struct tern_client *c)
 	rc = getaddrinfo(c->url.host, port, &hints, &c->ai);
 	if (rc != 0) {
 		c->ai = NULL;
-		conn_fail(c, TERN_ECONNECT, "cannot resolve %s: %s",
+		link_fail(c, TERN_ECONNECT, "cannot resolve %s: %s",
 		          c->url.host, gai_strerror(rc));
 		return;
 	}
@@ -328,7 +330,7 @@ static void tcp_done(struct tern_client *c)
 			try_connect(c);
 			return;
 		}
-		conn_fail(c, TERN_ECONNECT, "cannot connect to %s:%d: %s",
+		link_fail(c, TERN_ECONNECT, "cannot connect to %s:%d: %s",
 		          c->url.host, c->url.port, strerror(err));
 		return;
 	}
@@ -344,7 +346,7 @@ static void step_handshake(struct tern_client *c)
 	if (rc == 0)
 		return;
 	if (rc < 0) {
-		conn_fail(c, rc == TERN_ETLS ? TERN_ETLS : TERN_ECONNECT, "%s",
+		link_fail(c, rc == TERN_ETLS ? TERN_ETLS : TERN_ECONNECT, "%s",
 		          c->x->err);
 		return;
 	}
@@ -374,7 +376,7 @@ static void start_transport(struct tern_client *c)
 
 	if (rc < 0) {
 		c->fd = -1; /* closed by xport_new */
-		conn_fail(c, rc, "out of memory");
+		link_fail(c, rc, "out of memory");
 		return;
 	}
 	c->state = CS_HANDSHAKE;
@@ -393,7 +395,7 @@ static void do_read(struct tern_client *c)
 			uint8_t *p = realloc(c->rbuf, cap);
 
 			if (p == NULL) {
-				conn_close(c, TERN_ENOMEM, -1, "out of memory");
+				link_close(c, TERN_ENOMEM, -1, "out of memory");
 				return;
 			}
 			c->rbuf = p;
@@ -403,7 +405,7 @@ static void do_read(struct tern_client *c)
 		if (n == TERN_EAGAIN)
 			return;
 		if (n <= 0) {
-			conn_close(c, n == 0 ? TERN_ECLOSED : (int)n, -1,
+			link_close(c, n == 0 ? TERN_ECLOSED : (int)n, -1,
 			           n == 0 || !c->x->err[0]
 			                   ? "connection closed by the server"
 			                   : c->x->err);
@@ -422,7 +424,7 @@ static void do_read(struct tern_client *c)
 	}
 }
 
-void conn_io(struct tern_client *c, int revents)
+void link_io(struct tern_client *c, int revents)
 {
 	uint64_t gen = c->gen;
 
@@ -438,12 +440,12 @@ void conn_io(struct tern_client *c, int revents)
 		if (revents & (POLLIN | POLLHUP | POLLERR))
 			do_read(c);
 		if (c->gen == gen && c->state >= CS_CONNACK)
-			conn_flush(c);
+			link_flush(c);
 		if (c->gen == gen && c->state == CS_UP)
 			tx_drain(c);
 		if (c->gen == gen && c->state == CS_CLOSING &&
 		    !output_pending(c))
-			conn_close(c, 0, -1, "disconnected");
+			link_close(c, 0, -1, "disconnected");
 		return;
 	default: return;
 	}
@@ -451,20 +453,20 @@ void conn_io(struct tern_client *c, int revents)
 
 /* --- timers ----------------------------------------------------------- */
 
-void conn_timers(struct tern_client *c, uint64_t now)
+void link_timers(struct tern_client *c, uint64_t now)
 {
 	uint64_t ka = (uint64_t)c->keepalive * 1000u;
 
 	switch (c->state) {
 	case CS_WAIT_RETRY:
 		if (now >= c->retry_at)
-			conn_start(c);
+			link_start(c);
 		return;
 	case CS_TCP:
 	case CS_HANDSHAKE:
 	case CS_CONNACK:
 		if (now >= c->deadline)
-			conn_fail(c, TERN_ETIMEDOUT,
+			link_fail(c, TERN_ETIMEDOUT,
 			          "no connection within %d ms",
 			          c->o.connect_timeout_ms);
 		return;
@@ -472,7 +474,7 @@ void conn_timers(struct tern_client *c, uint64_t now)
 		if (ka == 0)
 			return;
 		if (c->ping_at && now - c->ping_at >= ka) {
-			conn_close(c, TERN_ETIMEDOUT, -1,
+			link_close(c, TERN_ETIMEDOUT, -1,
 			           "the server did not answer PINGREQ "
 			           "(keepalive)");
 			return;
@@ -482,13 +484,13 @@ void conn_timers(struct tern_client *c, uint64_t now)
 
 			if (tx_packet(c, &p) == 0) {
 				c->ping_at = now;
-				conn_flush(c);
+				link_flush(c);
 			}
 		}
 		return;
 	case CS_CLOSING:
 		if (now >= c->deadline)
-			conn_close(c, 0, -1, "disconnected");
+			link_close(c, 0, -1, "disconnected");
 		return;
 	default: return;
 	}
@@ -499,7 +501,7 @@ static int64_t until(uint64_t at, uint64_t now)
 	return at > now ? (int64_t)(at - now) : 0;
 }
 
-int64_t conn_next_timer(struct tern_client *c, uint64_t now)
+int64_t link_next_timer(struct tern_client *c, uint64_t now)
 {
 	uint64_t ka = (uint64_t)c->keepalive * 1000u;
 
@@ -520,7 +522,7 @@ int64_t conn_next_timer(struct tern_client *c, uint64_t now)
 
 /* --- disconnect ------------------------------------------------------- */
 
-void conn_disconnect(struct tern_client *c, const struct mqtt_disconnect *d)
+void link_disconnect(struct tern_client *c, const struct mqtt_disconnect *d)
 {
 	struct mqtt_packet p = {.type = MQTT_DISCONNECT};
 
@@ -533,9 +535,9 @@ void conn_disconnect(struct tern_client *c, const struct mqtt_disconnect *d)
 		tx_packet(c, &p);
 		c->state = CS_CLOSING;
 		c->deadline = clock_ms() + 2000;
-		conn_flush(c);
+		link_flush(c);
 		if (c->state == CS_CLOSING && !output_pending(c))
-			conn_close(c, 0, -1, "disconnected");
+			link_close(c, 0, -1, "disconnected");
 		return;
 	case CS_TCP:
 	case CS_HANDSHAKE:
