@@ -1,6 +1,7 @@
 /* The authentication/authorisation snapshot; see auth.h. */
 #include "broker/auth.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/error.h"
@@ -25,6 +26,17 @@ int auth_load(const struct config *cfg, struct auth **out, char *err,
 	if (cfg->acl_file &&
 	    (rc = acl_load(cfg->acl_file, &a->acl, err, errlen)) != 0)
 		goto fail;
+	rc = TERN_ECONFIG;
+	if (!cfg->admin_user != !cfg->admin_password_file) {
+		snprintf(err, errlen,
+		         "admin_user and admin_password_file go "
+		         "together");
+		goto fail;
+	}
+	if (cfg->admin_password_file &&
+	    (rc = passwd_load(cfg->admin_password_file, &a->admin_pw, err,
+	                      errlen)) != 0)
+		goto fail;
 	*out = a;
 	return 0;
 fail:
@@ -38,6 +50,7 @@ void auth_unref(struct auth *a)
 	    atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	passwd_free(a->pw);
+	passwd_free(a->admin_pw);
 	acl_free(a->acl);
 	free(a);
 }

@@ -23,6 +23,8 @@ struct auth {
 	struct passwd_db *pw; /* NULL: no password_file */
 	struct acl *acl;      /* NULL: no acl_file (everything allowed) */
 	bool allow_anonymous;
+	/* The HTTP admin API's users (admin_password_file); NULL: none. */
+	struct passwd_db *admin_pw;
 };
 
 /* Outcome of a CONNECT's credentials. */
@@ -33,7 +35,9 @@ enum auth_result {
 };
 
 /*
- * Loads password and ACL files named by cfg. Returns 0 with *out (one
+ * Loads the password, ACL and admin password files named by cfg; an
+ * admin_user without admin_password_file (or the reverse) is refused.
+ * Returns 0 with *out (one
  * reference), or TERN_ECONFIG / TERN_ENOMEM with a message in err.
  */
 int auth_load(const struct config *cfg, struct auth **out, char *err,

@@ -656,6 +656,10 @@ static const struct key keys[] = {
 	 .off = CFG(persistence_corrupt, int), .words = corrupt_modes},
 	NUM("autosave_interval", T_INT, int, autosave_interval, 0, INT_MAX),
 	SPECIAL("per_listener_settings", parse_per_listener),
+	STRING("admin_user", admin_user),
+	STRING("admin_password_file", admin_password_file),
+	STRING("admin_token", admin_token),
+	BOOL("metrics_public", metrics_public),
 	LSTRING("ws_path", ws_paths),
 	LSTRING("ws_subprotocols", ws_subprotocols),
 	LSTRING("ws_origins", ws_origins),
@@ -905,6 +909,9 @@ void config_free(struct config *c)
 	free(c->pid_file);
 	free(c->persistence_location);
 	free(c->persistence_file);
+	free(c->admin_user);
+	free(c->admin_password_file);
+	free(c->admin_token);
 	config_init(c);
 }
 

@@ -106,6 +106,14 @@ struct config {
 	uint64_t persistence_max_bytes; /* 0 = no limit */
 	int persistence_corrupt;        /* 0 fail, 1 move aside */
 	int autosave_interval; /* accepted (Mosquitto); tern saves always */
+
+	/* HTTP admin API and /metrics on websockets listeners (http_api.h):
+	 * the API is off unless admin_token or admin_user with
+	 * admin_password_file is set. */
+	char *admin_user;
+	char *admin_password_file; /* Mosquitto password-file format */
+	char *admin_token;         /* bearer token */
+	bool metrics_public;       /* /metrics open to all, not loopback only */
 };
 
 /* Fills *c with defaults (no listeners). */

@@ -32,6 +32,8 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/http_api.h"
+#include "broker/web.h"
 #include "broker/worker.h"
 #include "http/http.h"
 #include "net/cidr.h"
@@ -76,11 +78,16 @@ struct conn_ws {
 	uint64_t frames_counted; /* dec.frames already added to the stats */
 };
 
-/* Built-in start page until the web client is embedded. */
-static const char start_page[] =
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tern"
-        "</title></head><body><h1>tern</h1><p>MQTT over WebSocket is served "
-        "at <code>/mqtt</code> on this port.</p></body></html>\n";
+/*
+ * What the embedded web client may do (CONVENTIONS.md): its own scripts,
+ * styles and images, and connections back to this origin (ws/wss
+ * included: CSP 3 lets 'self' match them). No inline script or style.
+ */
+#define WS_CSP                                                                 \
+	"Content-Security-Policy: default-src 'none'; script-src 'self'; "     \
+	"style-src 'self'; img-src 'self' data:; connect-src 'self'; "         \
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"      \
+	"X-Content-Type-Options: nosniff\r\n"
 
 int conn_ws_start(struct conn *c)
 {
@@ -136,13 +143,14 @@ static int ws_http_reply(struct conn *c, int status, const char *reason,
                          const char *extra, const char *type, const void *body,
                          size_t len, bool head_only)
 {
-	char head[512];
-	int n = snprintf(
-	        head, sizeof(head),
-	        "HTTP/1.1 %d %s\r\nServer: tern\r\n"
-	        "Content-Type: %s\r\nContent-Length: %zu\r\n"
-	        "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n",
-	        status, reason, type, len, extra ? extra : "");
+	char head[1024];
+	bool cached = extra && strstr(extra, "ETag:");
+	int n = snprintf(head, sizeof(head),
+	                 "HTTP/1.1 %d %s\r\nServer: tern\r\n"
+	                 "Content-Type: %s\r\nContent-Length: %zu\r\n"
+	                 "Cache-Control: %s\r\n%sConnection: close\r\n\r\n",
+	                 status, reason, type, len,
+	                 cached ? "no-cache" : "no-store", extra ? extra : "");
 
 	outq_append(&c->oq, head, (size_t)n);
 	if (!head_only && len)
@@ -252,35 +260,122 @@ static int ws_serve_file(struct conn *c, const char *dir,
 	return TERN_ECLOSED;
 }
 
+/* Sends a response and closes: every plain request ends its connection. */
+static int ws_http_done(struct conn *c, int status, const char *reason,
+                        const char *extra, const char *type, const void *body,
+                        size_t len, bool head_only)
+{
+	ws_http_reply(c, status, reason, extra, type, body, len, head_only);
+	conn_flush(c);
+	conn_close(c, 0, "HTTP request served");
+	return TERN_ECLOSED;
+}
+
+/*
+ * Serves a file of the embedded web client (web.h), with its ETag, so a
+ * browser revalidates with If-None-Match and gets 304 when unchanged.
+ */
+static int ws_serve_embedded(struct conn *c, const struct http_request *req,
+                             bool head_only)
+{
+	const struct web_file *f = web_find(req->path.p, req->path.len);
+	const struct http_header *inm = http_find(req, "If-None-Match");
+	char extra[512];
+
+	if (!f)
+		return ws_http_error(c, 404, "Not Found", NULL, "no such path");
+	snprintf(extra, sizeof(extra), "ETag: %s\r\n%s", f->etag, WS_CSP);
+	if (inm && inm->value.len == strlen(f->etag) &&
+	    memcmp(inm->value.p, f->etag, inm->value.len) == 0)
+		return ws_http_done(c, 304, "Not Modified", extra,
+		                    ws_content_type(f->path), NULL, f->len,
+		                    true);
+	return ws_http_done(c, 200, "OK", extra, ws_content_type(f->path),
+	                    f->data, f->len, head_only);
+}
+
+/* /metrics and /api/...: answered by http_api.c. */
+static int ws_http_api(struct conn *c, const struct http_request *req,
+                       const char *body, size_t blen, bool *handled)
+{
+	struct http_api_req r = {
+	        .w = c->w,
+	        .req = req,
+	        .body = body,
+	        .blen = blen,
+	        .host = c->host,
+	        .tls = c->transport == TR_WSS,
+	};
+	struct http_api_reply out;
+	int rc;
+
+	*handled = http_api_handle(&r, &out);
+	if (!*handled)
+		return 0;
+	rc = ws_http_done(c, out.status, out.reason, out.extra, out.type,
+	                  out.body, out.len,
+	                  req->method.len == 4 &&
+	                          memcmp(req->method.p, "HEAD", 4) == 0);
+	free(out.body);
+	return rc;
+}
+
 /* A request that is not an upgrade: the small HTTP responder. */
-static int ws_http_plain(struct conn *c, const struct http_request *req)
+static int ws_http_plain(struct conn *c, const struct http_request *req,
+                         const char *body, size_t blen)
 {
 	const struct listener_cfg *lc = c->ls->cfg;
 	bool head =
 	        req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
 	bool get = req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0;
+	bool handled;
+	int rc = ws_http_api(c, req, body, blen, &handled);
 
+	if (handled)
+		return rc;
 	if (!get && !head)
 		return ws_http_error(c, 405, "Method Not Allowed",
 		                     "Allow: GET, HEAD\r\n",
 		                     "method not allowed");
-	if (req->path.len == 8 && memcmp(req->path.p, "/healthz", 8) == 0) {
-		ws_http_reply(c, 200, "OK", NULL, "text/plain; charset=utf-8",
-		              "ok\n", 3, head);
-		conn_flush(c);
-		conn_close(c, 0, "HTTP request served");
-		return TERN_ECLOSED;
-	}
+	if (req->path.len == 8 && memcmp(req->path.p, "/healthz", 8) == 0)
+		return ws_http_done(c, 200, "OK", NULL,
+		                    "text/plain; charset=utf-8", "ok\n", 3,
+		                    head);
 	if (lc->http_dir)
 		return ws_serve_file(c, lc->http_dir, &req->path, head);
-	if (req->path.len == 1 && req->path.p[0] == '/') {
-		ws_http_reply(c, 200, "OK", NULL, "text/html; charset=utf-8",
-		              start_page, sizeof(start_page) - 1, head);
-		conn_flush(c);
-		conn_close(c, 0, "HTTP request served");
-		return TERN_ECLOSED;
+	return ws_serve_embedded(c, req, head);
+}
+
+/*
+ * The body of a plain request that may carry one (http_api_wants_body):
+ * its Content-Length, at most HTTP_API_MAX_BODY. Returns the length, 0
+ * without a body, or <0 after answering (411 chunked, 413 too large,
+ * 400 malformed).
+ */
+static long ws_body_length(struct conn *c, const struct http_request *req)
+{
+	const struct http_header *cl = http_find(req, "Content-Length");
+	unsigned long v = 0;
+
+	if (http_find(req, "Transfer-Encoding"))
+		return ws_http_error(c, 411, "Length Required", NULL,
+		                     "chunked HTTP body");
+	if (!cl || !http_api_wants_body(req))
+		return 0;
+	if (http_count(req, "Content-Length") != 1 || cl->value.len == 0 ||
+	    cl->value.len > 10)
+		return ws_http_error(c, 400, "Bad Request", NULL,
+		                     "bad Content-Length");
+	for (size_t i = 0; i < cl->value.len; i++) {
+		if (cl->value.p[i] < '0' || cl->value.p[i] > '9')
+			return ws_http_error(c, 400, "Bad Request", NULL,
+			                     "bad Content-Length");
+		v = v * 10 + (unsigned long)(cl->value.p[i] - '0');
 	}
-	return ws_http_error(c, 404, "Not Found", NULL, "no such path");
+	if (v > HTTP_API_MAX_BODY)
+		return ws_http_error(c, 413, "Content Too Large", NULL,
+		                     "HTTP body too large");
+	return (long)v;
 }
 
 /* Checks path and Origin of an upgrade; answers and returns <0 if bad. */
@@ -445,10 +540,20 @@ static int ws_http_input(struct conn *c)
 		               : ws_http_error(c, 400, "Bad Request", NULL,
 		                               "malformed HTTP request");
 	}
+	if (!http_find(&req, "Upgrade")) {
+		long blen = ws_body_length(c, &req);
+
+		if (blen < 0)
+			return TERN_ECLOSED;
+		if (c->rraw < (size_t)n + (size_t)blen)
+			return 0; /* the rest of the body is on its way */
+		ws_real_address(c, &req);
+		return ws_http_plain(c, &req, (const char *)c->rbuf + n,
+		                     (size_t)blen);
+	}
 	ws_real_address(c, &req);
 	{
-		const struct http_header *up = http_find(&req, "Upgrade");
-		int rc = up ? ws_upgrade(c, &req) : ws_http_plain(c, &req);
+		int rc = ws_upgrade(c, &req);
 
 		if (rc != 0)
 			return rc;

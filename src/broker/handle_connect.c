@@ -293,6 +293,9 @@ static void connect_limits(struct conn *c, struct session *s,
 	const struct mqtt_props *pr = &cn->props;
 
 	s->version = c->version;
+	s->transport = (uint8_t)c->transport;
+	snprintf(s->peer, sizeof(s->peer), "%s", c->peer);
+	s->connected_at = clock_ms();
 	free(s->username);
 	s->username = c->username ? strdup(c->username) : NULL;
 	s->recv_max = 65535;

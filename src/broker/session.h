@@ -67,7 +67,12 @@ struct session {
 	struct conn *conn;
 	uint64_t conn_id;
 	uint8_t version;
-	uint16_t recv_max; /* client's Receive Maximum (outgoing window) */
+	/* Of the attached (or last) connection, for the admin API, which
+	 * may not dereference conn from another worker; under mu. */
+	uint8_t transport;     /* enum transport_kind */
+	char peer[64];         /* "host:port" (SOCK_ADDRSTRLEN) */
+	uint64_t connected_at; /* clock_ms() of its CONNECT */
+	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */
 	uint32_t client_max_packet; /* 0 = no limit */
 
 	uint32_t expiry;        /* session expiry interval (s) */

@@ -1,0 +1,197 @@
+/*
+ * The Prometheus text of /metrics; see metrics.h. Each family is written
+ * with its # HELP and # TYPE lines first; names follow Prometheus' habits
+ * (tern_ prefix, _total for counters, base units). Labels are fixed words,
+ * never client-supplied text, so nothing needs escaping.
+ */
+#include "broker/metrics.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "broker/broker.h"
+#include "broker/retain.h"
+#include "broker/subs.h"
+#include "net/tls.h"
+
+#define LOAD(f)  ((uint64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
+#define LOADI(f) ((int64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
+
+static const char *const transports[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
+
+/* The causes as $SYS names them (sys.c), so both views agree. */
+static const char *const ws_causes[WSF_COUNT] = {
+        [WSF_REQUEST] = "bad_request",
+        [WSF_VERSION] = "bad_version",
+        [WSF_PATH] = "bad_path",
+        [WSF_ORIGIN] = "bad_origin",
+        [WSF_SUBPROTOCOL] = "no_subprotocol",
+        [WSF_TIMEOUT] = "timeout",
+};
+static const char *const tls_causes[TLSF_COUNT] = {
+        [TLSF_NONE] = NULL,
+        [TLSF_NO_CERT] = "no_certificate",
+        [TLSF_BAD_CERT] = "bad_certificate",
+        [TLSF_VERSION] = "protocol_version",
+        [TLSF_NOT_TLS] = "not_tls",
+        [TLSF_OTHER] = "other",
+        [TLSF_TIMEOUT] = "timeout",
+};
+
+static void family(FILE *f, const char *name, const char *type,
+                   const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family of one unlabelled sample. */
+static void one(FILE *f, const char *name, const char *type, const char *help,
+                int64_t v)
+{
+	family(f, name, type, help);
+	fprintf(f, "%s %" PRId64 "\n", name, v);
+}
+
+/* Counters that are plain totals, as a table (STYLE.md #11). */
+struct counter {
+	const char *name, *help;
+	size_t off; /* of an atomic_uint_fast64_t in broker_stats */
+};
+
+#define C(n, f, h)                                                             \
+	{                                                                      \
+		n, h, offsetof(struct broker_stats, f)                         \
+	}
+static const struct counter counters[] = {
+        C("tern_packets_received_total", msgs_received,
+          "MQTT packets received."),
+        C("tern_packets_sent_total", msgs_sent, "MQTT packets sent."),
+        C("tern_messages_received_total", pub_received,
+          "PUBLISH packets received from clients."),
+        C("tern_messages_sent_total", pub_sent,
+          "PUBLISH packets sent to clients."),
+        C("tern_messages_dropped_total", pub_dropped,
+          "Messages dropped: a full session queue, too large for the "
+          "receiver, or refused."),
+        C("tern_bytes_received_total", bytes_received,
+          "Bytes read from client sockets."),
+        C("tern_bytes_sent_total", bytes_sent,
+          "Bytes written to client sockets."),
+        C("tern_connects_total", clients_total_seen, "CONNECTs accepted."),
+        C("tern_ws_handshakes_total", ws_upgrades,
+          "WebSocket upgrades completed."),
+        C("tern_ws_protocol_errors_total", ws_protocol_errors,
+          "WebSocket connections failed for bad frames."),
+        C("tern_ws_frames_received_total", ws_frames_in,
+          "WebSocket frames received."),
+        C("tern_ws_frames_sent_total", ws_frames_out, "WebSocket frames sent."),
+        C("tern_store_commits_total", store_commits,
+          "Durable store transactions committed."),
+        C("tern_store_errors_total", store_errors,
+          "Durable store writes that failed."),
+};
+#undef C
+
+static void put_counters(FILE *f, struct broker *b)
+{
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		atomic_uint_fast64_t *p =
+		        (atomic_uint_fast64_t *)((char *)&b->st +
+		                                 counters[i].off);
+
+		family(f, counters[i].name, "counter", counters[i].help);
+		fprintf(f, "%s %" PRIu64 "\n", counters[i].name,
+		        (uint64_t)atomic_load_explicit(p,
+		                                       memory_order_relaxed));
+	}
+}
+
+static void put_transports(FILE *f, struct broker *b)
+{
+	family(f, "tern_connections", "gauge",
+	       "Connected MQTT clients by transport.");
+	for (int t = 0; t < TR_COUNT; t++)
+		fprintf(f, "tern_connections{transport=\"%s\"} %" PRId64 "\n",
+		        transports[t], LOADI(transport_connected[t]));
+	family(f, "tern_ws_handshake_failures_total", "counter",
+	       "WebSocket handshakes refused, by cause.");
+	for (int i = 0; i < WSF_COUNT; i++)
+		fprintf(f,
+		        "tern_ws_handshake_failures_total{cause=\"%s\"} "
+		        "%" PRIu64 "\n",
+		        ws_causes[i], LOAD(ws_handshake_fail[i]));
+	family(f, "tern_tls_handshakes_total", "counter",
+	       "TLS handshakes completed, by transport.");
+	for (int t = 0; t < 2; t++)
+		fprintf(f,
+		        "tern_tls_handshakes_total{transport=\"%s\"} %" PRIu64
+		        "\n",
+		        t ? "wss" : "tls", LOAD(tls_handshakes[t]));
+	family(f, "tern_tls_handshake_failures_total", "counter",
+	       "TLS handshakes failed, by transport and cause.");
+	for (int t = 0; t < 2; t++)
+		for (int i = 1; i < TLSF_COUNT; i++)
+			fprintf(f,
+			        "tern_tls_handshake_failures_total{transport="
+			        "\"%s\",cause=\"%s\"} %" PRIu64 "\n",
+			        t ? "wss" : "tls", tls_causes[i],
+			        LOAD(tls_fail[t][i]));
+}
+
+static void put_gauges(FILE *f, struct broker *b)
+{
+	size_t sessions;
+
+	pthread_mutex_lock(&b->sess_mu);
+	sessions = b->sessions.count;
+	pthread_mutex_unlock(&b->sess_mu);
+	one(f, "tern_sockets", "gauge", "Open client sockets.",
+	    LOADI(connections));
+	one(f, "tern_clients_connected", "gauge", "Connected MQTT clients.",
+	    LOADI(clients_connected));
+	one(f, "tern_clients_maximum", "gauge",
+	    "Most MQTT clients connected at once.", LOADI(clients_maximum));
+	one(f, "tern_sessions", "gauge", "Sessions, online and offline.",
+	    (int64_t)sessions);
+	one(f, "tern_sessions_offline", "gauge",
+	    "Persistent sessions whose client is away.",
+	    LOADI(sessions_offline));
+	one(f, "tern_subscriptions", "gauge", "Subscriptions.",
+	    (int64_t)subs_count(b->subs));
+	one(f, "tern_retained_messages", "gauge", "Retained messages.",
+	    (int64_t)retain_count(b->retain));
+	one(f, "tern_retained_bytes", "gauge",
+	    "Payload bytes of retained messages.",
+	    (int64_t)retain_bytes(b->retain));
+	one(f, "tern_queued_messages", "gauge",
+	    "Messages queued for clients, in flight included.",
+	    LOADI(queued_messages));
+	one(f, "tern_queued_bytes", "gauge",
+	    "Payload bytes queued for clients.", LOADI(queued_bytes));
+	one(f, "tern_uptime_seconds", "gauge", "Seconds since start.",
+	    (int64_t)((clock_ms() - b->start_ms) / 1000));
+}
+
+int metrics_render(struct broker *b, char **out, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+
+	if (!f)
+		return TERN_ENOMEM;
+	put_gauges(f, b);
+	put_transports(f, b);
+	put_counters(f, b);
+	if (fclose(f) != 0 || !buf) {
+		free(buf);
+		return TERN_ENOMEM;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
