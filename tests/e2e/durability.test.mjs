@@ -233,7 +233,7 @@ describe('durability', { skip }, () => {
       let full = 0;
       for (let i = 1; i <= N && !full; i++) {
         send(i);
-        const a = await p.expect('puback', { timeout: 1000 }).catch(() => null);
+        const a = await p.expect('puback', { timeout: 2000 }).catch(() => null);
         if (a) assert.equal(a.id, i);
         else full = i;
       }
