@@ -257,7 +257,11 @@ static void worker_kick(struct worker *w, uint64_t conn_id, uint8_t reason)
 
 	for (c = w->conns; c; c = c->next)
 		if (c->id == conn_id) {
-			conn_close(c, reason, "taken over by a new connection");
+			conn_close(
+			        c, reason,
+			        reason == MQTT_RC_ADMIN_ACTION
+			                ? "disconnected through the admin API"
+			                : "taken over by a new connection");
 			return;
 		}
 }
