@@ -315,7 +315,7 @@ function applyFilter() {
 }
 $('filter-topic').addEventListener('input', applyFilter);
 $('filter-text').addEventListener('input', applyFilter);
-$('pause').addEventListener('change', (e) => { list.paused = e.target.checked; list.invalidate(); });
+$('pause').addEventListener('change', (e) => list.setPaused(e.target.checked));
 $('clear').addEventListener('click', () => { store.clear(); list.viewAt = -1; list.invalidate(); showDetail(null); countsLater(); });
 
 // ---- publish ----

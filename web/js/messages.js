@@ -7,7 +7,7 @@
 // most once per animation frame, so 100,000 messages cost 100,000 array
 // writes and a few hundred DOM updates.
 
-import { toText } from './format.js';
+import { toText, toHex, isText } from './format.js';
 
 export class MessageStore {
   constructor(max) {
@@ -57,8 +57,12 @@ const PREVIEW = 160;
 // A short one-line preview of a payload, computed once per message.
 export function preview(m) {
   if (m.preview === undefined) {
-    const t = toText(m.payload.subarray(0, PREVIEW));
-    m.preview = t.replace(/[\x00-\x1f]/g, ' ');
+    const head = m.payload.subarray(0, PREVIEW);
+    // Binary payloads preview as hex rather than replacement characters
+    // (a cut multi-byte character at the end still counts as text).
+    m.preview = isText(m.payload.length <= 65536 ? m.payload : head)
+      ? toText(head).replace(/[\x00-\x1f]/g, ' ')
+      : toHex(head.subarray(0, 48)).replace(/\n/g, ' ');
   }
   return m.preview;
 }
@@ -78,6 +82,7 @@ export class MessageList {
     this.pool = [];
     this.selected = 0;
     this.paused = false;
+    this.pausedAt = 0; // store.total when the view was paused
     this.pending = false;
     this.lastTotal = 0;
     this.colorOf = () => '';
@@ -91,6 +96,7 @@ export class MessageList {
 
   setFilter(fn) {
     this.filter = fn;
+    this.view = null;
     this.viewAt = -1;
     this.el.scrollTop = 0;
     this.invalidate();
@@ -108,9 +114,21 @@ export class MessageList {
     requestAnimationFrame(() => { this.pending = false; this.draw(); });
   }
 
+  // Paused, the view shows what it showed then: messages that arrived
+  // since are skipped (and the filtered view is not recomputed).
+  setPaused(p) {
+    this.paused = p;
+    this.pausedAt = this.store.total;
+    this.invalidate();
+  }
+
+  skipped() {
+    return this.paused ? Math.min(this.store.size, this.store.total - this.pausedAt) : 0;
+  }
+
   count() {
-    if (!this.filter) return this.store.size;
-    if (this.viewAt !== this.store.total) {
+    if (!this.filter) return this.store.size - this.skipped();
+    if (this.viewAt !== this.store.total && !(this.paused && this.view)) {
       const v = [];
       for (let k = 0; k < this.store.size; k++) {
         const m = this.store.newest(k);
@@ -122,12 +140,12 @@ export class MessageList {
     return this.view.length;
   }
 
-  item(k) { return this.filter ? this.view[k] : this.store.newest(k); }
+  item(k) { return this.filter ? this.view[k] : this.store.newest(k + this.skipped()); }
 
   draw() {
-    if (this.paused) return;
-    const added = this.store.total - this.lastTotal;
+    let added = this.store.total - this.lastTotal;
     this.lastTotal = this.store.total;
+    if (this.paused) added = 0;
     const n = this.count();
     this.spacer.style.height = `${n * ROW}px`;
     // Reading older messages: keep them in place as new ones arrive on top.

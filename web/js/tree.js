@@ -107,9 +107,9 @@ export class TopicTree {
         s.className = 'stat';
         s.textContent = `${c.count} · ${TopicTree.rate(c).toFixed(1)}/s`;
         const ch = document.createElement('button');
-        ch.type = 'button'; ch.className = 'chart'; ch.textContent = '📈'; ch.title = 'chart this topic';
+        ch.type = 'button'; ch.className = 'chart'; ch.textContent = 'chart'; ch.title = 'chart this topic';
         const fl = document.createElement('button');
-        fl.type = 'button'; fl.className = 'filter'; fl.textContent = '⌕'; fl.title = 'show only this topic';
+        fl.type = 'button'; fl.className = 'filter'; fl.textContent = 'only'; fl.title = 'show only this topic in the message list';
         li.append(v, s, ch, fl);
       }
       if (c.children.size && c.open) li.appendChild(this.list(c, topic));
