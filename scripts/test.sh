@@ -46,8 +46,8 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 stage "end-to-end, 4 threads (TSan)"
 TERND=build-tsan/ternd TERN_THREADS=4 $NODE_TEST tests/e2e/
 
-stage "fuzz targets (${FUZZ_SECONDS:-15} s each, ASan+UBSan)"
-./scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+stage "fuzz targets (${FUZZ_SECONDS:-5} s each, ASan+UBSan)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 
 echo
 echo "all test stages passed"
