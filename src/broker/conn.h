@@ -197,6 +197,9 @@ void conn_resume(struct conn *c);
 void conn_ack_send(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
                    uint64_t ticket);
 bool conn_ack_release(struct conn *c, uint64_t committed);
+/* The same for a whole packet (SUBACK, UNSUBACK), encoded now if held. */
+void conn_ack_send_packet(struct conn *c, const struct mqtt_packet *p,
+                          uint64_t ticket);
 void conn_ack_drop(struct conn *c);
 
 /* Per-tick check of deadlines (CONNECT deadline, keepalive). */

@@ -11,6 +11,7 @@
  * Maximum.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 
 #include "base/error.h"
@@ -23,6 +24,8 @@
 
 struct held_ack {
 	uint64_t ticket;
+	uint8_t *raw; /* an encoded packet (SUBACK, UNSUBACK), or NULL */
+	uint32_t rawlen;
 	uint16_t pid;
 	uint8_t type;
 	uint8_t reason;
@@ -44,27 +47,21 @@ static int ack_grow(struct conn *c)
 	return 0;
 }
 
-void conn_ack_send(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
-                   uint64_t ticket)
+/* Appends an entry to the ring; NULL after closing the connection. */
+static struct held_ack *ack_push(struct conn *c, uint64_t ticket)
 {
 	struct worker *w = c->w;
 	struct held_ack *a;
 
-	if (!ticket && !c->nacks) {
-		conn_send_ack(c, type, pid, reason);
-		return;
-	}
 	if (c->nacks == c->ack_cap && ack_grow(c) != 0) {
 		/* Sending it early would break the promise; the client
 		 * resends after reconnecting. */
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-		return;
+		return NULL;
 	}
 	a = &c->acks[(c->ack_head + c->nacks++) % c->ack_cap];
+	memset(a, 0, sizeof(*a));
 	a->ticket = ticket;
-	a->pid = pid;
-	a->type = type;
-	a->reason = reason;
 	if (ticket)
 		STAT_ADD(w->b, acks_held, 1);
 	if (!c->in_ackwait) {
@@ -76,6 +73,65 @@ void conn_ack_send(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
 		c->ack_paused = true;
 		loop_modify(w->loop, &c->io, c->io.events & ~(uint32_t)EPOLLIN);
 	}
+	return a;
+}
+
+void conn_ack_send(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason,
+                   uint64_t ticket)
+{
+	struct held_ack *a;
+
+	if (!ticket && !c->nacks) {
+		conn_send_ack(c, type, pid, reason);
+		return;
+	}
+	if (!(a = ack_push(c, ticket)))
+		return;
+	a->pid = pid;
+	a->type = type;
+	a->reason = reason;
+}
+
+void conn_ack_send_packet(struct conn *c, const struct mqtt_packet *p,
+                          uint64_t ticket)
+{
+	size_t n;
+	uint8_t *raw;
+	struct held_ack *a;
+	int rc;
+
+	if (!ticket && !c->nacks) {
+		conn_send(c, p);
+		return;
+	}
+	n = mqtt_encoded_size(p, c->version);
+	raw = malloc(n);
+	if (!raw || (rc = mqtt_encode(p, c->version, raw, n)) < 0) {
+		free(raw);
+		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	if (!(a = ack_push(c, ticket))) {
+		free(raw);
+		return;
+	}
+	a->raw = raw;
+	a->rawlen = (uint32_t)rc;
+}
+
+/* Queues a held encoded packet for writing. */
+static void ack_send_raw(struct conn *c, struct held_ack *a)
+{
+	uint8_t *dst = outq_reserve(&c->oq, a->rawlen);
+
+	if (dst) {
+		memcpy(dst, a->raw, a->rawlen);
+		outq_commit(&c->oq, a->rawlen, a->rawlen);
+		STAT_ADD(c->w->b, msgs_sent, 1);
+		worker_want_flush(c->w, c);
+	}
+	free(a->raw);
+	a->raw = NULL;
 }
 
 bool conn_ack_release(struct conn *c, uint64_t committed)
@@ -83,7 +139,10 @@ bool conn_ack_release(struct conn *c, uint64_t committed)
 	while (c->nacks && c->acks[c->ack_head].ticket <= committed) {
 		struct held_ack *a = &c->acks[c->ack_head];
 
-		conn_send_ack(c, a->type, a->pid, a->reason);
+		if (a->raw)
+			ack_send_raw(c, a);
+		else
+			conn_send_ack(c, a->type, a->pid, a->reason);
 		c->ack_head = (c->ack_head + 1) % c->ack_cap;
 		c->nacks--;
 	}
@@ -106,7 +165,10 @@ void conn_ack_drop(struct conn *c)
 			}
 		c->in_ackwait = false;
 	}
-	c->nacks = 0;
+	for (; c->nacks; c->nacks--) {
+		free(c->acks[c->ack_head].raw);
+		c->ack_head = (c->ack_head + 1) % c->ack_cap;
+	}
 	free(c->acks);
 	c->acks = NULL;
 	c->ack_cap = 0;

@@ -62,18 +62,10 @@ bad:
 	return NULL;
 }
 
-/*
- * The store ticket an acknowledgement waits for: when handling the packet
- * wrote to the store (the thread's write counter moved past ops0) and
- * acks promise durability; 0 otherwise.
- */
+/* The store ticket an acknowledgement waits for (persist_ack_ticket). */
 static uint64_t publish_ticket(const struct conn *c, uint64_t ops0)
 {
-	struct persist *p = c->w->b->persist;
-
-	if (!p || persist_thread_ops() == ops0 || !persist_gates_acks(p))
-		return 0;
-	return persist_ticket(p);
+	return persist_ack_ticket(c->w->b->persist, ops0);
 }
 
 /* Acknowledges an incoming QoS 1/2 PUBLISH, after the store commit of

@@ -102,6 +102,7 @@ int handle_subscribe(struct conn *c, struct mqtt_packet *p)
 	struct mqtt_packet ack;
 	struct session *s;
 	uint32_t pos = 0, n = 0, sub_id = 0, i;
+	uint64_t ops0;
 
 	if (sub->count > SUB_MAX_ENTRIES) {
 		conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters");
@@ -109,6 +110,7 @@ int handle_subscribe(struct conn *c, struct mqtt_packet *p)
 	}
 	if (sub->props.present & MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID))
 		sub_id = sub->props.sub_id;
+	ops0 = persist_thread_ops();
 	s = conn_session_lock(c);
 	if (!s)
 		return 0;
@@ -123,7 +125,11 @@ int handle_subscribe(struct conn *c, struct mqtt_packet *p)
 	ack.u.suback.packet_id = sub->packet_id;
 	ack.u.suback.codes = codes;
 	ack.u.suback.count = n;
-	conn_send(c, &ack);
+	/* A durable session's SUBACK waits for its subscriptions to be on
+	 * disk. Retained messages may then leave before it, which MQTT
+	 * allows (3.1.1 §3.8.4, 5.0 §3.8.4). */
+	conn_ack_send_packet(c, &ack,
+	                     persist_ack_ticket(c->w->b->persist, ops0));
 
 	/* Retained messages follow the SUBACK, in filter order. */
 	pos = 0;
@@ -150,6 +156,7 @@ int handle_unsubscribe(struct conn *c, struct mqtt_packet *p)
 	struct mqtt_packet ack;
 	struct session *s;
 	uint32_t pos = 0, n = 0;
+	uint64_t ops0 = persist_thread_ops();
 
 	if (uns->count > SUB_MAX_ENTRIES) {
 		conn_close(c, MQTT_RC_QUOTA_EXCEEDED, "too many filters");
@@ -178,6 +185,7 @@ int handle_unsubscribe(struct conn *c, struct mqtt_packet *p)
 	ack.u.suback.packet_id = uns->packet_id;
 	ack.u.suback.codes = codes;
 	ack.u.suback.count = n;
-	conn_send(c, &ack);
+	conn_ack_send_packet(c, &ack,
+	                     persist_ack_ticket(c->w->b->persist, ops0));
 	return 0;
 }

@@ -315,6 +315,13 @@ void persist_session_inserted(struct persist *p, struct session *s)
 	s->pb_gen = p->ended[i].gen;
 }
 
+uint64_t persist_ack_ticket(struct persist *p, uint64_t ops0)
+{
+	if (!p || tls_ops == ops0 || !persist_gates_acks(p))
+		return 0;
+	return persist_ticket(p);
+}
+
 uint64_t persist_ticket(struct persist *p)
 {
 	return atomic_load(&p->round_started) + 1;

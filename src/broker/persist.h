@@ -72,6 +72,13 @@ void persist_kick(struct persist *p, int w_index, bool want_wake);
  * before and after a PUBLISH to know whether it wrote anything). */
 uint64_t persist_thread_ops(void);
 
+/*
+ * The ticket an acknowledgement waits for: persist_ticket() when the
+ * calling thread appended something since its counter read ops0 and acks
+ * promise durability now; 0 (send at once) otherwise, or when p is NULL.
+ */
+uint64_t persist_ack_ticket(struct persist *p, uint64_t ops0);
+
 /* The round whose commit makes everything appended so far durable. */
 uint64_t persist_ticket(struct persist *p);
 /* The last round committed. */

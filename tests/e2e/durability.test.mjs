@@ -210,7 +210,7 @@ describe('durability', { skip }, () => {
     }
   });
 
-  test('store full: QoS 1 is not acknowledged, QoS 0 keeps flowing, acks resume when space returns, nothing acknowledged is lost', async () => {
+  test('store full: QoS 1 and durable SUBSCRIBEs are not acknowledged, QoS 0 keeps flowing, acks resume when space returns, nothing acknowledged is lost', async () => {
     const dir = dataDir();
     const T = uid('full');
     const id = uid('sub');
@@ -240,6 +240,10 @@ describe('durability', { skip }, () => {
       assert.ok(full > 1, `the store filled up at message ${full} of ${N}`);
       for (let i = full + 1; i <= N; i++) send(i);
       assert.deepEqual(await p.collect('puback', 700), [], 'no acks while the store is full');
+      // A durable session's SUBACK promises the subscription is stored.
+      const late = await rawConnect(b.port, sub(uid('late')));
+      late.subscribe(7, [[`${T}/late`, 1]]);
+      assert.deepEqual(await late.collect('suback', 300), [], 'no SUBACK while the store is full');
 
       const q0 = await rawConnect(b.port, { version: 4, clientId: uid('q0') });
       q0.publish({ topic: `${T}/zero`, qos: 0, payload: 'still here' });
@@ -253,13 +257,15 @@ describe('durability', { skip }, () => {
       const conf = path.join(b.dir, 'broker.conf');
       writeFileSync(conf, readFileSync(conf, 'utf8').replace('persistence_max_bytes 262144', 'persistence_max_bytes 0'));
       b.proc.kill('SIGHUP');
-      const late = await within((async () => {
+      const held = await within((async () => {
         const all = [];
         while (all.length < N - full + 1) all.push(await p.expect('puback', { timeout: 5000 }));
         return all;
       })(), 8000, 'the held acknowledgements');
-      late.forEach((a, i) => assert.equal(a.id, full + i));
+      held.forEach((a, i) => assert.equal(a.id, full + i));
       p.destroy();
+      assert.equal((await late.expect('suback')).id, 7);
+      late.destroy();
 
       // Crash right away: all N were acknowledged, all N must be there.
       await b.kill();
