@@ -8,6 +8,7 @@
 // with X-Forwarded-For: 203.0.113.7 stands for a remote browser.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -218,6 +219,22 @@ describe('HTTP admin API and /metrics', { skip: KIND !== 'tern' && 'ternd only' 
     assert.equal((await req(proxied, '/metrics', { headers: REMOTE })).status, 401);
     assert.equal((await req(proxied, '/metrics', { headers: { ...REMOTE, ...bearer(TOKEN) } })).status, 200);
     await closeAll(s, p);
+  });
+});
+
+describe('admin configuration errors', { skip: KIND !== 'tern' && 'ternd only' }, () => {
+  test('admin_user without admin_password_file, or a bad file, stops ternd', () => {
+    const dir = process.env.TMPDIR || '/tmp';
+    const conf = path.join(dir, `tern-admin-${process.pid}.conf`);
+    const pw = path.join(dir, `tern-admin-bad-${process.pid}.pw`);
+    writeFileSync(pw, 'admin:plaintext\n');
+    for (const [lines, why] of [[['admin_user admin'], /admin_user and admin_password_file/],
+      [['admin_user admin', `admin_password_file ${pw}`], new RegExp(`${pw}:1`)]]) {
+      writeFileSync(conf, ['listener 1', 'protocol websockets', ...lines].join('\n') + '\n');
+      const r = spawnSync(process.env.TERND || 'build/ternd', ['-c', conf, '--test-config'], { encoding: 'utf8', timeout: 10000 });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr + r.stdout, why);
+    }
   });
 });
 
