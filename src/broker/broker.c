@@ -124,6 +124,7 @@ void broker_stop(struct broker *b)
 	for (i = 0; i < b->nworkers; i++)
 		if (b->workers[i]->started)
 			pthread_join(b->workers[i]->thread, NULL);
+	persist_stop_thread(b->persist);
 	for (i = 0; i < b->nworkers; i++)
 		worker_free(b->workers[i]);
 	/* After the workers (their last writes, sessions going offline)

@@ -428,6 +428,10 @@ static void wake_workers(struct persist *p)
 	struct broker *b = p->b;
 	int i;
 
+	/* Only the store thread wakes workers; after persist_stop_thread
+	 * the workers may be gone. */
+	if (!p->started)
+		return;
 	for (i = 0; i < b->nworkers && i < p->nbatches - 1; i++)
 		if (atomic_exchange(&p->want_wake[i], false))
 			loop_wake(b->workers[i]->loop);
@@ -548,19 +552,25 @@ int persist_start(struct persist *p)
 	return 0;
 }
 
+void persist_stop_thread(struct persist *p)
+{
+	if (!p || !p->started)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	p->started = false;
+}
+
 void persist_stop(struct persist *p)
 {
 	int i, tries;
 
 	if (!p)
 		return;
-	if (p->started) {
-		pthread_mutex_lock(&p->mu);
-		p->stopping = true;
-		pthread_cond_signal(&p->cond);
-		pthread_mutex_unlock(&p->mu);
-		pthread_join(p->thread, NULL);
-	}
+	persist_stop_thread(p);
 	/* The workers are gone: flush what they left, a few attempts if the
 	 * store is failing. */
 	for (tries = 0; p->st && tries < 3; tries++) {

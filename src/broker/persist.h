@@ -51,8 +51,15 @@ int persist_open(struct broker *b, int nworkers, char *err, size_t errlen);
 int persist_start(struct persist *p);
 
 /*
- * Commits everything still pending, stops the store thread and closes the
- * store. Called after the workers have stopped. NULL is ok.
+ * Stops the store thread (it wakes workers, so this comes before they are
+ * freed); what is pending stays for persist_stop. NULL is ok.
+ */
+void persist_stop_thread(struct persist *p);
+
+/*
+ * Stops the thread if still running, commits everything still pending on
+ * the calling thread and closes the store. Called after the workers have
+ * stopped and closed their connections. NULL is ok.
  */
 void persist_stop(struct persist *p);
 
