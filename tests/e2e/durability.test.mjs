@@ -7,7 +7,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, truncateSync, openSync, writeSync, closeSync, statfsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startBroker, KIND, THREADS } from './lib/broker.mjs';
@@ -278,6 +278,76 @@ describe('durability', { skip }, () => {
     } finally {
       await closeAll(zero);
       await b.stop();
+    }
+  });
+
+  // A real full disk: a small tmpfs (root only; skipped where mount is
+  // not allowed, the size-limit test above covers the same path).
+  test('disk full (tmpfs): nothing acknowledged is lost, QoS 0 flows, acks resume when space is freed', async (t) => {
+    const dir = dataDir();
+    const m = process.getuid?.() === 0
+      ? spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir], { encoding: 'utf8' })
+      : { status: 1 };
+    if (m.status !== 0) {
+      t.skip('needs root and tmpfs mounts');
+      return;
+    }
+    const T = uid('disk');
+    const id = uid('sub');
+    let b = await start(dir);
+    let zero;
+    try {
+      let s = await rawConnect(b.port, sub(id));
+      s.subscribe(1, [[`${T}/q`, 1]]);
+      await s.expect('suback');
+      s.destroy();
+      zero = await connect(b, { url: b.tcpUrl });
+      await zero.subscribeAsync(`${T}/zero`, { qos: 0 });
+      // Leave about 600 KiB free.
+      const st = statfsSync(dir);
+      const free = st.bavail * st.bsize;
+      const filler = path.join(dir, 'filler');
+      writeFileSync(filler, Buffer.alloc(Math.max(0, free - 600 * 1024)));
+
+      const p = await rawConnect(b.port, { version: 4, clientId: uid('pub') });
+      const big = 'y'.repeat(16384);
+      const send = (i) => p.publish({ topic: `${T}/q`, qos: 1, id: i, payload: `${i}:${big}` });
+      let full = 0;
+      for (let i = 1; i <= 200 && !full; i++) {
+        send(i);
+        const a = await p.expect('puback', { timeout: 2000 }).catch(() => null);
+        if (a) assert.equal(a.id, i);
+        else full = i;
+      }
+      assert.ok(full > 1, `the disk filled up at message ${full}`);
+      const N = full + 5;
+      for (let i = full + 1; i <= N; i++) send(i);
+      assert.deepEqual(await p.collect('puback', 700), [], 'no acks while the disk is full');
+      const q0 = await rawConnect(b.port, { version: 4, clientId: uid('q0') });
+      q0.publish({ topic: `${T}/zero`, qos: 0, payload: 'still here' });
+      const [m0] = await zero.waitMessages(1);
+      assert.equal(m0.payload, 'still here');
+      q0.destroy();
+
+      rmSync(filler);
+      const held = await within((async () => {
+        const all = [];
+        while (all.length < N - full + 1) all.push(await p.expect('puback', { timeout: 5000 }));
+        return all;
+      })(), 8000, 'the held acknowledgements');
+      held.forEach((a, i) => assert.equal(a.id, full + i));
+      p.destroy();
+      await b.kill();
+      b = await start(dir, b);
+      s = await rawConnect(b.port, sub(id));
+      const got = await drain(s);
+      s.disconnect();
+      const seqs = [...new Set(got.map((m) => Number(m.payload.toString().split(':')[0])))];
+      assert.deepEqual(seqs, Array.from({ length: N }, (_, i) => i + 1));
+    } finally {
+      await closeAll(zero);
+      await b.stop();
+      spawnSync('umount', [dir]);
     }
   });
 
