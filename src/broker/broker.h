@@ -37,6 +37,16 @@ enum ws_fail_cause {
 	WSF_COUNT,
 };
 
+/* Why a message was dropped (counted per reason, and in pub_dropped). */
+enum drop_reason {
+	DROP_QUEUE_FULL = 0, /* the session's queue was at its bound */
+	DROP_TOO_LARGE,      /* over the receiver's Maximum Packet Size */
+	DROP_EXPIRED,        /* message expiry passed before delivery */
+	DROP_NOT_AUTHORIZED, /* the ACL refused the PUBLISH */
+	DROP_SIZE_LIMIT,     /* over message_size_limit */
+	DROP_COUNT,
+};
+
 /* Counters for $SYS and metrics; relaxed atomics, written by any worker. */
 struct broker_stats {
 	atomic_uint_fast64_t msgs_received; /* all packets */
@@ -44,6 +54,7 @@ struct broker_stats {
 	atomic_uint_fast64_t pub_received; /* PUBLISH packets */
 	atomic_uint_fast64_t pub_sent;
 	atomic_uint_fast64_t pub_dropped;
+	atomic_uint_fast64_t drops[DROP_COUNT]; /* pub_dropped by reason */
 	atomic_uint_fast64_t bytes_received;
 	atomic_uint_fast64_t bytes_sent;
 	atomic_int_fast64_t clients_connected;
@@ -204,5 +215,12 @@ void broker_count_client(struct broker *b, int transport, int delta);
 
 #define STAT_ADD(b, field, n)                                                  \
 	atomic_fetch_add_explicit(&(b)->st.field, (n), memory_order_relaxed)
+
+/* Counts one dropped message with its reason (enum drop_reason). */
+#define STAT_DROP(b, reason)                                                   \
+	do {                                                                   \
+		STAT_ADD(b, pub_dropped, 1);                                   \
+		STAT_ADD(b, drops[reason], 1);                                 \
+	} while (0)
 
 #endif

@@ -375,7 +375,8 @@ void conn_pump_locked(struct conn *c, struct session *s)
 		rc = conn_send_publish(c, &q, now);
 		if (rc == TERN_ETOOBIG || rc == TERN_ETIMEDOUT) {
 			/* MQTT 5 §3.1.2.11.4: discard as if delivered. */
-			STAT_ADD(b, pub_dropped, 1);
+			STAT_DROP(b, rc == TERN_ETOOBIG ? DROP_TOO_LARGE
+			                                : DROP_EXPIRED);
 			rc = 1;
 		}
 		if (rc != 0 || !q.qos) {

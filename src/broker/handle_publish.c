@@ -152,7 +152,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		 * message is acknowledged and dropped, as Mosquitto does. */
 		log_msg(LOG_NOTICE, "Denied PUBLISH from %s to %.*s.",
 		        c->client_id, (int)tlen, topic);
-		STAT_ADD(b, pub_dropped, 1);
+		STAT_DROP(b, DROP_NOT_AUTHORIZED);
 		publish_ack(c, pub,
 		            c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0,
 		            ops0);
@@ -161,7 +161,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	if (limit && pub->payload_len > limit) {
 		/* Mosquitto's message_size_limit: drop, but acknowledge so
 		 * the client does not retry forever. */
-		STAT_ADD(b, pub_dropped, 1);
+		STAT_DROP(b, DROP_SIZE_LIMIT);
 		publish_ack(c, pub, MQTT_RC_PACKET_TOO_LARGE, ops0);
 		return 0;
 	}

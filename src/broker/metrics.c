@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -74,9 +75,6 @@ static const struct counter counters[] = {
           "PUBLISH packets received from clients."),
         C("tern_messages_sent_total", pub_sent,
           "PUBLISH packets sent to clients."),
-        C("tern_messages_dropped_total", pub_dropped,
-          "Messages dropped: a full session queue, too large for the "
-          "receiver, or refused."),
         C("tern_bytes_received_total", bytes_received,
           "Bytes read from client sockets."),
         C("tern_bytes_sent_total", bytes_sent,
@@ -108,6 +106,56 @@ static void put_counters(FILE *f, struct broker *b)
 		        (uint64_t)atomic_load_explicit(p,
 		                                       memory_order_relaxed));
 	}
+}
+
+static void put_drops(FILE *f, struct broker *b)
+{
+	static const char *const reasons[DROP_COUNT] = {
+	        [DROP_QUEUE_FULL] = "queue_full",
+	        [DROP_TOO_LARGE] = "too_large",
+	        [DROP_EXPIRED] = "expired",
+	        [DROP_NOT_AUTHORIZED] = "not_authorized",
+	        [DROP_SIZE_LIMIT] = "size_limit",
+	};
+
+	family(f, "tern_messages_dropped_total", "counter",
+	       "Messages dropped, by reason: a session queue at its bound, "
+	       "over the receiver's maximum packet size, expired, refused "
+	       "by the ACL, over message_size_limit.");
+	for (int i = 0; i < DROP_COUNT; i++)
+		fprintf(f,
+		        "tern_messages_dropped_total{reason=\"%s\"} %" PRIu64
+		        "\n",
+		        reasons[i], LOAD(drops[i]));
+}
+
+/*
+ * The durable store's files on disk (the database and its write-ahead
+ * log), when persistence is on; stat() is cheap and needs no lock.
+ */
+static void put_store(FILE *f, struct broker *b)
+{
+	const struct config *cfg = b->cfg;
+	char path[4096];
+	struct stat st;
+	int64_t total = 0;
+
+	if (!cfg->persistence)
+		return;
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s%s%s%s",
+		         cfg->persistence_location ? cfg->persistence_location
+		                                   : "",
+		         cfg->persistence_location ? "/" : "",
+		         cfg->persistence_file ? cfg->persistence_file
+		                               : "tern.db",
+		         i ? "-wal" : "");
+		if (stat(path, &st) == 0)
+			total += (int64_t)st.st_size;
+	}
+	one(f, "tern_store_file_bytes", "gauge",
+	    "Bytes of the durable store's files (database and its log).",
+	    total);
 }
 
 static void put_transports(FILE *f, struct broker *b)
@@ -187,6 +235,8 @@ int metrics_render(struct broker *b, char **out, size_t *len)
 	put_gauges(f, b);
 	put_transports(f, b);
 	put_counters(f, b);
+	put_drops(f, b);
+	put_store(f, b);
 	if (fclose(f) != 0 || !buf) {
 		free(buf);
 		return TERN_ENOMEM;

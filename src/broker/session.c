@@ -265,7 +265,7 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	     s->qbytes + m->payload_len > c->max_queued_bytes) ||
 	    (s->qlen == s->qcap && session_queue_grow(s) != 0)) {
 		free(subids);
-		STAT_ADD(b, pub_dropped, 1);
+		STAT_DROP(b, DROP_QUEUE_FULL);
 		return TERN_ELIMIT;
 	}
 	e = &s->q[(s->qhead + s->qlen) % s->qcap];

@@ -89,6 +89,7 @@ describe('HTTP admin API and /metrics', { skip: KIND !== 'tern' && 'ternd only' 
     broker = await startBroker({
       config: [
         `admin_user admin`, `admin_password_file ${pw}`, `admin_token ${TOKEN}`,
+        'message_size_limit 100000',
         `listener ${p2} 127.0.0.1`, 'protocol websockets', 'trusted_proxies 127.0.0.1',
       ].join('\n'),
     });
@@ -187,7 +188,7 @@ describe('HTTP admin API and /metrics', { skip: KIND !== 'tern' && 'ternd only' 
     const before = parseProm(r.text);
     for (const k of ['tern_connections{transport="tcp"}', 'tern_connections{transport="ws"}',
       'tern_ws_handshake_failures_total{cause="bad_path"}', 'tern_messages_received_total',
-      'tern_messages_sent_total', 'tern_bytes_received_total', 'tern_messages_dropped_total',
+      'tern_messages_sent_total', 'tern_bytes_received_total', 'tern_messages_dropped_total{reason="queue_full"}',
       'tern_sessions', 'tern_subscriptions', 'tern_retained_messages']) {
       assert.ok(before.has(k), `missing ${k}`);
     }
@@ -205,6 +206,12 @@ describe('HTTP admin API and /metrics', { skip: KIND !== 'tern' && 'ternd only' 
     assert.ok(d('tern_bytes_received_total') > N);
     assert.ok(after.get(`tern_connections{transport="${broker.transport}"}`) >= 2);
     assert.ok(after.get('tern_subscriptions') >= 1);
+    // One message over message_size_limit: dropped, counted by reason.
+    await pub(p, 'metrics/t', Buffer.alloc(100001), { qos: 1 });
+    await sleep(100);
+    const big = parseProm((await req(api, '/metrics')).text);
+    assert.equal(big.get('tern_messages_dropped_total{reason="size_limit"}') -
+      after.get('tern_messages_dropped_total{reason="size_limit"}'), 1);
     // A WebSocket upgrade on a wrong path is counted by cause.
     await new Promise((resolve) => {
       const sock = net.connect(broker.wsPort, '127.0.0.1', () => sock.write(
