@@ -4,7 +4,8 @@
 // with persistence on in a scratch directory.
 //
 //   node bench/durable.mjs throughput [--broker ternd|mosquitto] [-P 10]
-//        [-S 10] [-s 64] [-d 5] [-w 100] [--sync always|batch]
+//        [-S 10] [-s 64] [-d 5] [-w 100] [--sync always|batch] [--offline]
+//        [--fanout] [--port N --tag T]
 //   node bench/durable.mjs kill [--broker ternd|mosquitto] [-n 20000]
 //
 // throughput: P publishers each send QoS 1 messages of s bytes on their
@@ -50,6 +51,10 @@ const SYNC = opt('--sync', 'always');
 const THREADS = opt('--threads', '2');
 const FANOUT = args.includes('--fanout');
 const OFFLINE = args.includes('--offline');
+// --port N: use a broker already listening there (several bench processes
+// sharing one broker); --tag T keeps their client ids and topics apart.
+const PORT = Number(opt('--port', 0));
+const TAG = opt('--tag', 'd');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -176,12 +181,12 @@ function pct(sorted, p) {
 
 async function throughput() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tern-durbench-'));
-  const port = await freePort();
-  const b = await startBroker(dir, port);
+  const port = PORT || await freePort();
+  const b = PORT ? null : await startBroker(dir, port);
   let delivered = 0;
   const subs = [];
   for (let i = 0; i < S; i++) {
-    const c = await client(port, `dsub-${i}`, false, (type, flags, body, self) => {
+    const c = await client(port, `${TAG}sub-${i}`, false, (type, flags, body, self) => {
       if (type !== 3) return;
       delivered++;
       const tl = body.readUInt16BE(0);
@@ -191,14 +196,14 @@ async function throughput() {
     const got = new Promise((r) => { suback = r; });
     const h = c.handler;
     c.handler = (type, ...rest) => { if (type === 9) suback(); else h(type, ...rest); };
-    c.sock.write(subscribePkt(1, FANOUT ? 'dbench/#' : `dbench/${i % P}`, 1));
+    c.sock.write(subscribePkt(1, FANOUT ? `${TAG}bench/#` : `${TAG}bench/${i % P}`, 1));
     await got;
     subs.push(c);
   }
   if (OFFLINE) for (const c of subs) c.sock.destroy();
   // tern: $SYS/broker/store/commits, to tell messages per commit.
   let commits = 0;
-  const sys = await client(port, 'dsys', true, (type, flags, body) => {
+  const sys = await client(port, `${TAG}sys`, true, (type, flags, body) => {
     if (type !== 3) return;
     const tl = body.readUInt16BE(0);
     commits = Number(body.subarray(2 + tl).toString());
@@ -212,11 +217,11 @@ async function throughput() {
   let running = true;
   const pubs = [];
   for (let i = 0; i < P; i++) {
-    const topic = str(`dbench/${i}`);
+    const topic = str(`${TAG}bench/${i}`);
     const sent = new Map();
     let nextId = 0;
     let inflight = 0;
-    const c = await client(port, `dpub-${i}`, true);
+    const c = await client(port, `${TAG}pub-${i}`, true);
     const fill = () => {
       const out = [];
       while (running && inflight < WINDOW) {
@@ -260,6 +265,7 @@ async function throughput() {
     puback_ms: { p50: +pct(lat, 0.5).toFixed(2), p99: +pct(lat, 0.99).toFixed(2), max: +lat[lat.length - 1].toFixed(2) },
   }));
   for (const c of [sys, ...subs, ...pubs.map((p) => p.c)]) c.sock.destroy();
+  if (!b) return;
   if (OFFLINE) {
     // Each subscriber's queue is the messages of its publisher (or all).
     console.log(JSON.stringify({ queued_on_disk: (await import('node:child_process')).execFileSync(BROKER === 'ternd' ? TERND : 'true', BROKER === 'ternd' ? ['--dump-store', dir] : [], { maxBuffer: 1 << 30 }).toString().split('\n').filter((l) => l.startsWith('  queue ')).length }));
