@@ -16,7 +16,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IMG = path.join(ROOT, 'docs/img');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-const broker = await startBroker({ config: 'sys_interval 1', threads: 2 });
+const broker = await startBroker({ config: 'sys_interval 1\nadmin_token demo-token', threads: 2 });
 const base = `http://127.0.0.1:${broker.wsPort}`;
 const sensors = await mqtt.connectAsync(broker.tcpUrl, { clientId: 'sensor-hub' });
 const browser = await chromium.launch({
@@ -75,6 +75,12 @@ try {
   await page.click('#tabs button[data-tab=broker]');
   await sleep(1500);
   await page.screenshot({ path: path.join(IMG, 'webclient-broker.png') });
+
+  await page.click('#tabs button[data-tab=clients]');
+  await page.fill('#admin-form input[name=token]', 'demo-token');
+  await page.click('#admin-form button[type=submit]');
+  await page.waitForSelector('#clients-table tr[data-id="sensor-hub"]');
+  await page.screenshot({ path: path.join(IMG, 'webclient-clients.png') });
   console.log(`screenshots written to ${path.relative(process.cwd(), IMG)}/`);
 } finally {
   clearInterval(timer);

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { startBroker, freePort, KIND } from './lib/broker.mjs';
-import { connect, closeAll, pub, within } from './lib/util.mjs';
+import { connect, closeAll, pub, uid, within } from './lib/util.mjs';
 import { makeCerts } from './lib/certs.mjs';
 
 const CHROMIUM_ARGS = [
@@ -29,6 +29,7 @@ const CHROMIUM_ARGS = [
 ];
 const OUT = process.env.TERN_TEST_OUTPUT || path.join(os.tmpdir(), 'tern-test-output');
 const BURST = 100000;
+const TOKEN = 'webclient-admin-token';
 
 let broker; let browser; let home; let wssPort; let certs;
 
@@ -37,7 +38,7 @@ describe('web client', { skip: KIND !== 'tern' && 'ternd only' }, () => {
     certs = makeCerts();
     wssPort = await freePort();
     broker = await startBroker({
-      config: [`listener ${wssPort} 127.0.0.1`, 'protocol websockets',
+      config: [`admin_token ${TOKEN}`, `listener ${wssPort} 127.0.0.1`, 'protocol websockets',
         `certfile ${certs.server.cert}`, `keyfile ${certs.server.key}`].join('\n'),
     });
     home = mkdtempSync(path.join(os.tmpdir(), 'tern-webclient-home-'));
@@ -183,6 +184,29 @@ describe('web client', { skip: KIND !== 'tern' && 'ternd only' }, () => {
 
   test('over https: the same with wss:// and no mixed content', async () => {
     await scenario(`https://localhost:${wssPort}`, `wss://localhost:${wssPort}/mqtt`, 'https');
+  });
+
+  test('Clients tab: the admin API lists a client and disconnects it', async () => {
+    const id = uid('victim');
+    const outside = await connect(broker, { clientId: id });
+    const page = await open(`http://127.0.0.1:${broker.wsPort}`);
+    try {
+      await page.click('#tabs button[data-tab=clients]');
+      await page.click('#admin-form button[type=submit]');
+      await page.waitForSelector('#admin-status.error', { timeout: 5000 });
+      await page.fill('#admin-form input[name=token]', TOKEN);
+      await page.click('#admin-form button[type=submit]');
+      const row = `#clients-table tr[data-id="${id}"]`;
+      await page.waitForSelector(row, { timeout: 5000 });
+      assert.equal(await page.textContent(`${row} td:nth-child(3)`), broker.transport);
+      const gone = new Promise((resolve) => outside.on('close', resolve));
+      await page.click(`${row} button[data-kick]`);
+      await within(gone, 5000, 'kicked client close');
+      await page.waitForSelector(`${row} td:nth-child(2):text-is("yes")`, { state: 'detached', timeout: 5000 });
+    } finally {
+      await closeAll(outside);
+      await page.context().close();
+    }
   });
 
   test(`${BURST} messages: bounded history, dropped count, prompt interaction, bounded heap`, async () => {

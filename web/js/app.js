@@ -12,6 +12,7 @@ import { TopicTree } from './tree.js';
 import { Charts } from './charts.js';
 import { BrokerPanel } from './broker.js';
 import { settings } from './store.js';
+import { AdminPanel } from './admin.js';
 
 const MAX_MESSAGES = 20000;
 const PALETTE = ['#2563eb', '#db2777', '#16a34a', '#ea580c', '#7c3aed', '#0891b2', '#ca8a04', '#dc2626'];
@@ -32,6 +33,7 @@ const charts = new Charts($('charts'), (fn) => {
   for (let i = 0; i < store.size; i++) fn(store.at(i));
 });
 const broker = new BrokerPanel($('broker'), $('broker-hint'));
+const admin = new AdminPanel($('admin-form'), $('clients-table'), $('admin-status'));
 
 list.colorOf = (m) => {
   const s = state.subs.find((x) => topicMatches(x.topic, m.topic));
@@ -394,7 +396,7 @@ drawHistory();
 setStatus('off', 'disconnected');
 
 window.tern = {
-  state, store, list, tree, charts, broker, settings, connect, disconnect, showTab,
+  state, store, list, tree, charts, broker, admin, settings, connect, disconnect, showTab,
   get client() { return state.client; },
   get connected() { return !!state.client?.connected; },
 };
