@@ -82,6 +82,23 @@ static void publish_ack(struct conn *c, const struct mqtt_publish *pub,
 }
 
 /*
+ * PUBREC for a QoS 2 PUBLISH whose id is already known. The first one's
+ * writes may not be committed yet (its PUBREC was held on a connection
+ * that has since closed), so a durable session's PUBREC waits for the
+ * next commit, which covers whatever is pending.
+ */
+static void publish_ack_dup(struct conn *c, const struct mqtt_publish *pub,
+                            bool durable)
+{
+	struct persist *p = c->w->b->persist;
+	uint64_t ticket = 0;
+
+	if (durable && p && persist_gates_acks(p))
+		ticket = persist_ticket(p);
+	conn_ack_send(c, MQTT_PUBREC, pub->packet_id, 0, ticket);
+}
+
+/*
  * How many incoming QoS 2 messages may await PUBREL. A v5 client was told
  * our Receive Maximum (max_inflight_messages). MQTT 3.1.1 has no such
  * limit to tell, so a v3 client gets a generous fixed bound that still
@@ -98,16 +115,19 @@ static int publish_qos2_limit(const struct conn *c)
 
 /*
  * Records an incoming QoS 2 packet id. Returns 1 for a new id, 0 for a
- * duplicate (acknowledge, do not deliver), <0 after closing.
+ * duplicate (acknowledge, do not deliver), <0 after closing. *durable
+ * tells whether the session is written to the store.
  */
-static int publish_qos2_track(struct conn *c, uint16_t pid)
+static int publish_qos2_track(struct conn *c, uint16_t pid, bool *durable)
 {
 	int limit = publish_qos2_limit(c);
 	struct session *s = conn_session_lock(c);
 	int rc;
 
+	*durable = false;
 	if (!s)
 		return 0;
+	*durable = s->p != NULL;
 	if (session_inq2_has(s, pid)) {
 		rc = 0;
 	} else if (limit > 0 && s->nin_qos2 >= (uint32_t)limit) {
@@ -166,11 +186,13 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		return 0;
 	}
 	if (pub->qos == 2) {
-		rc = publish_qos2_track(c, pub->packet_id);
+		bool durable;
+
+		rc = publish_qos2_track(c, pub->packet_id, &durable);
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {
-			publish_ack(c, pub, 0, ops0);
+			publish_ack_dup(c, pub, durable);
 			return 0;
 		}
 	}
