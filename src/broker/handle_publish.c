@@ -259,21 +259,25 @@ int handle_pubrec(struct conn *c, struct mqtt_packet *p)
 int handle_pubrel(struct conn *c, struct mqtt_packet *p)
 {
 	uint16_t pid = p->u.ack.packet_id;
-	uint64_t ops0 = persist_thread_ops();
+	struct persist *ps = c->w->b->persist;
 	struct session *s = conn_session_lock(c);
-	bool known = false;
+	bool known = false, durable = false;
 
 	if (s) {
 		known = session_inq2_del(s, pid);
+		durable = s->p != NULL;
 		pthread_mutex_unlock(&s->mu);
 	}
 	/* Unknown ids still get a PUBCOMP so the client can finish
 	 * (MQTT 5 §4.3.3: reason 0x92). A durable session's PUBCOMP waits
 	 * until the id is gone from the store: a client may reuse the id
-	 * at once, and a stale one would swallow that new message. */
-	conn_ack_send(c, MQTT_PUBCOMP, pid,
-	              known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
-	              publish_ticket(c, ops0));
+	 * at once, and a stale one would swallow that new message. The
+	 * next commit covers it even when this PUBREL repeats one whose
+	 * deletion is still pending. */
+	conn_ack_send(
+	        c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
+	        durable && ps && persist_gates_acks(ps) ? persist_ticket(ps)
+	                                                : 0);
 	return 0;
 }
 
