@@ -7,8 +7,9 @@
  *
  * Each URLPATH=FILE embeds FILE under URLPATH ("/index.html"). If any FILE
  * cannot be read and a fallback is given, only the fallback is embedded
- * (the web client without its npm bundles would not work anyway); without
- * one, a missing file is an error. Each file's ETag is a 64-bit FNV-1a
+ * (the web client without its npm bundles would not work anyway), and so
+ * is it when no other file is given; without one, a missing file is an
+ * error. Each file's ETag is a 64-bit FNV-1a
  * hash of its bytes, so it changes exactly when the content does.
  */
 #include <inttypes.h>
@@ -123,7 +124,8 @@ int main(int argc, char **argv)
 		}
 		n++;
 	}
-	if (missing) {
+	/* Nothing to embed (CMake found no node_modules) counts as missing. */
+	if (missing || n == 0) {
 		if (!fallback || load(fallback, &fb) != 0)
 			return 1;
 		release(items, n);
