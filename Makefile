@@ -23,7 +23,7 @@ build:
 run: deps build
 	@./scripts/devcert.sh
 	@echo "ternd: mqtt://localhost:1883  ws://localhost:8083/mqtt  mqtts://localhost:8883  wss://localhost:8084/mqtt"
-	@echo "ternd: web page http://localhost:8083/ ; trust $(CURDIR)/data/tls/ca.crt for mqtts/wss"
+	@echo "ternd: web client http://localhost:8083/ (and https://localhost:8084/) ; trust $(CURDIR)/data/tls/ca.crt for mqtts/wss/https"
 	./$(BUILD)/ternd -c data/ternd.conf -v
 
 # Every test: unit and end-to-end (1 and 4 worker threads) on the normal
