@@ -246,13 +246,24 @@ describe('admin configuration errors', { skip: KIND !== 'tern' && 'ternd only' }
 });
 
 describe('admin API off without credentials', { skip: KIND !== 'tern' && 'ternd only' }, () => {
-  test('404 for /api, /metrics open on loopback', async () => {
+  test('404 for /api, /metrics open on loopback, the web client with CSP and ETag', async () => {
     const b = await startBroker();
     try {
       const base = `http://127.0.0.1:${b.wsPort}`;
       const r = await req(base, '/api/v1/clients', { headers: bearer('anything') });
       assert.equal(r.status, 404);
       assert.equal((await req(base, '/metrics')).status, 200);
+      // The embedded web client: CSP, ETag and 304 on revalidation.
+      const page = await fetch(base + '/');
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+      const etag = page.headers.get('etag');
+      assert.match(etag, /^"[0-9a-f]{16}"$/);
+      assert.equal((await fetch(base + '/', { headers: { 'If-None-Match': etag } })).status, 304);
+      const js = await fetch(base + '/vendor/mqtt.esm.js');
+      assert.equal(js.status, 200);
+      assert.match(js.headers.get('content-type'), /^text\/javascript/);
+      assert.equal((await fetch(base + '/js/nothing.js')).status, 404);
     } finally {
       await b.stop();
     }
