@@ -7,6 +7,7 @@
 #include "broker/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -54,6 +55,57 @@ static bool worker_over_limit(struct broker *b, const struct listener_sock *ls,
 	return false;
 }
 
+/* Opens the spare descriptor if it is not held. */
+static void worker_take_spare(struct worker *w)
+{
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * accept() failed for want of descriptors: frees the spare one to accept
+ * the waiting connection and close it at once, so that the client sees a
+ * close instead of hanging in the backlog and the level-triggered listening
+ * socket does not wake the loop again for it. Returns whether one was
+ * dropped.
+ */
+static bool worker_drop_excess(struct worker *w, int lfd)
+{
+	int fd;
+
+	worker_take_spare(w);
+	if (w->spare_fd < 0)
+		return false;
+	close(w->spare_fd);
+	w->spare_fd = -1;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	worker_take_spare(w);
+	if (fd < 0)
+		return false;
+	w->accept_dropped++;
+	return true;
+}
+
+/* Logs a failed accept() at most once a second, with the number of
+ * connections dropped meanwhile, so a descriptor shortage cannot flood the
+ * log. */
+static void worker_log_accept_error(struct worker *w,
+                                    const struct listener_sock *ls, int err)
+{
+	uint64_t now = clock_ms();
+
+	if (w->accept_err_logged && now - w->accept_err_logged < 1000)
+		return;
+	log_msg(LOG_ERR,
+	        "accept on port %u: %s (%lu connections dropped since the "
+	        "last such message)",
+	        ls->port, strerror(err), w->accept_dropped);
+	w->accept_err_logged = now;
+	w->accept_dropped = 0;
+}
+
 static void worker_on_accept(struct loop_io *io, uint32_t events)
 {
 	struct listener_sock *ls = (struct listener_sock *)io;
@@ -71,8 +123,14 @@ static void worker_on_accept(struct loop_io *io, uint32_t events)
 		if (fd == TERN_EAGAIN)
 			return;
 		if (fd < 0) {
-			log_msg(LOG_ERR, "accept on port %u: %s", ls->port,
-			        strerror(errno));
+			int err = errno;
+
+			if ((err == EMFILE || err == ENFILE) &&
+			    worker_drop_excess(w, io->fd)) {
+				worker_log_accept_error(w, ls, err);
+				continue;
+			}
+			worker_log_accept_error(w, ls, err);
 			return;
 		}
 		if (worker_over_limit(b, ls, peer)) {
@@ -143,6 +201,8 @@ struct worker *worker_new(struct broker *b, int id)
 		return NULL;
 	w->b = b;
 	w->id = id;
+	w->spare_fd = -1;
+	worker_take_spare(w);
 	pthread_mutex_init(&w->inbox_mu, NULL);
 	w->loop = loop_new();
 	w->lsocks = calloc(cfg->nlisteners * 2 + 1, sizeof(*w->lsocks));
@@ -189,6 +249,8 @@ void worker_free(struct worker *w)
 	worker_free_dead(w);
 	for (i = 0; i < w->nlsocks; i++)
 		close(w->lsocks[i].io.fd);
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
 	for (k = 0; k < w->ninbox; k++)
 		session_unref(w->inbox[k].s);
 	free(w->inbox);

@@ -76,6 +76,14 @@ struct worker {
 	uint64_t next_tick;
 	uint64_t next_sys;
 	bool started; /* thread running (for broker_stop) */
+
+	/* Out of descriptors, accept() fails and the listening socket stays
+	 * readable: the worker closes this spare descriptor to accept and
+	 * drop the excess connection instead of spinning, then reopens it.
+	 * -1 when it could not be reopened yet. */
+	int spare_fd;
+	uint64_t accept_err_logged;   /* clock_ms() of the last log line */
+	unsigned long accept_dropped; /* connections dropped since then */
 };
 
 /*
