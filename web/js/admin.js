@@ -26,7 +26,7 @@ export class AdminPanel {
   }
 
   async call(method, path) {
-    const r = await fetch(path, { method, headers: this.headers(), cache: 'no-store' });
+    const r = await fetch(path.slice(1), { method, headers: this.headers(), cache: 'no-store' });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(r.status === 404 && path.endsWith('/clients') ? 'the admin API is not configured (admin_token or admin_user in ternd.conf)' : `${r.status}: ${body.error || r.statusText}`);
     return body;

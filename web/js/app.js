@@ -5,7 +5,7 @@
 //
 // For tests and the curious, window.tern exposes the live state.
 
-import mqtt from '/vendor/mqtt.esm.js';
+import mqtt from '../vendor/mqtt.esm.js';
 import { FORMATS, render, parsePayload, isText, toJson, topicMatches, toText } from './format.js';
 import { MessageStore, MessageList } from './messages.js';
 import { TopicTree } from './tree.js';
@@ -43,9 +43,13 @@ list.colorOf = (m) => {
 // ---- connection form and saved connections ----
 
 function defaults() {
-  const ws = location.protocol === 'https:' ? 'wss' : 'ws';
+  // mqtt next to the page: /mqtt when served at /, and still right
+  // behind a reverse proxy that serves ternd under a sub-path.
+  const url = new URL('mqtt', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = ''; url.hash = '';
   return {
-    name: '', url: `${ws}://${location.host}/mqtt`,
+    name: '', url: url.href,
     clientId: 'tern-web-' + Math.random().toString(16).slice(2, 10),
     username: '', password: '', savePassword: false, version: '5', keepalive: 60,
     clean: true, sessionExpiry: 0, willTopic: '', willPayload: '', willQos: '0',

@@ -2,7 +2,7 @@
 // topic (or a number inside its JSON, by dotted field path). Each chart
 // keeps its last MAX_POINTS points and redraws at most once per frame.
 
-import uPlot from '/vendor/uPlot.esm.js';
+import uPlot from '../vendor/uPlot.esm.js';
 import { numberOf, topicMatches } from './format.js';
 
 const MAX_POINTS = 2000;
