@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KIND, freePort, startBroker } from './lib/broker.mjs';
-import { RawClient, enc } from './lib/raw.mjs';
+import { RawClient, enc, rawConnect } from './lib/raw.mjs';
 import { assertAlive, sleep, uid } from './lib/util.mjs';
 
 const TERN = KIND === 'tern';
@@ -269,5 +269,45 @@ describe('many connections that never send CONNECT', { skip: !TERN && 'connect_t
     } finally {
       for (const c of await Promise.all(socks)) if (c instanceof RawClient) c.destroy();
     }
+  });
+
+  // BAD_INPUTS.md: reconnect storm on one client id, with subscribe churn.
+  test('reconnect storm: 100 v5 takeovers of one persistent session with subscribe churn — 0x8E each time, one delivery at the end', async () => {
+    const id = uid('storm');
+    const conns = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const c = await rawConnect(broker.port, { version: 5, clientId: id, clean: false, props: { sessionExpiryInterval: 60 } });
+        if (i > 0) assert.equal(c.connack.sessionPresent, true, `takeover ${i}: session not present`);
+        const prev = conns.at(-1);
+        conns.push(c);
+        if (prev) {
+          const d = await prev.expectOrClosed('disconnect', { timeout: 2000 });
+          assert.ok(d, `takeover ${i}: the old connection got no DISCONNECT`);
+          assert.equal(d.reason, 0x8e, `takeover ${i}: DISCONNECT 0x${d.reason.toString(16)}`);
+          await prev.closed(2000);
+        }
+        c.subscribe(1 + (i % 60000), [[`${id}/same`, 1], [`${id}/n/${i}`, 1]]);
+        await c.expect('suback');
+        if (i % 2) {
+          c.unsubscribe(2, [`${id}/n/${i}`]);
+          await c.expect('unsuback');
+        }
+      }
+      const last = conns.at(-1);
+      const p = await rawConnect(broker.port, { version: 5, clientId: uid('pub') });
+      try {
+        p.publish({ topic: `${id}/same`, payload: 'once', qos: 1, id: 1 });
+        await p.expect('puback');
+      } finally { p.destroy(); }
+      const m = await last.expect('publish');
+      assert.equal(m.payload.toString(), 'once');
+      last.send(enc.ack('puback', m.id));
+      assert.deepEqual((await last.collect('publish', 300)).map((x) => x.topic), [], 'delivered more than once');
+      last.disconnect({ reason: 0, props: { sessionExpiryInterval: 0 } });
+    } finally {
+      conns.forEach((c) => c.destroy());
+    }
+    await assertAlive(broker);
   });
 });
