@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "broker/acl.h"
@@ -69,12 +70,23 @@ enum auth_result auth_connect(const struct auth *a, const char *username,
 	return AUTH_OK;
 }
 
+/* Whether topic is "$SYS" or below it. */
+static bool is_sys(const char *topic, size_t len)
+{
+	return len >= 4 && memcmp(topic, "$SYS", 4) == 0 &&
+	       (len == 4 || topic[4] == '/');
+}
+
 bool auth_allows(const struct auth *a, const char *client_id,
                  const char *username, const char *topic, size_t len,
                  int access)
 {
 	if (!a)
 		return false; /* no snapshot yet: fail closed */
+	/* $SYS is the broker's own: no client writes there, whatever the
+	 * ACL says (as in Mosquitto), so its statistics cannot be forged. */
+	if (access == ACL_WRITE && is_sys(topic, len))
+		return false;
 	if (!a->acl)
 		return true;
 	return acl_check(a->acl, client_id, username, topic, len, access);

@@ -63,7 +63,8 @@ enum auth_result auth_connect(const struct auth *a, const char *username,
 
 /*
  * Whether the client may act on topic: `access` is ACL_READ, ACL_WRITE or
- * ACL_SUBSCRIBE (acl.h). Always true without an ACL file.
+ * ACL_SUBSCRIBE (acl.h). Writing to "$SYS" or below is always refused;
+ * everything else is allowed without an ACL file.
  */
 bool auth_allows(const struct auth *a, const char *client_id,
                  const char *username, const char *topic, size_t len,

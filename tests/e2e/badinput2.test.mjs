@@ -311,3 +311,36 @@ describe('many connections that never send CONNECT', { skip: !TERN && 'connect_t
     await assertAlive(broker);
   });
 });
+
+describe('$SYS belongs to the broker', () => {
+  // No acl_file: every other topic is open, but a client must not forge
+  // the broker's statistics (Mosquitto refuses these writes too).
+  let broker;
+  before(async () => { broker = await startBroker(); });
+  after(async () => { await broker.stop(); });
+
+  test('without an ACL a client cannot publish to $SYS (v5 PUBACK 0x87, nothing delivered or retained)', async () => {
+    const topic = `$SYS/${uid('fake')}`;
+    const s = await rawConnect(broker.port, { version: 5, clientId: uid('s') });
+    const p = await rawConnect(broker.port, { version: 5, clientId: uid('p') });
+    try {
+      s.subscribe(1, [[`${topic}/#`, 1]]);
+      await s.expect('suback');
+      p.publish({ topic: `${topic}/x`, payload: 'forged', qos: 1, id: 1, retain: true });
+      assert.equal((await p.expect('puback')).reason, 0x87);
+      assert.deepEqual(await s.collect('publish', 300), []);
+      // A new subscriber finds nothing retained either.
+      s.subscribe(2, [[`${topic}/x`, 1]]);
+      await s.expect('suback');
+      assert.deepEqual(await s.collect('publish', 300), []);
+      // Other topics stay open without an ACL.
+      // (0x10, no matching subscribers, is a success too: mosquitto.)
+      p.publish({ topic: `${topic.slice(1)}/x`, payload: 'ok', qos: 1, id: 2 });
+      const ack = await p.expect('puback');
+      assert.ok(ack.reason < 0x80, `PUBACK 0x${ack.reason.toString(16)}`);
+    } finally {
+      s.destroy();
+      p.destroy();
+    }
+  });
+});
