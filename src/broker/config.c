@@ -257,7 +257,7 @@ static int parse_tribool(struct ctx *x, const struct key *k, void *dst,
 static int parse_number(struct ctx *x, const struct key *k, void *dst,
                         char *val)
 {
-	struct num n;
+	struct num n = {0}; /* parse_num() sets it; -O3 cannot tell */
 	int rc = parse_num(x, k->name, val, k->min, k->max, &n);
 
 	if (rc)
@@ -349,7 +349,7 @@ static int parse_listener(struct ctx *x, const struct key *k, void *dst,
                           char *val)
 {
 	char *port = next_word(&val), *bind = NULL;
-	struct num n;
+	struct num n = {0}; /* parse_num() sets it; -O3 cannot tell */
 	size_t i;
 	int rc;
 
