@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/acl.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
@@ -186,6 +187,15 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 
 	if (!cn->will)
 		return 0;
+	/* A will is a publish on the client's behalf: it needs write access
+	 * to its topic. Refused here, the client learns why (Mosquitto
+	 * accepts it and silently drops the will when it is due). */
+	if (!auth_allows(c->w->auth, c->client_id, c->username,
+	                 (const char *)cn->will_topic.p, cn->will_topic.len,
+	                 ACL_WRITE))
+		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
+		                      MQTT_RC_NOT_AUTHORIZED,
+		                      "will topic not authorised");
 	memset(&pub, 0, sizeof(pub));
 	pub.qos = cn->will_qos;
 	pub.retain = cn->will_retain;
