@@ -436,6 +436,18 @@ describe('durability', { skip }, () => {
     }
   });
 
+  test('SIGUSR1 checkpoints the store', async () => {
+    const b = await start(dataDir());
+    try {
+      b.proc.kill('SIGUSR1');
+      const deadline = Date.now() + 5000;
+      while (!/Store checkpointed\./.test(b.output()) && Date.now() < deadline) await sleep(25);
+      assert.match(b.output(), /Store checkpointed\./);
+    } finally {
+      await b.stop();
+    }
+  });
+
   describe('a store ternd cannot use', () => {
     // Runs ternd on dir until it exits; returns { status, out }.
     function runOnce(dir, args = []) {
