@@ -141,6 +141,44 @@ static void test_every_key(void **state)
 	config_free(&c);
 }
 
+/* Durability keys (persist.h): defaults, values, refusals. */
+static void test_persistence_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_init(&c);
+	assert_int_equal(c.persistence_sync, 2); /* always */
+	assert_int_equal(c.persistence_corrupt, 0);
+	assert_int_equal(c.persistence_max_bytes, 0);
+	assert_null(c.persistence_file);
+	config_free(&c);
+	parse_ok(&c, "persistence true\n"
+	             "persistence_file my store.db\n"
+	             "persistence_sync batch\n"
+	             "persistence_max_bytes 1048576\n"
+	             "persistence_corrupt move\n"
+	             "autosave_interval 60\n");
+	assert_true(c.persistence);
+	assert_string_equal(c.persistence_file, "my store.db");
+	assert_int_equal(c.persistence_sync, 1);
+	assert_int_equal(c.persistence_max_bytes, 1048576);
+	assert_int_equal(c.persistence_corrupt, 1);
+	config_free(&c);
+	parse_ok(&c, "persistence_sync off\n");
+	assert_int_equal(c.persistence_sync, 0);
+	config_free(&c);
+	parse_fails("persistence_sync sometimes\n",
+	            "t.conf:1: unknown value 'sometimes' for "
+	            "'persistence_sync' (expected one of: off, batch, always)");
+	parse_fails("persistence_corrupt ignore\n",
+	            "t.conf:1: unknown value 'ignore' for "
+	            "'persistence_corrupt' (expected one of: fail, move)");
+	parse_fails("persistence_max_bytes 1M\n",
+	            "t.conf:1: 'persistence_max_bytes' needs a whole number, "
+	            "not '1M'");
+}
+
 static void test_bool_words(void **state)
 {
 	struct config c;
@@ -631,6 +669,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_every_key),
+	        cmocka_unit_test(test_persistence_keys),
 	        cmocka_unit_test(test_bool_words),
 	        cmocka_unit_test(test_strings_keep_spaces),
 	        cmocka_unit_test(test_listeners),
