@@ -385,8 +385,8 @@ static int load_all(struct persist *p, struct broker *b)
 	retain_seq_floor(b->retain, l.max_ret_seq + 1);
 	log_msg(LOG_NOTICE,
 	        "Store loaded: %zu sessions, %zu queued and %zu inflight "
-	        "messages, %zu retained messages; %zu expired records "
-	        "dropped.",
+	        "messages, %zu retained messages; %zu expired or unusable "
+	        "records dropped.",
 	        l.nsess, l.nqueued, l.ninfl, l.nret, l.nexpired);
 	return 0;
 }
