@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/addrcap.h"
 #include "broker/auth.h"
 #include "broker/persist.h"
 #include "broker/retain.h"
@@ -39,9 +40,10 @@ int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
 	        calloc(cfg->nlisteners + 1, sizeof(*b->listener_conns));
 	b->trusted = calloc(cfg->nlisteners + 1, sizeof(*b->trusted));
 	b->tls = calloc(cfg->nlisteners + 1, sizeof(*b->tls));
+	b->addrcap = addrcap_new();
 	pthread_mutex_init(&b->tls_mu, NULL);
 	if (!b->subs || !b->retain || !b->workers || !b->listener_conns ||
-	    !b->trusted || !b->tls)
+	    !b->trusted || !b->tls || !b->addrcap)
 		return TERN_ENOMEM;
 	if (broker_load_tls(b, cfg) != 0)
 		return TERN_ECONFIG;
@@ -139,6 +141,7 @@ void broker_stop(struct broker *b)
 	subs_free(b->subs);
 	retain_free(b->retain);
 	free(b->listener_conns);
+	addrcap_free(b->addrcap);
 	for (i = 0; b->trusted && i < (int)b->cfg->nlisteners; i++)
 		cidr_list_free(&b->trusted[i]);
 	free(b->trusted);

@@ -16,6 +16,8 @@
 
 #include "broker/config.h"
 
+struct addrcap;
+
 struct worker;
 struct session;
 struct msg;
@@ -79,6 +81,8 @@ struct broker_stats {
 	atomic_uint_fast64_t store_commits; /* durable store transactions */
 	atomic_uint_fast64_t store_errors;  /* failed store writes */
 	atomic_uint_fast64_t acks_held;     /* acks that waited for a commit */
+	/* Connections refused by max_connections_per_address. */
+	atomic_uint_fast64_t refused_per_address;
 };
 
 /* The session table: client id -> session, chained hash. */
@@ -99,6 +103,7 @@ struct broker {
 	struct session_table sessions;
 
 	atomic_int_fast64_t *listener_conns; /* open connections per listener */
+	struct addrcap *addrcap;   /* open connections per source address */
 	struct cidr_list *trusted; /* per listener: parsed trusted_proxies */
 	/* Per listener TLS context (NULL: plain); swapped on SIGHUP under
 	 * tls_mu, connections keep the one they started with. */

@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "broker/addrcap.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
@@ -67,6 +68,30 @@ static void conn_unref_msg(void *ref)
 
 static void conn_on_io(struct loop_io *io, uint32_t events);
 static void conn_unthrottle(struct conn *c);
+
+/*
+ * max_connections_per_address: counts c's TCP peer, unless it is a trusted
+ * proxy (whose clients all share its address). Returns false, logged and
+ * counted, when that address is at its limit.
+ */
+static bool conn_take_address(struct conn *c, const char *host)
+{
+	struct broker *b = c->w->b;
+	int limit = b->cfg->max_connections_per_address;
+
+	if (limit < 0 || cidr_list_match(&b->trusted[c->ls->index], host))
+		return true;
+	if (!addrcap_take(b->addrcap, host, limit)) {
+		log_msg(LOG_NOTICE,
+		        "Connection from %s refused: "
+		        "max_connections_per_address (%d) reached.",
+		        c->peer, limit);
+		STAT_ADD(b, refused_per_address, 1);
+		return false;
+	}
+	snprintf(c->cap_addr, sizeof(c->cap_addr), "%s", host);
+	return true;
+}
 
 void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
                  const char *peer, const char *host)
@@ -128,7 +153,10 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 		}
 		c->proxy_pending = true;
 	}
-	if (loop_add(w->loop, &c->io, EPOLLIN) != 0) {
+	if (!conn_take_address(c, host) ||
+	    loop_add(w->loop, &c->io, EPOLLIN) != 0) {
+		if (c->cap_addr[0])
+			addrcap_release(b->addrcap, c->cap_addr);
 		conn_ws_free(c);
 		tls_conn_free(c->tls);
 		close(fd);
@@ -1020,6 +1048,8 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	c->io.fd = -1;
 	STAT_ADD(b, connections, -1);
 	atomic_fetch_sub(&b->listener_conns[c->ls->index], 1);
+	if (c->cap_addr[0])
+		addrcap_release(b->addrcap, c->cap_addr);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

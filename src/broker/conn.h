@@ -53,6 +53,9 @@ struct conn {
 	int transport;
 	char peer[SOCK_ADDRSTRLEN]; /* "host:port" */
 	char host[SOCK_ADDRSTRLEN];
+	/* The TCP peer's address as counted for max_connections_per_address
+	 * (host may later name the client behind a proxy); "" if not. */
+	char cap_addr[SOCK_ADDRSTRLEN];
 
 	/* Input: MQTT bytes not yet parsed in rbuf[0..rlen), then (WebSocket
 	 * only) rraw raw bytes not yet decoded. */

@@ -201,6 +201,8 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(pub_sent));
 	sys_put_u64(b, w, now, "$SYS/broker/publish/messages/dropped",
 	            LOAD(pub_dropped));
+	sys_put_u64(b, w, now, "$SYS/broker/connections/refused/per_address",
+	            LOAD(refused_per_address));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/received",
 	            LOAD(bytes_received));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/sent", LOAD(bytes_sent));
