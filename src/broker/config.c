@@ -622,6 +622,8 @@ static const struct key keys[] = {
 	 .loff = LCFG(max_connections, int), .min = -1, .max = INT_MAX},
 	NUM("max_connections_per_address", T_INT, int,
 	    max_connections_per_address, -1, INT_MAX),
+	NUM("max_subscriptions_per_client", T_INT, int,
+	    max_subscriptions_per_client, -1, INT_MAX),
 	TRIBOOL("allow_anonymous", allow_anonymous),
 	STRING("password_file", password_file),
 	STRING("acl_file", acl_file),
@@ -870,6 +872,7 @@ void config_init(struct config *c)
 	c->max_inflight_messages = 20;
 	c->max_connections = -1;
 	c->max_connections_per_address = -1;
+	c->max_subscriptions_per_client = -1;
 	c->max_keepalive = 65535;
 	c->connect_timeout = 10;
 	c->sys_interval = 10;

@@ -82,10 +82,11 @@ struct config {
 	uint64_t max_queued_bytes; /* 0 = unlimited */
 	int max_inflight_messages; /* 20; also our Receive Maximum; 0 = 65535 */
 	int max_connections;       /* -1 = unlimited */
-	int max_connections_per_address; /* tern: -1 = unlimited */
-	uint32_t max_packet_size;        /* 0 = protocol maximum */
-	uint32_t message_size_limit;     /* 0 = none; payload bytes */
-	uint16_t max_keepalive;          /* 65535 */
+	int max_connections_per_address;  /* tern: -1 = unlimited */
+	int max_subscriptions_per_client; /* tern: -1 = unlimited */
+	uint32_t max_packet_size;         /* 0 = protocol maximum */
+	uint32_t message_size_limit;      /* 0 = none; payload bytes */
+	uint16_t max_keepalive;           /* 65535 */
 	uint32_t connect_timeout; /* tern: seconds from accept to CONNECT, 10 */
 
 	int sys_interval;           /* 10; 0 disables $SYS */

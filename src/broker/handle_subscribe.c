@@ -50,6 +50,18 @@ static void sub_on_retained(void *ctx, struct msg *m)
 	                ids, ids ? 1 : 0);
 }
 
+/* Whether s already has exactly this filter (re-subscribing replaces it,
+ * so it does not count against max_subscriptions_per_client). */
+static bool sub_exists(const struct session *s, const uint8_t *filter,
+                       uint16_t len)
+{
+	for (uint32_t i = 0; i < s->nsubs; i++)
+		if (s->subsv[i].len == len &&
+		    memcmp(s->subsv[i].filter, filter, len) == 0)
+			return true;
+	return false;
+}
+
 /* Adds one filter; returns the SUBACK code. Holds s->mu. */
 static uint8_t sub_add(struct conn *c, struct session *s,
                        const struct mqtt_sub_entry *e, uint32_t sub_id,
@@ -70,6 +82,18 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 		        c->client_id, (int)e->filter.len,
 		        (const char *)e->filter.p);
 		return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED
+		                             : MQTT_RC_UNSPECIFIED;
+	}
+	if (b->cfg->max_subscriptions_per_client >= 0 &&
+	    s->nsubs >= (uint32_t)b->cfg->max_subscriptions_per_client &&
+	    !sub_exists(s, e->filter.p, e->filter.len)) {
+		log_msg(LOG_NOTICE,
+		        "Refused SUBSCRIBE from %s to %.*s: "
+		        "max_subscriptions_per_client (%d) reached.",
+		        c->client_id, (int)e->filter.len,
+		        (const char *)e->filter.p,
+		        b->cfg->max_subscriptions_per_client);
+		return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED
 		                             : MQTT_RC_UNSPECIFIED;
 	}
 	rec = session_sub_put(s, (const char *)e->filter.p, e->filter.len,
