@@ -624,6 +624,8 @@ static const struct key keys[] = {
 	    max_connections_per_address, -1, INT_MAX),
 	NUM("max_subscriptions_per_client", T_INT, int,
 	    max_subscriptions_per_client, -1, INT_MAX),
+	NUM("max_topic_length", T_U16, uint16_t, max_topic_length, 0, 65535),
+	NUM("max_topic_levels", T_U16, uint16_t, max_topic_levels, 0, 65535),
 	TRIBOOL("allow_anonymous", allow_anonymous),
 	STRING("password_file", password_file),
 	STRING("acl_file", acl_file),
@@ -919,6 +921,21 @@ void config_free(struct config *c)
 	free(c->admin_password_file);
 	free(c->admin_token);
 	config_init(c);
+}
+
+bool config_topic_over_limit(const struct config *c, const char *topic,
+                             size_t len)
+{
+	size_t levels = 1;
+
+	if (c->max_topic_length && len > c->max_topic_length)
+		return true;
+	if (!c->max_topic_levels)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (topic[i] == '/' && ++levels > c->max_topic_levels)
+			return true;
+	return false;
 }
 
 int config_finish(struct config *c)

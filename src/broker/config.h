@@ -84,6 +84,8 @@ struct config {
 	int max_connections;       /* -1 = unlimited */
 	int max_connections_per_address;  /* tern: -1 = unlimited */
 	int max_subscriptions_per_client; /* tern: -1 = unlimited */
+	uint16_t max_topic_length;        /* tern: bytes, 0 = none */
+	uint16_t max_topic_levels;        /* tern: 0 = none */
 	uint32_t max_packet_size;         /* 0 = protocol maximum */
 	uint32_t message_size_limit;      /* 0 = none; payload bytes */
 	uint16_t max_keepalive;           /* 65535 */
@@ -145,6 +147,14 @@ int config_parse(struct config *c, const char *text, const char *name,
  * anonymous is refused (Mosquitto 2.0). Returns 0 or TERN_ENOMEM.
  */
 int config_finish(struct config *c);
+
+/*
+ * Whether a topic name or filter of `len` bytes is over max_topic_length
+ * or max_topic_levels (levels are '/'-separated; a "$share/GROUP/" prefix
+ * counts as written). Linear in len.
+ */
+bool config_topic_over_limit(const struct config *c, const char *topic,
+                             size_t len);
 
 /* Adds a listener on `port` (for -p). Returns 0 or TERN_ENOMEM. */
 int config_add_listener(struct config *c, uint16_t port, const char *bind);

@@ -178,6 +178,22 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		            ops0);
 		return 0;
 	}
+	if (config_topic_over_limit(b->cfg, topic, tlen)) {
+		/* max_topic_length / max_topic_levels: as for the ACL, v5
+		 * says why (0x90, a name the server does not accept), v3 is
+		 * acknowledged and dropped. */
+		log_msg(LOG_NOTICE,
+		        "Refused PUBLISH from %s: topic over max_topic_length "
+		        "or "
+		        "max_topic_levels.",
+		        c->client_id);
+		STAT_ADD(b, pub_dropped, 1);
+		publish_ack(c, pub,
+		            c->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID
+		                                  : 0,
+		            ops0);
+		return 0;
+	}
 	if (limit && pub->payload_len > limit) {
 		/* Mosquitto's message_size_limit: drop, but acknowledge so
 		 * the client does not retry forever. */

@@ -84,6 +84,15 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 		return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED
 		                             : MQTT_RC_UNSPECIFIED;
 	}
+	if (config_topic_over_limit(b->cfg, (const char *)e->filter.p,
+	                            e->filter.len)) {
+		log_msg(LOG_NOTICE,
+		        "Refused SUBSCRIBE from %s: filter over "
+		        "max_topic_length or max_topic_levels.",
+		        c->client_id);
+		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID
+		                             : MQTT_RC_UNSPECIFIED;
+	}
 	if (b->cfg->max_subscriptions_per_client >= 0 &&
 	    s->nsubs >= (uint32_t)b->cfg->max_subscriptions_per_client &&
 	    !sub_exists(s, e->filter.p, e->filter.len)) {

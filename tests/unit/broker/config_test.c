@@ -664,6 +664,28 @@ static void test_finish_with_listeners(void **state)
 	config_free(&c);
 }
 
+/* max_topic_length and max_topic_levels (0 = none). */
+static void test_topic_limits(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_init(&c);
+	assert_false(config_topic_over_limit(&c, "a/b/c/d", 7));
+	c.max_topic_length = 5;
+	assert_false(config_topic_over_limit(&c, "a/b/c", 5));
+	assert_true(config_topic_over_limit(&c, "a/b/cd", 6));
+	c.max_topic_length = 0;
+	c.max_topic_levels = 3;
+	assert_false(config_topic_over_limit(&c, "a/b/c", 5));
+	assert_false(config_topic_over_limit(&c, "//", 2));
+	assert_true(config_topic_over_limit(&c, "///", 3));
+	assert_true(config_topic_over_limit(&c, "a/b/c/#", 7));
+	/* Only the bytes given count, not what follows them. */
+	assert_false(config_topic_over_limit(&c, "a/b/c/d", 5));
+	config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -687,6 +709,7 @@ int main(void)
 	        cmocka_unit_test(test_small_error_buffer),
 	        cmocka_unit_test(test_finish_local_only),
 	        cmocka_unit_test(test_finish_with_listeners),
+	        cmocka_unit_test(test_topic_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
