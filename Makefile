@@ -26,9 +26,9 @@ run: deps build
 	@echo "ternd: web client http://localhost:8083/ (and https://localhost:8084/) ; trust $(CURDIR)/data/tls/ca.crt for mqtts/wss/https"
 	./$(BUILD)/ternd -c data/ternd.conf -v
 
-# Every test: unit and end-to-end (1 and 4 worker threads) on the normal
-# build, then the same under ASan+UBSan, then the multi-threaded end-to-end
-# suite under ThreadSanitizer.
+# Every test: unit and end-to-end (1 worker thread) on the normal build, then
+# the same under ASan+UBSan, then the suite with 4 threads over WebSocket
+# under ThreadSanitizer, then the fuzz targets (scripts/test.sh).
 test: deps
 	@./scripts/test.sh
 
