@@ -6,7 +6,9 @@
 # MQTT listener, one WebSocket listener, and for TLS an mqtts and a wss
 # listener) with the same limits, REPS times (alternating which broker
 # goes first), and prints markdown tables of medians with min-max ranges
-# and the ratios. The tables are also written to bench/results/latest.md.
+# and the ratios. The tables are also written to bench/results/latest.md,
+# and a run of every scenario (no BENCH_ONLY) writes them into the
+# generated section of docs/benchmarks.md.
 # docs/benchmarks.md says what each scenario measures.
 #
 # (a)-(e) are MQTT over TCP; (f)-(j) compare MQTT over WebSocket with MQTT
@@ -1099,5 +1101,31 @@ mem_table() {
 		"(sockstat TCP mem stays near 0)."
 }
 
+# Replaces the part of docs/benchmarks.md between the two markers with the
+# report in $1, its headings moved two levels down to sit under the doc's
+# own. Only a run of every scenario does this, so the doc always shows one
+# complete, side-by-side run and never a mix of runs.
+update_doc() {
+	local doc="$ROOT/docs/benchmarks.md" begin end tmp
+	begin='<!-- make bench: begin -->'
+	end='<!-- make bench: end -->'
+	if ! grep -qF "$begin" "$doc" || ! grep -qF "$end" "$doc"; then
+		echo "bench: $doc has no '$begin' ... '$end' markers;" \
+			"not updated" >&2
+		return 0
+	fi
+	tmp=$(mktemp "$doc.XXXXXX")
+	awk -v b="$begin" -v e="$end" -v rep="$1" '
+		$0 == b { print; while ((getline l < rep) > 0) {
+				sub(/^#/, "###", l); print l }
+			skip = 1; next }
+		$0 == e { skip = 0 }
+		!skip { print }' "$doc" > "$tmp" && mv "$tmp" "$doc"
+	echo "bench: docs/benchmarks.md updated (the generated section)" >&2
+}
+
 mkdir -p "$OUT_DIR"
 table | tee "$OUT_DIR/latest.md"
+if [ -z "${BENCH_ONLY:-}" ]; then
+	update_doc "$OUT_DIR/latest.md"
+fi
