@@ -46,6 +46,7 @@ enum drop_reason {
 	DROP_EXPIRED,        /* message expiry passed before delivery */
 	DROP_NOT_AUTHORIZED, /* the ACL refused the PUBLISH */
 	DROP_SIZE_LIMIT,     /* over message_size_limit */
+	DROP_TOPIC_LIMIT,    /* over max_topic_length / max_topic_levels */
 	DROP_COUNT,
 };
 

@@ -187,7 +187,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		        "or "
 		        "max_topic_levels.",
 		        c->client_id);
-		STAT_ADD(b, pub_dropped, 1);
+		STAT_DROP(b, DROP_TOPIC_LIMIT);
 		publish_ack(c, pub,
 		            c->version == MQTT_V5 ? MQTT_RC_TOPIC_NAME_INVALID
 		                                  : 0,

@@ -116,12 +116,14 @@ static void put_drops(FILE *f, struct broker *b)
 	        [DROP_EXPIRED] = "expired",
 	        [DROP_NOT_AUTHORIZED] = "not_authorized",
 	        [DROP_SIZE_LIMIT] = "size_limit",
+	        [DROP_TOPIC_LIMIT] = "topic_limit",
 	};
 
 	family(f, "tern_messages_dropped_total", "counter",
 	       "Messages dropped, by reason: a session queue at its bound, "
 	       "over the receiver's maximum packet size, expired, refused "
-	       "by the ACL, over message_size_limit.");
+	       "by the ACL, over message_size_limit, over max_topic_length "
+	       "or max_topic_levels.");
 	for (int i = 0; i < DROP_COUNT; i++)
 		fprintf(f,
 		        "tern_messages_dropped_total{reason=\"%s\"} %" PRIu64
