@@ -31,28 +31,46 @@
 /* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
 #define WORKER_TICK_MS 250
 
-/* Whether a new connection would exceed max_connections (global or of its
- * listener); logs the refusal. */
-static bool worker_over_limit(struct broker *b, const struct listener_sock *ls,
-                              const char *peer)
+/*
+ * Reserves a place for a new connection under max_connections (global and
+ * of its listener), or logs the refusal and returns false. Workers accept
+ * in parallel, so a load-then-compare would let two of them take the last
+ * place: the place is taken with one atomic add and given back when it was
+ * over. A reserved place is released with worker_unreserve() once
+ * conn_accept() has counted the connection (or failed), so the counters
+ * are one too high for that moment, never too low.
+ */
+static bool worker_reserve(struct broker *b, const struct listener_sock *ls,
+                           const char *peer)
 {
 	int global = b->cfg->max_connections, local = ls->cfg->max_connections;
+	atomic_int_fast64_t *all = &b->st.connections;
 
-	if (global >= 0 && atomic_load(&b->st.connections) >= global) {
+	if (atomic_fetch_add(all, 1) >= global && global >= 0) {
+		atomic_fetch_sub(all, 1);
 		log_msg(LOG_NOTICE,
 		        "Connection from %s refused: max_connections (%d) "
 		        "reached.",
 		        peer, global);
-		return true;
+		return false;
 	}
-	if (local >= 0 && atomic_load(&b->listener_conns[ls->index]) >= local) {
+	if (atomic_fetch_add(&b->listener_conns[ls->index], 1) >= local &&
+	    local >= 0) {
+		atomic_fetch_sub(&b->listener_conns[ls->index], 1);
+		atomic_fetch_sub(all, 1);
 		log_msg(LOG_NOTICE,
 		        "Connection from %s refused: max_connections (%d) of "
 		        "the listener on port %u reached.",
 		        peer, local, ls->port);
-		return true;
+		return false;
 	}
-	return false;
+	return true;
+}
+
+static void worker_unreserve(struct broker *b, const struct listener_sock *ls)
+{
+	atomic_fetch_sub(&b->listener_conns[ls->index], 1);
+	atomic_fetch_sub(&b->st.connections, 1);
 }
 
 /* Opens the spare descriptor if it is not held. */
@@ -133,11 +151,12 @@ static void worker_on_accept(struct loop_io *io, uint32_t events)
 			worker_log_accept_error(w, ls, err);
 			return;
 		}
-		if (worker_over_limit(b, ls, peer)) {
+		if (!worker_reserve(b, ls, peer)) {
 			close(fd);
 			continue;
 		}
 		conn_accept(w, ls, fd, peer, host);
+		worker_unreserve(b, ls);
 	}
 }
 
