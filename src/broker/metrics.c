@@ -17,31 +17,13 @@
 #include "broker/broker.h"
 #include "broker/retain.h"
 #include "broker/subs.h"
+#include "broker/sys.h"
 #include "net/tls.h"
 
 #define LOAD(f)  ((uint64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
 #define LOADI(f) ((int64_t)atomic_load_explicit(&b->st.f, memory_order_relaxed))
 
 static const char *const transports[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
-
-/* The causes as $SYS names them (sys.c), so both views agree. */
-static const char *const ws_causes[WSF_COUNT] = {
-        [WSF_REQUEST] = "bad_request",
-        [WSF_VERSION] = "bad_version",
-        [WSF_PATH] = "bad_path",
-        [WSF_ORIGIN] = "bad_origin",
-        [WSF_SUBPROTOCOL] = "no_subprotocol",
-        [WSF_TIMEOUT] = "timeout",
-};
-static const char *const tls_causes[TLSF_COUNT] = {
-        [TLSF_NONE] = NULL,
-        [TLSF_NO_CERT] = "no_certificate",
-        [TLSF_BAD_CERT] = "bad_certificate",
-        [TLSF_VERSION] = "protocol_version",
-        [TLSF_NOT_TLS] = "not_tls",
-        [TLSF_OTHER] = "other",
-        [TLSF_TIMEOUT] = "timeout",
-};
 
 static void family(FILE *f, const char *name, const char *type,
                    const char *help)
@@ -173,7 +155,7 @@ static void put_transports(FILE *f, struct broker *b)
 		fprintf(f,
 		        "tern_ws_handshake_failures_total{cause=\"%s\"} "
 		        "%" PRIu64 "\n",
-		        ws_causes[i], LOAD(ws_handshake_fail[i]));
+		        sys_ws_causes[i], LOAD(ws_handshake_fail[i]));
 	family(f, "tern_tls_handshakes_total", "counter",
 	       "TLS handshakes completed, by transport.");
 	for (int t = 0; t < 2; t++)
@@ -188,7 +170,7 @@ static void put_transports(FILE *f, struct broker *b)
 			fprintf(f,
 			        "tern_tls_handshake_failures_total{transport="
 			        "\"%s\",cause=\"%s\"} %" PRIu64 "\n",
-			        t ? "wss" : "tls", tls_causes[i],
+			        t ? "wss" : "tls", sys_tls_causes[i],
 			        LOAD(tls_fail[t][i]));
 }
 

@@ -21,6 +21,25 @@
 #include "broker/subs.h"
 #include "net/tls.h"
 
+const char *const sys_ws_causes[WSF_COUNT] = {
+        [WSF_REQUEST] = "bad_request",
+        [WSF_VERSION] = "bad_version",
+        [WSF_PATH] = "bad_path",
+        [WSF_ORIGIN] = "bad_origin",
+        [WSF_SUBPROTOCOL] = "no_subprotocol",
+        [WSF_TIMEOUT] = "timeout",
+};
+
+const char *const sys_tls_causes[TLSF_COUNT] = {
+        [TLSF_NONE] = NULL,
+        [TLSF_NO_CERT] = "no_certificate",
+        [TLSF_BAD_CERT] = "bad_certificate",
+        [TLSF_VERSION] = "protocol_version",
+        [TLSF_NOT_TLS] = "not_tls",
+        [TLSF_OTHER] = "other",
+        [TLSF_TIMEOUT] = "timeout",
+};
+
 #ifndef TERN_VERSION
 #define TERN_VERSION "0.1.0"
 #endif
@@ -109,14 +128,6 @@ static void sys_put_heap(struct broker *b, struct worker *w, uint64_t now)
 /* WebSocket transport counters: handshakes, failures by cause, traffic. */
 static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 {
-	static const char *causes[WSF_COUNT] = {
-	        [WSF_REQUEST] = "bad_request",
-	        [WSF_VERSION] = "bad_version",
-	        [WSF_PATH] = "bad_path",
-	        [WSF_ORIGIN] = "bad_origin",
-	        [WSF_SUBPROTOCOL] = "no_subprotocol",
-	        [WSF_TIMEOUT] = "timeout",
-	};
 	char topic[96];
 	int i;
 
@@ -125,7 +136,7 @@ static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 	for (i = 0; i < WSF_COUNT; i++) {
 		snprintf(topic, sizeof(topic),
 		         "$SYS/broker/transport/ws/handshake_failures/%s",
-		         causes[i]);
+		         sys_ws_causes[i]);
 		sys_put_u64(b, w, now, topic, LOAD(ws_handshake_fail[i]));
 	}
 	sys_put_u64(b, w, now, "$SYS/broker/transport/ws/protocol_errors",
@@ -144,15 +155,6 @@ static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 static void sys_put_tls(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *tr[2] = {"tls", "wss"};
-	static const char *causes[TLSF_COUNT] = {
-	        [TLSF_NONE] = NULL,
-	        [TLSF_NO_CERT] = "no_certificate",
-	        [TLSF_BAD_CERT] = "bad_certificate",
-	        [TLSF_VERSION] = "protocol_version",
-	        [TLSF_NOT_TLS] = "not_tls",
-	        [TLSF_OTHER] = "other",
-	        [TLSF_TIMEOUT] = "timeout",
-	};
 	char topic[112];
 	int t, i;
 
@@ -164,7 +166,7 @@ static void sys_put_tls(struct broker *b, struct worker *w, uint64_t now)
 			snprintf(topic, sizeof(topic),
 			         "$SYS/broker/transport/%s/handshake_failures/"
 			         "%s",
-			         tr[t], causes[i]);
+			         tr[t], sys_tls_causes[i]);
 			sys_put_u64(b, w, now, topic, LOAD(tls_fail[t][i]));
 		}
 	}

@@ -7,6 +7,14 @@
 struct broker;
 struct worker;
 
+/*
+ * Names of the WebSocket (enum ws_fail) and TLS (enum tls_fail) handshake
+ * failure causes, as $SYS topics and /metrics labels spell them; index 0
+ * of the TLS table (TLSF_NONE) is NULL.
+ */
+extern const char *const sys_ws_causes[];
+extern const char *const sys_tls_causes[];
+
 /* Publishes every $SYS/broker/... topic as a retained QoS 0 message. */
 void sys_publish(struct broker *b, struct worker *w, uint64_t now);
 
