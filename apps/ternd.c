@@ -158,8 +158,8 @@ static int load_config(struct config *cfg, const struct options *o)
 	 * like the default port (Mosquitto 2 behaves the same). */
 	if (!o->config_file && o->nports) {
 		cfg->local_only = true;
-		if (cfg->allow_anonymous < 0)
-			cfg->allow_anonymous = 1;
+		if (cfg->sec.allow_anonymous < 0)
+			cfg->sec.allow_anonymous = 1;
 	}
 	if (config_finish(cfg) != 0)
 		return -1;

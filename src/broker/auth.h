@@ -1,10 +1,13 @@
 /*
  * Authentication and authorisation as one immutable snapshot: the password
- * file, the ACL file and allow_anonymous, loaded together. SIGHUP loads a
- * new snapshot and swaps it in; a snapshot that fails to load is never
+ * file, the ACL file and allow_anonymous of every listener (one set shared
+ * by all, or with per_listener_settings one per listener, config.h), and
+ * the admin API's users, loaded together. SIGHUP loads a new snapshot and
+ * swaps it in; a snapshot that fails to load, for any listener, is never
  * swapped in, so a broken file keeps the old rules (fail closed) instead of
  * falling back to defaults. Workers hold a reference to the snapshot they
- * use, refreshed once per loop iteration.
+ * use, refreshed once per loop iteration; a connection finds its
+ * listener's rules in it by the listener's index.
  */
 #ifndef TERN_BROKER_AUTH_H
 #define TERN_BROKER_AUTH_H
@@ -18,12 +21,29 @@ struct acl;
 struct config;
 struct passwd_db;
 
-struct auth {
-	atomic_uint refs;
+/* One set of security settings, loaded (struct security_cfg). */
+struct auth_sec {
 	struct passwd_db *pw; /* NULL: no password_file */
 	struct acl *acl;      /* NULL: no acl_file (everything allowed) */
 	bool allow_anonymous;
-	/* The HTTP admin API's users (admin_password_file); NULL: none. */
+};
+
+/* A listener index for a client whose listener is not known (a session
+ * restored from the store that has not reconnected yet): it gets only what
+ * every listener's rules allow. */
+#define AUTH_ANY_LISTENER ((size_t)-1)
+
+struct auth {
+	atomic_uint refs;
+	/* secs[0] is struct config's set; with per_listener_settings, one
+	 * more per listener that has its own. */
+	struct auth_sec *secs;
+	size_t nsecs;
+	/* Listener i's rules: by_listener[i] points into secs. */
+	const struct auth_sec **by_listener;
+	size_t nlisteners;
+	/* The HTTP admin API's users (admin_password_file); NULL: none.
+	 * Global, whatever per_listener_settings says. */
 	struct passwd_db *admin_pw;
 };
 
@@ -35,10 +55,11 @@ enum auth_result {
 };
 
 /*
- * Loads the password, ACL and admin password files named by cfg; an
- * admin_user without admin_password_file (or the reverse) is refused.
- * Returns 0 with *out (one
- * reference), or TERN_ECONFIG / TERN_ENOMEM with a message in err.
+ * Loads the password and ACL files of every set of security settings in
+ * cfg and the admin password file; an admin_user without
+ * admin_password_file (or the reverse) is refused. Returns 0 with *out (one
+ * reference), or TERN_ECONFIG / TERN_ENOMEM with a message in err (naming
+ * the listener's port when the file belongs to one listener).
  */
 int auth_load(const struct config *cfg, struct auth **out, char *err,
               size_t errlen);
@@ -52,21 +73,28 @@ static inline struct auth *auth_ref(struct auth *a)
 /* Drops a reference; the last one frees the files' contents. NULL ok. */
 void auth_unref(struct auth *a);
 
-/*
- * Checks CONNECT credentials: anonymous clients need allow_anonymous; with a
- * password file a username must have the right password. Without a password
- * file and with anonymous access refused, nobody is let in (fail closed).
- */
-enum auth_result auth_connect(const struct auth *a, const char *username,
-                              const uint8_t *password, size_t pwlen,
-                              bool has_password);
+/* Listener `listener`'s rules; an index past the listeners gets secs[0].
+ * Not for AUTH_ANY_LISTENER. */
+const struct auth_sec *auth_listener(const struct auth *a, size_t listener);
 
 /*
- * Whether the client may act on topic: `access` is ACL_READ, ACL_WRITE or
- * ACL_SUBSCRIBE (acl.h). Writing to "$SYS" or below is always refused;
- * everything else is allowed without an ACL file.
+ * Checks CONNECT credentials against the rules of the listener the client
+ * came in on: anonymous clients need allow_anonymous; with a password file a
+ * username must have the right password. Without a password file and with
+ * anonymous access refused, nobody is let in (fail closed), as with no
+ * snapshot (a NULL).
  */
-bool auth_allows(const struct auth *a, const char *client_id,
+enum auth_result auth_connect(const struct auth *a, size_t listener,
+                              const char *username, const uint8_t *password,
+                              size_t pwlen, bool has_password);
+
+/*
+ * Whether the client of listener `listener` (or AUTH_ANY_LISTENER) may act
+ * on topic: `access` is ACL_READ, ACL_WRITE or ACL_SUBSCRIBE (acl.h).
+ * Writing to "$SYS" or below is always refused, on every listener;
+ * everything else is allowed without an ACL file. A NULL snapshot refuses.
+ */
+bool auth_allows(const struct auth *a, size_t listener, const char *client_id,
                  const char *username, const char *topic, size_t len,
                  int access);
 

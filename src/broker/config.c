@@ -37,6 +37,7 @@ struct ctx {
 	int depth;         /* include_dir nesting */
 	bool log_dest_set; /* the first log_dest replaces the default */
 	bool log_type_set; /* the first log_type replaces the default */
+	bool sec_seen;     /* a security key came (per_listener_settings) */
 	char *err;
 	size_t errlen;
 };
@@ -54,8 +55,10 @@ enum type {
 };
 
 /* Where a key's value goes. S_EITHER: the current listener's field if a
- * listener line came before, else the global one (max_connections). */
-enum scope { S_GLOBAL, S_LISTENER, S_EITHER };
+ * listener line came before, else the global one (max_connections).
+ * S_SECURITY: a struct security_cfg field, the current listener's with
+ * per_listener_settings true, else the global set's. */
+enum scope { S_GLOBAL, S_LISTENER, S_EITHER, S_SECURITY };
 
 struct word {
 	const char *name;
@@ -74,6 +77,7 @@ struct key {
 	enum scope scope;
 	size_t off;  /* into struct config (S_GLOBAL, S_EITHER) */
 	size_t loff; /* into struct listener_cfg (S_LISTENER, S_EITHER) */
+	size_t soff; /* into struct security_cfg (S_SECURITY) */
 	int64_t min; /* numbers: allowed range */
 	uint64_t max;
 	const struct word *words; /* T_ENUM; ends with a NULL name */
@@ -335,6 +339,7 @@ int config_add_listener(struct config *c, uint16_t port, const char *bind)
 	l->bind = b;
 	l->protocol = PROTO_MQTT;
 	l->max_connections = -1;
+	l->sec.allow_anonymous = -1;
 	return 0;
 }
 
@@ -369,6 +374,7 @@ static int parse_listener(struct ctx *x, const struct key *k, void *dst,
 			return fail(x, "duplicate listener on port %s", port);
 	if (config_add_listener(x->c, (uint16_t)n.mag, bind))
 		return nomem(x);
+	x->c->listeners[x->c->nlisteners - 1].from_file = true;
 	return 0;
 }
 
@@ -452,8 +458,9 @@ static int parse_log_type(struct ctx *x, const struct key *k, void *dst,
 	return 0;
 }
 
-/* Only the default (false) is implemented; refusing `true` beats running
- * with security settings the user did not ask for. */
+/* `per_listener_settings true|false`. It decides where the security keys
+ * that follow are stored, so (as in Mosquitto) it must come before them:
+ * changing it afterwards would leave earlier keys in the wrong set. */
 static int parse_per_listener(struct ctx *x, const struct key *k, void *dst,
                               char *val)
 {
@@ -464,9 +471,10 @@ static int parse_per_listener(struct ctx *x, const struct key *k, void *dst,
 
 	if ((rc = one_word(x, k, val)) || (rc = parse_bool_word(x, k, val, &b)))
 		return rc;
-	if (b)
-		return fail(x, "'per_listener_settings true' is not supported "
-		               "yet");
+	if (x->sec_seen && b != x->c->per_listener_settings)
+		return fail(x, "'per_listener_settings' must come before "
+		               "allow_anonymous, password_file and acl_file");
+	x->c->per_listener_settings = b;
 	return 0;
 }
 
@@ -600,18 +608,22 @@ static const struct word protocols[] = {
 #define LCFG(f, T)                                                             \
 	_Generic(((struct listener_cfg *)0)->f, T                              \
 	         : offsetof(struct listener_cfg, f))
+#define SCFG(f, T)                                                             \
+	_Generic(((struct security_cfg *)0)->f, T                              \
+	         : offsetof(struct security_cfg, f))
 
 /* The table reads better one key to a line than as clang-format would
  * lay out designated initialisers. */
 /* clang-format off */
 #define BOOL(n, f) {.name = n, .type = T_BOOL, .off = CFG(f, bool)}
-#define TRIBOOL(n, f) {.name = n, .type = T_TRIBOOL, .off = CFG(f, int)}
 #define STRING(n, f) {.name = n, .type = T_STRING, .off = CFG(f, char *)}
 #define NUM(n, t, T, f, lo, hi) \
 	{.name = n, .type = t, .off = CFG(f, T), .min = lo, .max = hi}
 #define SPECIAL(n, f) {.name = n, .type = T_SPECIAL, .fn = f}
 #define LSTRING(n, f) {.name = n, .type = T_STRING, .scope = S_LISTENER, \
 	.loff = LCFG(f, char *)}
+#define SSTRING(n, f) {.name = n, .type = T_STRING, .scope = S_SECURITY, \
+	.soff = SCFG(f, char *)}
 
 static const struct key keys[] = {
 	SPECIAL("listener", parse_listener),
@@ -626,9 +638,10 @@ static const struct key keys[] = {
 	    max_subscriptions_per_client, -1, INT_MAX),
 	NUM("max_topic_length", T_U16, uint16_t, max_topic_length, 0, 65535),
 	NUM("max_topic_levels", T_U16, uint16_t, max_topic_levels, 0, 65535),
-	TRIBOOL("allow_anonymous", allow_anonymous),
-	STRING("password_file", password_file),
-	STRING("acl_file", acl_file),
+	{.name = "allow_anonymous", .type = T_TRIBOOL, .scope = S_SECURITY,
+	 .soff = SCFG(allow_anonymous, int)},
+	SSTRING("password_file", password_file),
+	SSTRING("acl_file", acl_file),
 	NUM("max_queued_messages", T_INT, int, max_queued_messages,
 	    0, INT_MAX),
 	NUM("max_queued_bytes", T_U64, uint64_t, max_queued_bytes,
@@ -711,12 +724,19 @@ static const struct key *find_key(const char *name)
 
 /* The field a key writes: in the config, or in the newest listener.
  * NULL when a per-listener key comes before any listener. */
-static void *target(struct config *c, const struct key *k)
+static void *target(struct ctx *x, const struct key *k)
 {
+	struct config *c = x->c;
 	struct listener_cfg *l = NULL;
 
 	if (c->nlisteners)
 		l = &c->listeners[c->nlisteners - 1];
+	if (k->scope == S_SECURITY) {
+		x->sec_seen = true;
+		if (c->per_listener_settings && l)
+			return (char *)&l->sec + k->soff;
+		return (char *)&c->sec + k->soff;
+	}
 	if (k->scope == S_GLOBAL || (k->scope == S_EITHER && !l))
 		return (char *)c + k->off;
 	return l ? (char *)l + k->loff : NULL;
@@ -741,7 +761,7 @@ static int parse_line(struct ctx *x, char *s)
 		return fail(x, "unknown key '%s'", name);
 	if (*s == '\0')
 		return fail(x, "missing value for '%s'", name);
-	if (!(dst = target(x->c, k)))
+	if (!(dst = target(x, k)))
 		return fail(x, "'%s' must follow a 'listener' line", name);
 	if (types[k->type].one_word && (rc = one_word(x, k, s)))
 		return rc;
@@ -869,7 +889,7 @@ int config_parse(struct config *c, const char *text, const char *name,
 void config_init(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->allow_anonymous = -1;
+	c->sec.allow_anonymous = -1;
 	c->max_queued_messages = 1000;
 	c->max_inflight_messages = 20;
 	c->max_connections = -1;
@@ -887,11 +907,18 @@ void config_init(struct config *c)
 	c->persistence_sync = 2; /* always: an acknowledgement means stored */
 }
 
+static void security_free(struct security_cfg *s)
+{
+	free(s->password_file);
+	free(s->acl_file);
+}
+
 void config_free(struct config *c)
 {
 	size_t i;
 
 	for (i = 0; i < c->nlisteners; i++) {
+		security_free(&c->listeners[i].sec);
 		free(c->listeners[i].bind);
 		free(c->listeners[i].ws_paths);
 		free(c->listeners[i].ws_subprotocols);
@@ -910,8 +937,7 @@ void config_free(struct config *c)
 		free(c->listeners[i].tls_version);
 	}
 	free(c->listeners);
-	free(c->password_file);
-	free(c->acl_file);
+	security_free(&c->sec);
 	free(c->log_file);
 	free(c->log_timestamp_format);
 	free(c->pid_file);
@@ -938,8 +964,18 @@ bool config_topic_over_limit(const struct config *c, const char *topic,
 	return false;
 }
 
+const struct security_cfg *config_security(const struct config *c, size_t i)
+{
+	if (c->per_listener_settings && i < c->nlisteners &&
+	    c->listeners[i].from_file)
+		return &c->listeners[i].sec;
+	return &c->sec;
+}
+
 int config_finish(struct config *c)
 {
+	size_t i;
+
 	if (c->nlisteners == 0) {
 		/* Mosquitto 2.0's safe default: nothing configured means
 		 * reachable from this machine only, and then anonymous
@@ -949,10 +985,14 @@ int config_finish(struct config *c)
 			return TERN_ENOMEM;
 		c->listeners[1].protocol = PROTO_WEBSOCKETS;
 		c->local_only = true;
-		if (c->allow_anonymous < 0)
-			c->allow_anonymous = 1;
-	} else if (c->allow_anonymous < 0) {
-		c->allow_anonymous = 0;
+		if (c->sec.allow_anonymous < 0)
+			c->sec.allow_anonymous = 1;
+	} else if (c->sec.allow_anonymous < 0) {
+		c->sec.allow_anonymous = 0;
 	}
+	/* A listener of its own is never local-only: unset means refused. */
+	for (i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].sec.allow_anonymous < 0)
+			c->listeners[i].sec.allow_anonymous = 0;
 	return 0;
 }

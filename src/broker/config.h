@@ -13,11 +13,29 @@
 
 enum listener_protocol { PROTO_MQTT = 0, PROTO_WEBSOCKETS = 1 };
 
+/*
+ * Authentication and access control settings (Mosquitto's
+ * per_listener_settings set). With per_listener_settings false, the one in
+ * struct config applies to every listener. With true, every `listener`
+ * line starts a set of its own (nothing inherited), and the set in struct
+ * config belongs to the default listeners, those no `listener` line made
+ * (the local-only defaults and -p ports). A new security key goes in here
+ * and in config.c's table with scope S_SECURITY; auth_load() loads one
+ * snapshot part per set (auth.h).
+ */
+struct security_cfg {
+	int allow_anonymous; /* -1 unset, 0, 1 */
+	char *password_file;
+	char *acl_file;
+};
+
 struct listener_cfg {
 	uint16_t port;
-	char *bind;          /* address to bind, NULL = all addresses */
-	int protocol;        /* enum listener_protocol */
-	int max_connections; /* -1 = unlimited */
+	char *bind;              /* address to bind, NULL = all addresses */
+	bool from_file;          /* made by a `listener` line (not a default) */
+	struct security_cfg sec; /* used with per_listener_settings true */
+	int protocol;            /* enum listener_protocol */
+	int max_connections;     /* -1 = unlimited */
 
 	/* WebSocket listeners (tern's keys; NULL = default). */
 	char *ws_paths;             /* "/mqtt" or a list: "/mqtt /ws" */
@@ -74,9 +92,10 @@ struct config {
 	size_t nlisteners;
 	bool local_only; /* no listener configured: 127.0.0.1 and ::1 */
 
-	int allow_anonymous; /* -1 unset, 0, 1 */
-	char *password_file;
-	char *acl_file;
+	/* Every listener's security settings, or with per_listener_settings
+	 * the default listeners' (see struct security_cfg). */
+	struct security_cfg sec;
+	bool per_listener_settings;
 
 	int max_queued_messages;   /* 1000; 0 = unlimited */
 	uint64_t max_queued_bytes; /* 0 = unlimited */
@@ -144,7 +163,8 @@ int config_parse(struct config *c, const char *text, const char *name,
 /*
  * Applies what loading leaves implicit: with no listener, local-only mode on
  * 1883 with anonymous allowed; with listeners and allow_anonymous unset,
- * anonymous is refused (Mosquitto 2.0). Returns 0 or TERN_ENOMEM.
+ * anonymous is refused (Mosquitto 2.0), in every set of security settings.
+ * Returns 0 or TERN_ENOMEM.
  */
 int config_finish(struct config *c);
 
@@ -155,6 +175,13 @@ int config_finish(struct config *c);
  */
 bool config_topic_over_limit(const struct config *c, const char *topic,
                              size_t len);
+
+/*
+ * The security settings that apply to listener `i` (its own with
+ * per_listener_settings true and a `listener` line behind it, else the
+ * global set). An index past the listeners gets the global set.
+ */
+const struct security_cfg *config_security(const struct config *c, size_t i);
 
 /* Adds a listener on `port` (for -p). Returns 0 or TERN_ENOMEM. */
 int config_add_listener(struct config *c, uint16_t port, const char *bind);

@@ -169,7 +169,7 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 		return connect_cert_identity(c);
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
-	r = auth_connect(c->w->auth, c->username, cn->password.p,
+	r = auth_connect(c->w->auth, c->ls->index, c->username, cn->password.p,
 	                 cn->password.len, cn->has_password);
 	if (r == AUTH_BAD_CREDENTIALS)
 		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
@@ -190,7 +190,7 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 	/* A will is a publish on the client's behalf: it needs write access
 	 * to its topic. Refused here, the client learns why (Mosquitto
 	 * accepts it and silently drops the will when it is due). */
-	if (!auth_allows(c->w->auth, c->client_id, c->username,
+	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
 	                 (const char *)cn->will_topic.p, cn->will_topic.len,
 	                 ACL_WRITE))
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
@@ -304,6 +304,7 @@ static void connect_limits(struct conn *c, struct session *s,
 
 	s->version = c->version;
 	s->transport = (uint8_t)c->transport;
+	s->listener = c->ls->index;
 	snprintf(s->peer, sizeof(s->peer), "%s", c->peer);
 	s->connected_at = clock_ms();
 	free(s->username);

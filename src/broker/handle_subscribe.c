@@ -36,8 +36,8 @@ static void sub_on_retained(void *ctx, struct msg *m)
 	uint32_t *ids = NULL;
 
 	if (msg_expired(m, r->now, NULL) ||
-	    !auth_allows(r->c->w->auth, r->c->client_id, r->c->username,
-	                 m->topic, m->topic_len, ACL_READ))
+	    !auth_allows(r->c->w->auth, r->c->ls->index, r->c->client_id,
+	                 r->c->username, m->topic, m->topic_len, ACL_READ))
 		return;
 	if (r->sub_id) {
 		ids = malloc(sizeof(*ids));
@@ -75,7 +75,7 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 
 	shared = mqtt_share_split(e->filter.p, e->filter.len, &group, &inner);
 	*send_retained = false;
-	if (!auth_allows(c->w->auth, c->client_id, c->username,
+	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
 	                 (const char *)e->filter.p, e->filter.len,
 	                 ACL_SUBSCRIBE)) {
 		log_msg(LOG_NOTICE, "Denied SUBSCRIBE from %s to %.*s.",

@@ -99,8 +99,9 @@ static bool route_deliver(struct broker *b, struct worker *self,
 	owner = s->w;
 	/* Read access is checked at every delivery, so an ACL reload applies
 	 * to existing subscriptions too. */
-	if (self && !auth_allows(self->auth, s->client_id, s->username,
-	                         m->topic, m->topic_len, ACL_READ)) {
+	if (self &&
+	    !auth_allows(self->auth, s->listener, s->client_id, s->username,
+	                 m->topic, m->topic_len, ACL_READ)) {
 		pthread_mutex_unlock(&s->mu);
 		free(ids);
 		return false;

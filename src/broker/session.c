@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
@@ -30,6 +31,7 @@ struct session *session_new(const char *client_id)
 	pthread_mutex_init(&s->mu, NULL);
 	s->next_pid = 1;
 	s->recv_max = 65535;
+	s->listener = AUTH_ANY_LISTENER;
 	return s;
 }
 

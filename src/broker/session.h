@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "broker/subs.h"
@@ -69,7 +70,11 @@ struct session {
 	uint8_t version;
 	/* Of the attached (or last) connection, for the admin API, which
 	 * may not dereference conn from another worker; under mu. */
-	uint8_t transport;     /* enum transport_kind */
+	uint8_t transport; /* enum transport_kind */
+	/* Index of that connection's listener, whose rules (auth.h) apply
+	 * to deliveries also while offline; AUTH_ANY_LISTENER for a session
+	 * restored from the store that has not reconnected. */
+	size_t listener;
 	char peer[64];         /* "host:port" (SOCK_ADDRSTRLEN) */
 	uint64_t connected_at; /* clock_ms() of its CONNECT */
 	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */

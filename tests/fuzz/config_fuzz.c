@@ -53,17 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(err, err2) == 0);
 	} else {
 		CHECK(again.nlisteners == c.nlisteners);
-		CHECK(again.allow_anonymous == c.allow_anonymous);
-		anon = c.allow_anonymous;
+		CHECK(again.sec.sec.allow_anonymous == c.sec.allow_anonymous);
+		anon = c.sec.allow_anonymous;
 		CHECK(config_finish(&c) == 0);
 		CHECK(c.nlisteners >= 1);
 		/* Fail closed: anonymous access is only ever what the file
 		 * said, or the local-only default of a file with no
 		 * listener (Mosquitto 2.0). */
 		if (anon >= 0)
-			CHECK(c.allow_anonymous == anon);
+			CHECK(c.sec.allow_anonymous == anon);
 		else
-			CHECK(c.allow_anonymous == (c.local_only ? 1 : 0));
+			CHECK(c.sec.allow_anonymous == (c.local_only ? 1 : 0));
 	}
 	config_free(&again);
 	config_free(&c);

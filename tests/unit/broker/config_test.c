@@ -56,9 +56,9 @@ static void test_defaults(void **state)
 	assert_null(c.listeners);
 	assert_int_equal(c.nlisteners, 0);
 	assert_false(c.local_only);
-	assert_int_equal(c.allow_anonymous, -1);
-	assert_null(c.password_file);
-	assert_null(c.acl_file);
+	assert_int_equal(c.sec.allow_anonymous, -1);
+	assert_null(c.sec.password_file);
+	assert_null(c.sec.acl_file);
 	assert_int_equal(c.max_queued_messages, 1000);
 	assert_int_equal(c.max_queued_bytes, 0);
 	assert_int_equal(c.max_inflight_messages, 20);
@@ -114,9 +114,9 @@ static void test_every_key(void **state)
 	             "autosave_interval 60\n"
 	             "user mosquitto\n"
 	             "listener 1883\n");
-	assert_int_equal(c.allow_anonymous, 1);
-	assert_string_equal(c.password_file, "/etc/tern/passwd");
-	assert_string_equal(c.acl_file, "/etc/tern/acl");
+	assert_int_equal(c.sec.allow_anonymous, 1);
+	assert_string_equal(c.sec.password_file, "/etc/tern/passwd");
+	assert_string_equal(c.sec.acl_file, "/etc/tern/acl");
 	assert_int_equal(c.max_queued_messages, 0);
 	assert_true(c.max_queued_bytes == UINT64_MAX);
 	assert_int_equal(c.max_inflight_messages, 65535);
@@ -186,7 +186,7 @@ static void test_bool_words(void **state)
 	(void)state;
 	/* Mosquitto takes 1/0 as well as true/false. */
 	parse_ok(&c, "allow_anonymous 0\npersistence 1\n");
-	assert_int_equal(c.allow_anonymous, 0);
+	assert_int_equal(c.sec.allow_anonymous, 0);
 	assert_true(c.persistence);
 	config_free(&c);
 }
@@ -199,7 +199,7 @@ static void test_strings_keep_spaces(void **state)
 	parse_ok(&c, "password_file   /srv/my files/passwd  \n"
 	             "log_timestamp_format %d %b %H:%M\n"
 	             "log_dest file /var/log/my tern.log\n");
-	assert_string_equal(c.password_file, "/srv/my files/passwd");
+	assert_string_equal(c.sec.password_file, "/srv/my files/passwd");
 	assert_string_equal(c.log_timestamp_format, "%d %b %H:%M");
 	assert_string_equal(c.log_file, "/var/log/my tern.log");
 	config_free(&c);
@@ -244,7 +244,57 @@ static void test_global_keys_after_listener(void **state)
 	/* Without per_listener_settings, security keys stay global wherever
 	 * they appear, as in Mosquitto. */
 	parse_ok(&c, "listener 1883\nallow_anonymous true\n");
-	assert_int_equal(c.allow_anonymous, 1);
+	assert_int_equal(c.sec.allow_anonymous, 1);
+	config_free(&c);
+}
+
+static void test_per_listener_settings(void **state)
+{
+	struct config c;
+
+	(void)state;
+	/* Each listener line starts its own set; the keys before the first
+	 * one belong to the default listeners (here the -p one). */
+	parse_ok(&c, "per_listener_settings true\n"
+	             "allow_anonymous true\n"
+	             "password_file /p0\n"
+	             "listener 1883\n"
+	             "password_file /p1\n"
+	             "acl_file /a1\n"
+	             "listener 1884\n"
+	             "allow_anonymous true\n");
+	assert_true(c.per_listener_settings);
+	assert_int_equal(config_add_listener(&c, 1885, NULL), 0);
+	assert_int_equal(config_finish(&c), 0);
+	assert_int_equal(c.sec.allow_anonymous, 1);
+	assert_string_equal(c.sec.password_file, "/p0");
+	assert_ptr_equal(config_security(&c, 0), &c.listeners[0].sec);
+	assert_string_equal(config_security(&c, 0)->password_file, "/p1");
+	assert_string_equal(config_security(&c, 0)->acl_file, "/a1");
+	/* Nothing is inherited; unset allow_anonymous is false. */
+	assert_int_equal(config_security(&c, 0)->allow_anonymous, 0);
+	assert_null(config_security(&c, 1)->password_file);
+	assert_null(config_security(&c, 1)->acl_file);
+	assert_int_equal(config_security(&c, 1)->allow_anonymous, 1);
+	assert_ptr_equal(config_security(&c, 2), &c.sec);
+	assert_ptr_equal(config_security(&c, 99), &c.sec);
+	config_free(&c);
+
+	/* With false (the default) every listener shares the global set, and
+	 * the last allow_anonymous wins. */
+	parse_ok(&c, "listener 1883\nallow_anonymous false\n"
+	             "password_file /p\nlistener 1884\nallow_anonymous "
+	             "true\n");
+	assert_false(c.per_listener_settings);
+	assert_ptr_equal(config_security(&c, 0), &c.sec);
+	assert_ptr_equal(config_security(&c, 1), &c.sec);
+	assert_int_equal(c.sec.allow_anonymous, 1);
+	assert_string_equal(c.sec.password_file, "/p");
+	assert_null(c.listeners[0].sec.password_file);
+	config_free(&c);
+
+	/* Repeating the same value after security keys is harmless. */
+	parse_ok(&c, "acl_file /a\nper_listener_settings false\n");
 	config_free(&c);
 }
 
@@ -264,7 +314,7 @@ static void test_syntax(void **state)
 	             "threads 2"); /* no final newline */
 	assert_int_equal(c.max_keepalive, 60);
 	assert_int_equal(c.sys_interval, 5);
-	assert_string_equal(c.password_file, "/etc/a#b");
+	assert_string_equal(c.sec.password_file, "/etc/a#b");
 	assert_string_equal(c.listeners[0].bind, "0.0.0.0");
 	assert_int_equal(c.threads, 2);
 	config_free(&c);
@@ -445,9 +495,12 @@ static void test_special_errors(void **state)
 	parse_fails("log_type error warning\n",
 	            "t.conf:1: unexpected 'warning' after the value of "
 	            "'log_type'");
-	parse_fails("per_listener_settings true\n",
-	            "t.conf:1: 'per_listener_settings true' is not supported "
-	            "yet");
+	parse_fails("password_file /p\nper_listener_settings true\n",
+	            "t.conf:2: 'per_listener_settings' must come before "
+	            "allow_anonymous, password_file and acl_file");
+	parse_fails("per_listener_settings true\nlistener 1\nacl_file /a\n"
+	            "acl_file /b\n",
+	            "t.conf:4: duplicate 'acl_file'");
 	parse_fails("per_listener_settings maybe\n",
 	            "t.conf:1: 'per_listener_settings' needs true or false, "
 	            "not 'maybe'");
@@ -554,7 +607,7 @@ static void test_load_file(void **state)
 	assert_int_equal(config_load(&c, path, err, sizeof(err)), 0);
 	assert_int_equal(c.nlisteners, 1);
 	assert_int_equal(c.listeners[0].port, 1884);
-	assert_int_equal(c.allow_anonymous, 0);
+	assert_int_equal(c.sec.allow_anonymous, 0);
 	config_free(&c);
 
 	/* A NUL byte would silently cut the line short; it is refused. */
@@ -625,14 +678,14 @@ static void test_finish_local_only(void **state)
 	assert_int_equal(c.listeners[1].port, 8083);
 	assert_null(c.listeners[1].bind);
 	assert_int_equal(c.listeners[1].protocol, PROTO_WEBSOCKETS);
-	assert_int_equal(c.allow_anonymous, 1);
+	assert_int_equal(c.sec.allow_anonymous, 1);
 	config_free(&c);
 
 	/* An explicit allow_anonymous false is kept. */
 	parse_ok(&c, "allow_anonymous false\n");
 	assert_int_equal(config_finish(&c), 0);
 	assert_true(c.local_only);
-	assert_int_equal(c.allow_anonymous, 0);
+	assert_int_equal(c.sec.allow_anonymous, 0);
 	config_free(&c);
 }
 
@@ -645,12 +698,12 @@ static void test_finish_with_listeners(void **state)
 	assert_int_equal(config_finish(&c), 0);
 	assert_false(c.local_only);
 	assert_int_equal(c.nlisteners, 1);
-	assert_int_equal(c.allow_anonymous, 0);
+	assert_int_equal(c.sec.allow_anonymous, 0);
 	config_free(&c);
 
 	parse_ok(&c, "listener 1883\nallow_anonymous true\n");
 	assert_int_equal(config_finish(&c), 0);
-	assert_int_equal(c.allow_anonymous, 1);
+	assert_int_equal(c.sec.allow_anonymous, 1);
 	config_free(&c);
 
 	/* -p on the command line counts as a configured listener. */
@@ -660,7 +713,7 @@ static void test_finish_with_listeners(void **state)
 	assert_false(c.local_only);
 	assert_string_equal(c.listeners[0].bind, "::");
 	assert_int_equal(c.listeners[0].max_connections, -1);
-	assert_int_equal(c.allow_anonymous, 0);
+	assert_int_equal(c.sec.allow_anonymous, 0);
 	config_free(&c);
 }
 
@@ -710,6 +763,7 @@ int main(void)
 	        cmocka_unit_test(test_finish_local_only),
 	        cmocka_unit_test(test_finish_with_listeners),
 	        cmocka_unit_test(test_topic_limits),
+	        cmocka_unit_test(test_per_listener_settings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
