@@ -89,7 +89,7 @@ static bool conn_take_address(struct conn *c, const char *host)
 		STAT_ADD(b, refused_per_address, 1);
 		return false;
 	}
-	snprintf(c->cap_addr, sizeof(c->cap_addr), "%s", host);
+	c->cap_taken = true;
 	return true;
 }
 
@@ -108,7 +108,7 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	c->io.cb = conn_on_io;
 	c->w = w;
 	c->ls = ls;
-	c->transport = ls->transport;
+	c->transport = (uint8_t)ls->transport;
 	c->id = atomic_fetch_add(&b->next_conn_id, 1) + 1;
 	c->accepted_at = c->last_rx = clock_ms();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -155,8 +155,8 @@ void conn_accept(struct worker *w, struct listener_sock *ls, int fd,
 	}
 	if (!conn_take_address(c, host) ||
 	    loop_add(w->loop, &c->io, EPOLLIN) != 0) {
-		if (c->cap_addr[0])
-			addrcap_release(b->addrcap, c->cap_addr);
+		if (c->cap_taken)
+			addrcap_release(b->addrcap, c->host);
 		conn_ws_free(c);
 		tls_conn_free(c->tls);
 		close(fd);
@@ -230,30 +230,38 @@ int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason)
 static uint16_t conn_alias_out(const struct conn *c, const char *topic,
                                uint16_t len, bool *known)
 {
-	uint16_t i, max = c->client_alias_max;
+	uint16_t i, max = c->client_alias_max, n = c->al ? c->al->nout : 0;
 
 	*known = false;
 	if (c->version != MQTT_V5 || !max)
 		return 0;
-	for (i = 1; i <= c->nalias_out; i++)
-		if (strncmp(c->alias_out[i], topic, len) == 0 &&
-		    c->alias_out[i][len] == '\0') {
+	for (i = 1; i <= n; i++)
+		if (strncmp(c->al->out[i], topic, len) == 0 &&
+		    c->al->out[i][len] == '\0') {
 			*known = true;
 			return i;
 		}
-	if (c->nalias_out >= max || c->nalias_out >= CONN_ALIAS_OUT_MAX)
+	if (n >= max || n >= CONN_ALIAS_OUT_MAX)
 		return 0;
-	return (uint16_t)(c->nalias_out + 1);
+	return (uint16_t)(n + 1);
+}
+
+struct conn_aliases *conn_aliases(struct conn *c)
+{
+	if (!c->al)
+		c->al = calloc(1, sizeof(*c->al));
+	return c->al;
 }
 
 static void conn_alias_commit(struct conn *c, const char *topic, uint16_t len)
 {
-	char *t = strndup(topic, len);
+	struct conn_aliases *al = conn_aliases(c);
+	char *t = al ? strndup(topic, len) : NULL;
 
 	/* Without memory the alias stays unrecorded; the next message on a
 	 * new topic re-maps the same number, which the protocol allows. */
 	if (t)
-		c->alias_out[++c->nalias_out] = t;
+		al->out[++al->nout] = t;
 }
 
 /*
@@ -603,6 +611,13 @@ void conn_set_real_address(struct conn *c, const char *host, uint16_t port,
 	char old[SOCK_ADDRSTRLEN];
 
 	snprintf(old, sizeof(old), "%s", c->peer);
+	/* Only a trusted proxy names another host, and its connections are
+	 * never counted per address; should one be, it stops being counted
+	 * before host (the address released at close) changes. */
+	if (c->cap_taken) {
+		addrcap_release(c->w->b->addrcap, c->host);
+		c->cap_taken = false;
+	}
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	if (!port)
 		snprintf(c->peer, sizeof(c->peer), "%s", host);
@@ -872,6 +887,13 @@ int conn_flush(struct conn *c)
 			pthread_mutex_unlock(&s->mu);
 		}
 	}
+	/* Nothing left to send: the queue's buffers go back to malloc now,
+	 * not at the idle tick. Freed at once, they are what the next
+	 * connection's reply reuses (glibc's per-thread cache); kept for a
+	 * second, thousands of connections set up in that second each leave
+	 * a hole between long-lived structs that RSS never gets back. */
+	if (!c->oq.bytes)
+		outq_shrink(&c->oq);
 	return 0;
 }
 
@@ -1048,8 +1070,8 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	c->io.fd = -1;
 	STAT_ADD(b, connections, -1);
 	atomic_fetch_sub(&b->listener_conns[c->ls->index], 1);
-	if (c->cap_addr[0])
-		addrcap_release(b->addrcap, c->cap_addr);
+	if (c->cap_taken)
+		addrcap_release(b->addrcap, c->host);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1075,10 +1097,13 @@ void conn_free(struct conn *c)
 	conn_ws_free(c);
 	tls_conn_free(c->tls);
 	msg_unref(c->will);
-	for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
-		free(c->aliases[i]);
-	for (i = 0; i <= CONN_ALIAS_OUT_MAX; i++)
-		free(c->alias_out[i]);
+	if (c->al) {
+		for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
+			free(c->al->in[i]);
+		for (i = 0; i <= CONN_ALIAS_OUT_MAX; i++)
+			free(c->al->out[i]);
+		free(c->al);
+	}
 	if (!c->rbuf_borrowed)
 		free(c->rbuf);
 	free(c->client_id);

@@ -44,55 +44,52 @@ enum conn_state {
  * the connection's life; the client's Topic Alias Maximum may lower it). */
 #define CONN_ALIAS_OUT_MAX 16
 
+/*
+ * Topic aliases of a v5 connection, allocated when the first one is set:
+ * most clients never use aliases, and the tables are 400 bytes, which an
+ * idle connection should not carry (docs/benchmarks.md, Findings).
+ */
+struct conn_aliases {
+	/* Inbound (alias -> topic), index 1..CONN_TOPIC_ALIAS_MAX. */
+	char *in[CONN_TOPIC_ALIAS_MAX + 1];
+	/* Outbound aliases we assigned, index 1..nout. */
+	char *out[CONN_ALIAS_OUT_MAX + 1];
+	uint16_t nout;
+};
+
+/*
+ * Fields are grouped by size so the struct has no holes: every idle
+ * connection carries it, and its size is most of the broker's memory per
+ * idle connection.
+ */
 struct conn {
 	struct loop_io io;
 	struct worker *w;
 	struct listener_sock *ls;
 	uint64_t id;
-	enum conn_state state;
-	int transport;
 	char peer[SOCK_ADDRSTRLEN]; /* "host:port" */
 	char host[SOCK_ADDRSTRLEN];
-	/* The TCP peer's address as counted for max_connections_per_address
-	 * (host may later name the client behind a proxy); "" if not. */
-	char cap_addr[SOCK_ADDRSTRLEN];
 
 	/* Input: MQTT bytes not yet parsed in rbuf[0..rlen), then (WebSocket
 	 * only) rraw raw bytes not yet decoded. */
 	uint8_t *rbuf;
 	size_t rlen, rraw, rcap;
-	bool rbuf_borrowed;   /* rbuf is the worker's scratch buffer */
 	struct conn_ws *ws;   /* WebSocket state; NULL for plain MQTT */
-	bool proxy_pending;   /* a PROXY protocol header must come first */
 	struct tls_conn *tls; /* TLS state; NULL for plain TCP */
-	bool tls_ready;       /* handshake done */
 	struct outq oq;
 
 	struct conn *next, *prev; /* worker's list */
 	struct conn *flush_next;
-	bool in_flush;
-	bool closed_counted;
 
 	uint64_t accepted_at;
-	uint64_t last_rx;   /* clock_ms() of the last packet received */
-	uint16_t keepalive; /* effective, seconds; 0 = none */
-	uint8_t version;
+	uint64_t last_rx; /* clock_ms() of the last packet received */
 	char *client_id;
 	char *username;
-	struct session *s; /* reference while attached */
-
-	/* v5 limits the client declared in CONNECT. */
-	uint32_t client_max_packet; /* 0 = none */
-	uint16_t client_alias_max;
-	/* Inbound topic aliases (alias -> topic), index 1..ALIAS_MAX. */
-	char *aliases[CONN_TOPIC_ALIAS_MAX + 1];
-	/* Outbound aliases we assigned, index 1..nalias_out. */
-	char *alias_out[CONN_ALIAS_OUT_MAX + 1];
-	uint16_t nalias_out;
+	struct session *s;       /* reference while attached */
+	struct conn_aliases *al; /* NULL until an alias is used */
 
 	/* Back-pressure: reading paused until throttle_s drains or
 	 * throttle_until passes (worker_check_throttled). */
-	bool throttled;
 	struct session *throttle_s;
 	uint64_t throttle_until;
 	struct conn *throttle_next;
@@ -101,17 +98,33 @@ struct conn {
 	 * ring in arrival order; while non-empty the connection is on its
 	 * worker's ackwait list. Reading pauses while too many are held. */
 	struct held_ack *acks;
-	uint32_t ack_head, nacks, ack_cap;
-	bool in_ackwait;
-	bool ack_paused;
 	struct conn *ackwait_next;
+	uint32_t ack_head, nacks, ack_cap;
 
 	struct msg *will;
 	uint32_t will_delay;
+	uint32_t session_expiry;
+	/* v5 limits the client declared in CONNECT. */
+	uint32_t client_max_packet; /* 0 = none */
+	uint16_t client_alias_max;
+	uint16_t keepalive; /* effective, seconds; 0 = none */
+
+	uint8_t state;     /* enum conn_state */
+	uint8_t transport; /* TR_* */
+	uint8_t version;
+	bool rbuf_borrowed; /* rbuf is the worker's scratch buffer */
+	bool proxy_pending; /* a PROXY protocol header must come first */
+	bool tls_ready;     /* handshake done */
+	/* host is counted for max_connections_per_address (only ever the
+	 * TCP peer: a host a trusted proxy names is never counted). */
+	bool cap_taken;
+	bool in_flush;
+	bool throttled;
+	bool in_ackwait;
+	bool ack_paused;
 	bool will_now; /* DISCONNECT 0x04: publish the will */
 	bool normal_disconnect;
 	bool stopping; /* closed because ternd stops (worker_free) */
-	uint32_t session_expiry;
 };
 
 /* Accepts fd from listener ls on worker w (fd ownership moves here). */
@@ -135,6 +148,10 @@ void conn_free(struct conn *c);
  * queued), or TERN_ENOMEM.
  */
 int conn_send(struct conn *c, const struct mqtt_packet *p);
+
+/* The connection's topic alias tables, allocated on first use. Returns
+ * NULL when out of memory. */
+struct conn_aliases *conn_aliases(struct conn *c);
 
 /* Queues an ack-type packet (PUBACK..PUBCOMP) with a v5 reason code. */
 int conn_send_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t reason);

@@ -28,6 +28,7 @@
 static const char *publish_topic(struct conn *c, const struct mqtt_publish *pub,
                                  size_t *len)
 {
+	struct conn_aliases *al;
 	uint16_t alias;
 	char *t;
 
@@ -41,20 +42,21 @@ static const char *publish_topic(struct conn *c, const struct mqtt_publish *pub,
 	if (alias == 0 || alias > CONN_TOPIC_ALIAS_MAX)
 		goto bad;
 	if (!pub->topic.len) {
-		if (!c->aliases[alias])
+		if (!c->al || !c->al->in[alias])
 			goto bad;
-		*len = strlen(c->aliases[alias]);
-		return c->aliases[alias];
+		*len = strlen(c->al->in[alias]);
+		return c->al->in[alias];
 	}
-	t = malloc((size_t)pub->topic.len + 1);
+	al = conn_aliases(c);
+	t = al ? malloc((size_t)pub->topic.len + 1) : NULL;
 	if (!t) {
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return NULL;
 	}
 	memcpy(t, pub->topic.p, pub->topic.len);
 	t[pub->topic.len] = '\0';
-	free(c->aliases[alias]);
-	c->aliases[alias] = t;
+	free(al->in[alias]);
+	al->in[alias] = t;
 	*len = pub->topic.len;
 	return t;
 bad:
@@ -166,8 +168,8 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	}
 	if (!(topic = publish_topic(c, pub, &tlen)))
 		return TERN_EPROTO;
-	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
-	                 topic, tlen, ACL_WRITE)) {
+	if (!auth_allows(c->w->auth, c->client_id, c->username, topic, tlen,
+	                 ACL_WRITE)) {
 		/* v5 tells the publisher (0x87); v3 has no way to, so the
 		 * message is acknowledged and dropped, as Mosquitto does. */
 		log_msg(LOG_NOTICE, "Denied PUBLISH from %s to %.*s.",
