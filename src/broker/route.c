@@ -6,6 +6,7 @@
  * session's queue. A session attached to this worker is pumped at once; one
  * attached elsewhere is posted to that worker's inbox.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,56 @@ static int match_cmp(const void *a, const void *b)
 	if (x->s != y->s)
 		return (x->s > y->s) - (x->s < y->s);
 	return (int)x->shared - (int)y->shared;
+}
+
+/* Sessions in the duplicate check's table on the stack; more take a
+ * heap table. */
+#define ROUTE_SEEN_STACK 256
+
+/* Fibonacci hashing of the address; allocations are 16-byte aligned, so
+ * the low bits carry nothing. */
+static size_t route_seen_slot(const struct session *s)
+{
+	uint64_t h = (uint64_t)(uintptr_t)s >> 4;
+
+	return (size_t)((h * 0x9E3779B97F4A7C15ull) >> 40);
+}
+
+/*
+ * Whether some session occurs more than once in v[0..n): only then do the
+ * matches need sorting so that one session's matches are adjacent. In a
+ * fan-out every match is a different session, and qsort was a quarter of
+ * the broker's user-space instructions per delivery (1 -> 100, callgrind);
+ * this check is one pass over an open-addressed set of the pointers.
+ * Answers true when it cannot tell (no memory): sorting is always right.
+ */
+static bool route_has_repeats(const struct match *v, size_t n)
+{
+	const struct session *stack[ROUTE_SEEN_STACK], **set = stack;
+	size_t cap = 16, mask, i, k;
+	bool repeat = false;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	if (cap > ROUTE_SEEN_STACK)
+		set = calloc(cap, sizeof(*set));
+	else
+		memset(stack, 0, cap * sizeof(*set));
+	if (!set)
+		return true;
+	mask = cap - 1;
+	for (i = 0; i < n && !repeat; i++) {
+		k = route_seen_slot(v[i].s) & mask;
+		while (set[k] && set[k] != v[i].s)
+			k = (k + 1) & mask;
+		if (set[k])
+			repeat = true;
+		else
+			set[k] = v[i].s;
+	}
+	if (set != stack)
+		free(set);
+	return repeat;
 }
 
 /*
@@ -182,7 +233,7 @@ int broker_publish(struct broker *b, struct worker *self, struct msg *m,
 	if (r.oom)
 		log_msg(LOG_ERR, "Out of memory routing a message on %s.",
 		        m->topic);
-	if (r.n > 1)
+	if (r.n > 1 && route_has_repeats(r.v, r.n))
 		qsort(r.v, r.n, sizeof(*r.v), match_cmp);
 	for (i = 0; i < r.n; i = j) {
 		/* Ordinary matches of one session merge into one delivery
