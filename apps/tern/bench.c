@@ -42,6 +42,7 @@
 
 #include "bench.h"
 #include "cmd.h"
+#include "net/tls.h"
 
 /* The only global: how many SIGINT/SIGTERM arrived. */
 volatile int bench_stop;
@@ -68,6 +69,18 @@ static unsigned counted(const struct load *L)
 }
 
 /*
+ * --resume: the first connection goes alone, so that the others have its
+ * session to resume (a TLS 1.3 ticket arrives after the handshake, with
+ * the first reads). Without a session once it is up or gone (a server
+ * that issues none), the rest go ahead with full handshakes.
+ */
+static bool resume_wait(struct load *L)
+{
+	return L->o.resume && L->opened >= 1 && L->ready + L->st.errors == 0 &&
+	       !tls_client_has_session(L->tls);
+}
+
+/*
  * Opens the connections whose turn has come: -i apart (or all at once),
  * at most --par of them setting up at a time.
  */
@@ -75,7 +88,7 @@ static int open_due(struct load *L, uint64_t now)
 {
 	while (L->opened < counted(L) &&
 	       L->opened - L->ready - L->st.errors < L->o.par &&
-	       (!L->conn_period || L->next_open <= now)) {
+	       (!L->conn_period || L->next_open <= now) && !resume_wait(L)) {
 		struct conn *c = &L->c[L->opened++];
 
 		L->next_open += L->conn_period;
@@ -426,12 +439,79 @@ static int conn_setup(struct load *L)
 	return 0;
 }
 
+/*
+ * Subscriber j's share group is the first subscriber with the same group
+ * name (itself if it is the first), or -1 when j's filter is not shared.
+ */
+static void share_groups(const struct load *L, int *group)
+{
+	unsigned j, k, subs = L->o.subs, first = L->o.pubs;
+
+	for (j = 0; j < subs; j++) {
+		size_t gl, kl;
+		const char *g = L->c[first + j].topic;
+
+		group[j] = -1;
+		if (bench_share_split(g, &gl) == g)
+			continue;
+		group[j] = (int)j;
+		for (k = 0; k < j; k++) {
+			const char *h = L->c[first + k].topic;
+
+			bench_share_split(h, &kl);
+			if (group[k] == (int)k && kl == gl &&
+			    !memcmp(g + 7, h + 7, gl)) {
+				group[j] = (int)k;
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * For each publisher, the deliveries one message makes: one per matching
+ * subscriber, but one per shared-subscription group however many of its
+ * members match (MQTT 5 4.8.2: each message goes to one member).
+ */
+static int count_fans(struct load *L)
+{
+	unsigned i, j, subs = L->o.subs;
+	int *group = calloc(subs ? subs : 1, sizeof(*group));
+	unsigned *mark = calloc(subs ? subs : 1, sizeof(*mark));
+
+	if (!group || !mark) {
+		free(group);
+		free(mark);
+		return -1;
+	}
+	share_groups(L, group);
+	for (i = 0; i < L->o.pubs; i++) {
+		for (j = 0; j < subs; j++) {
+			size_t gl;
+			const char *f = bench_share_split(
+			        L->c[L->o.pubs + j].topic, &gl);
+
+			if (!bench_topic_match(f, L->c[i].topic))
+				continue;
+			if (group[j] >= 0) {
+				if (mark[group[j]] == i + 1)
+					continue;
+				mark[group[j]] = i + 1;
+			}
+			L->c[i].fan++;
+		}
+	}
+	free(group);
+	free(mark);
+	return 0;
+}
+
 /* pub, sub, pubsub: the connections (publishers first), each publisher's
  * share of -n, and for each publisher the subscribers that match it. */
 static int setup(struct load *L)
 {
 	struct epoll_event ev;
-	unsigned i, j;
+	unsigned i;
 
 	L->nconn = L->o.pubs + L->o.subs;
 	L->c = calloc(L->nconn, sizeof(*L->c));
@@ -460,10 +540,8 @@ static int setup(struct load *L)
 			L->c[i].quota = L->o.limit / L->o.pubs +
 			                (i < L->o.limit % L->o.pubs);
 	}
-	for (i = 0; i < L->o.pubs; i++)
-		for (j = L->o.pubs; j < L->nconn; j++)
-			L->c[i].fan +=
-			        bench_topic_match(L->c[j].topic, L->c[i].topic);
+	if (count_fans(L) != 0)
+		return -1;
 	L->t_setup_end = bench_now() + SETUP_NS + L->conn_period * L->nconn +
 	                 (uint64_t)L->nconn * NS_PER_S / 100;
 	return 0;

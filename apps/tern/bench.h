@@ -84,11 +84,14 @@ struct options {
 	const char *host;
 	uint16_t port;
 	int pid;
-	bool ws;       /* MQTT over WebSocket */
-	bool tls;      /* over TLS (mqtts://, wss://) */
-	bool insecure; /* TLS: no host name check (the chain still is) */
-	bool quiet;    /* no per-second lines */
-	bool per_pub;  /* JSON: figures per publisher */
+	bool ws;         /* MQTT over WebSocket */
+	bool tls;        /* over TLS (mqtts://, wss://) */
+	bool insecure;   /* TLS: no host name check (the chain still is) */
+	bool quiet;      /* no per-second lines */
+	bool per_pub;    /* JSON: figures per publisher */
+	bool resume;     /* TLS: resume the latest session (bench_conn.c) */
+	bool persistent; /* clean start 0 (--persistent) */
+	uint32_t session_expiry; /* with it, MQTT 5: seconds */
 	const char *cafile;
 	const char *path; /* WebSocket request path */
 	char prefix[MAX_PREFIX];
@@ -264,6 +267,7 @@ struct load {
 	struct tls_ctx *tls;
 	bool tls_backlog; /* decrypted input waits in some connection */
 	uint64_t handshakes;
+	uint64_t resumed; /* handshakes that resumed a session */
 	char tls_proto[16];
 };
 
@@ -311,6 +315,9 @@ bool bench_pub_can_send(const struct load *L, struct conn *c);
 void bench_pub_fill(struct load *L, struct conn *c, uint64_t now);
 void bench_proto_parse(struct load *L, struct conn *c, uint64_t now);
 bool bench_topic_match(const char *f, const char *t);
+/* A shared subscription "$share/GROUP/FILTER": the filter, and the group's
+ * length in *glen; else f itself and *glen 0. */
+const char *bench_share_split(const char *f, size_t *glen);
 
 /* bench_stats.c */
 void bench_hist_add(struct hist *h, uint64_t v);

@@ -225,7 +225,8 @@ static int ws_input(struct load *L, struct conn *c, size_t from)
  */
 int bench_conn_tls_init(struct load *L)
 {
-	struct tls_client_opts o = {.cafile = L->o.cafile};
+	struct tls_client_opts o = {.cafile = L->o.cafile,
+	                            .resume = L->o.resume};
 	char err[256];
 
 	if (tls_client_ctx_new(&o, &L->tls, err, sizeof(err)) != 0) {
@@ -264,6 +265,7 @@ static void tls_step(struct load *L, struct conn *c)
 	}
 	c->tls_want = 0;
 	L->handshakes++;
+	L->resumed += tls_session_reused(c->tls);
 	if (!L->tls_proto[0])
 		snprintf(L->tls_proto, sizeof(L->tls_proto), "%s",
 		         tls_version_name(c->tls));

@@ -92,6 +92,12 @@ static void usage(FILE *f)
 	        "broker with\n"
 	        "  --insecure  TLS: skip the host name check (the chain is "
 	        "still verified)\n"
+	        "  --resume    TLS: resume sessions; the first connection "
+	        "goes alone and\n"
+	        "              the others resume its session\n"
+	        "  --persistent S  clean start 0 (clean session 0), and "
+	        "with -V 5 a\n"
+	        "              Session Expiry Interval of S seconds\n"
 	        "  --ws        MQTT over WebSocket (path /mqtt unless -L "
 	        "says)\n"
 	        "  --per-publisher  JSON: figures per publisher id\n"
@@ -266,6 +272,8 @@ enum {
 	OPT_SRC_ADDRS,
 	OPT_QUIET,
 	OPT_PER_PUB,
+	OPT_RESUME,
+	OPT_PERSISTENT,
 	OPT_HELP,
 };
 
@@ -290,6 +298,7 @@ static unsigned modes_of(int ch)
 	case 't':
 	case 'q':
 	case 'n':
+	case OPT_PERSISTENT:
 	case OPT_PER_PUB: return M_PUB | M_SUB | M_PUBSUB;
 	case OPT_IDLE:
 	case OPT_SRC_ADDRS: return M_CONN;
@@ -400,6 +409,13 @@ static int parse_opt(struct options *o, int ch, const char *arg)
 	case OPT_INSECURE: o->insecure = true; return 0;
 	case OPT_QUIET: o->quiet = true; return 0;
 	case OPT_PER_PUB: o->per_pub = true; return 0;
+	case OPT_RESUME: o->resume = true; return 0;
+	case OPT_PERSISTENT:
+		if (parse_uint(arg, UINT32_MAX, &v))
+			return -1;
+		o->persistent = true;
+		o->session_expiry = (uint32_t)v;
+		return 0;
 	}
 	return -1;
 }
@@ -482,6 +498,8 @@ int bench_opts_parse(int argc, char **argv, struct options *o)
 	        {"src-addrs", required_argument, NULL, OPT_SRC_ADDRS},
 	        {"quiet", no_argument, NULL, OPT_QUIET},
 	        {"per-publisher", no_argument, NULL, OPT_PER_PUB},
+	        {"resume", no_argument, NULL, OPT_RESUME},
+	        {"persistent", required_argument, NULL, OPT_PERSISTENT},
 	        {"help", no_argument, NULL, OPT_HELP},
 	        {NULL, 0, NULL, 0},
 	};
@@ -543,9 +561,9 @@ int bench_opts_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "tern bench: bad arguments\n");
 		goto bad;
 	}
-	if ((o->cafile || o->insecure) && !o->tls) {
-		fprintf(stderr, "tern bench: --cafile and --insecure need "
-		                "mqtts:// or wss://\n");
+	if ((o->cafile || o->insecure || o->resume) && !o->tls) {
+		fprintf(stderr, "tern bench: --cafile, --insecure and --resume "
+		                "need mqtts:// or wss://\n");
 		return -1;
 	}
 	return 0;

@@ -45,6 +45,21 @@ bool bench_topic_match(const char *f, const char *t)
 	}
 }
 
+const char *bench_share_split(const char *f, size_t *glen)
+{
+	static const char pre[] = "$share/";
+	const char *g = f + sizeof(pre) - 1, *slash;
+
+	*glen = 0;
+	if (strncmp(f, pre, sizeof(pre) - 1) != 0)
+		return f;
+	slash = strchr(g, '/');
+	if (!slash || slash == g)
+		return f;
+	*glen = (size_t)(slash - g);
+	return slash + 1;
+}
+
 /* Encodes p into c's output buffer; fails the connection if it cannot. */
 int bench_proto_send(struct load *L, struct conn *c,
                      const struct mqtt_packet *p)
@@ -350,7 +365,15 @@ void bench_proto_connect(struct load *L, struct conn *c)
 	memset(&p, 0, sizeof(p));
 	p.type = MQTT_CONNECT;
 	p.u.connect.version = (uint8_t)L->o.version;
-	p.u.connect.clean = true;
+	/* --persistent: the broker keeps the session (and, with QoS > 0, the
+	 * messages of a subscriber) as a durable client's; MQTT 5 says for
+	 * how long. */
+	p.u.connect.clean = !L->o.persistent || c->role == ROLE_IDLE;
+	if (!p.u.connect.clean && L->o.version == MQTT_V5) {
+		p.u.connect.props.present |=
+		        MQTT_PBIT(MQTT_PROP_SESSION_EXPIRY);
+		p.u.connect.props.session_expiry = L->o.session_expiry;
+	}
 	p.u.connect.keepalive = (uint16_t)(life > 65535 ? 65535 : life);
 	p.u.connect.client_id.p = (const uint8_t *)c->id;
 	p.u.connect.client_id.len = (uint16_t)strlen(c->id);

@@ -80,12 +80,13 @@ static void tls_report(const struct load *L, char *json, size_t cap)
 	json[0] = '\0';
 	if (!L->o.tls)
 		return;
-	printf("  TLS %s, %" PRIu64 " handshakes%s\n",
-	       L->tls_proto[0] ? L->tls_proto : "-", L->handshakes,
+	printf("  TLS %s, %" PRIu64 " handshakes (%" PRIu64 " resumed)%s\n",
+	       L->tls_proto[0] ? L->tls_proto : "-", L->handshakes, L->resumed,
 	       L->o.insecure ? ", no host name check" : "");
 	snprintf(json, cap,
-	         ",\"tls_version\":\"%s\",\"tls_handshakes\":%" PRIu64,
-	         L->tls_proto, L->handshakes);
+	         ",\"tls_version\":\"%s\",\"tls_handshakes\":%" PRIu64
+	         ",\"tls_resumed\":%" PRIu64,
+	         L->tls_proto, L->handshakes, L->resumed);
 }
 
 /* The publishers' figures, per id: `"per_publisher":[...]` (stdout). */
@@ -209,7 +210,7 @@ void bench_report_run(const struct load *L)
 	       "\"lat_p90_us\":%.1f,\"lat_p99_us\":%.1f,"
 	       "\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f,"
 	       "\"broker_cpu_us_per_msg\":%.3f,"
-	       "\"client_cpu_us_per_msg\":%.3f%s",
+	       "\"client_cpu_us_per_msg\":%.3f,\"persistent\":%s%s",
 	       bench_mode_name(o->mode), transport(o), o->version, o->qos,
 	       o->pubs, o->subs, o->payload, sent_s, o->rate, pub,
 	       (double)pub / sent_s, acked, expected, L->st.delivered,
@@ -217,7 +218,7 @@ void bench_report_run(const struct load *L)
 	       L->st.late, L->st.foreign, L->st.errors,
 	       (const char *[]){"complete", "idle", "timeout"}[L->tail],
 	       elapsed, rate, total_rate, lat[0], lat[1], lat[2], lat[3],
-	       lat[4], bcpu, ccpu, tls);
+	       lat[4], bcpu, ccpu, o->persistent ? "true" : "false", tls);
 	if (o->per_pub)
 		per_publisher(L);
 	printf("}\n");

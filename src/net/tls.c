@@ -29,6 +29,11 @@ struct tls_ctx {
 	SSL_CTX *ssl;
 	uint8_t alpn[64];
 	size_t alpn_len;
+	/* Client contexts with resume: the latest session, under the lock
+	 * (connections on several threads may share a context). */
+	bool resume;
+	pthread_mutex_t sess_lock;
+	SSL_SESSION *sess;
 };
 
 struct tls_conn {
@@ -248,6 +253,10 @@ void tls_ctx_unref(struct tls_ctx *c)
 	    atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	SSL_CTX_free(c->ssl);
+	if (c->resume) {
+		SSL_SESSION_free(c->sess);
+		pthread_mutex_destroy(&c->sess_lock);
+	}
 	free(c);
 }
 
@@ -583,6 +592,70 @@ static int tls_client_configure(struct tls_ctx *c,
 	return 0;
 }
 
+/*
+ * OpenSSL hands every new client session here: in TLS 1.3 the tickets
+ * arrive after the handshake, with the first reads, so the session cannot
+ * be taken when the handshake ends. The context keeps the latest one.
+ * Returning 1 keeps OpenSSL's reference, which is ours from now on.
+ */
+static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	SSL_SESSION *old;
+
+	if (!c || !c->resume || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	pthread_mutex_lock(&c->sess_lock);
+	old = c->sess;
+	c->sess = sess;
+	pthread_mutex_unlock(&c->sess_lock);
+	SSL_SESSION_free(old);
+	return 1;
+}
+
+/* Resumption on: sessions come through tls_new_session_cb() only. */
+static void tls_client_resume(struct tls_ctx *c)
+{
+	c->resume = true;
+	pthread_mutex_init(&c->sess_lock, NULL);
+	SSL_CTX_set_app_data(c->ssl, c);
+	SSL_CTX_set_session_cache_mode(
+	        c->ssl,
+	        SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(c->ssl, tls_new_session_cb);
+}
+
+bool tls_client_has_session(struct tls_ctx *ctx)
+{
+	bool has;
+
+	if (!ctx->resume)
+		return false;
+	pthread_mutex_lock(&ctx->sess_lock);
+	has = ctx->sess != NULL;
+	pthread_mutex_unlock(&ctx->sess_lock);
+	return has;
+}
+
+bool tls_session_reused(const struct tls_conn *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
+}
+
+/* Offers the context's session, if any, on a new client connection. */
+static void tls_offer_session(struct tls_ctx *ctx, SSL *ssl)
+{
+	if (!ctx->resume)
+		return;
+	pthread_mutex_lock(&ctx->sess_lock);
+	/* SSL_set_session takes its own reference; a failure only means a
+	 * full handshake. */
+	if (ctx->sess)
+		SSL_set_session(ssl, ctx->sess);
+	pthread_mutex_unlock(&ctx->sess_lock);
+	ERR_clear_error();
+}
+
 int tls_client_ctx_new(const struct tls_client_opts *o, struct tls_ctx **out,
                        char *err, size_t errlen)
 {
@@ -604,6 +677,8 @@ int tls_client_ctx_new(const struct tls_client_opts *o, struct tls_ctx **out,
 	                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION |
 	                                    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (o->resume)
+		tls_client_resume(c);
 	rc = tls_client_configure(c, o, err, errlen);
 	if (rc != 0) {
 		tls_ctx_unref(c);
@@ -735,6 +810,7 @@ struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
 	/* The SSL takes the one reference, for reading and writing. */
 	SSL_set_bio(t->ssl, bio, bio);
 	SSL_set_connect_state(t->ssl);
+	tls_offer_session(ctx, t->ssl);
 	t->ctx = tls_ctx_ref(ctx);
 	return t;
 }

@@ -78,6 +78,12 @@ struct tls_client_opts {
 	const char *alpn;        /* wire-format list, e.g. "\4mqtt" */
 	size_t alpn_len;
 	bool no_verify; /* do not verify the server's chain (testing only) */
+	/* Session resumption: the context keeps the latest session the
+	 * server handed out (a TLS 1.3 ticket, or a TLS 1.2 session) and
+	 * offers it on every later connection. One server per context: a
+	 * session is only good for the server that issued it. OpenSSL drops
+	 * the session of a connection freed without tls_shutdown(). */
+	bool resume;
 };
 
 /*
@@ -97,6 +103,12 @@ int tls_client_ctx_new(const struct tls_client_opts *o, struct tls_ctx **out,
  */
 struct tls_conn *tls_client_conn_new(struct tls_ctx *ctx, int fd,
                                      const char *host, bool verify_host);
+
+/* A context with `resume` holds a session to offer new connections. */
+bool tls_client_has_session(struct tls_ctx *ctx);
+
+/* t's handshake resumed a session (no certificate was exchanged). */
+bool tls_session_reused(const struct tls_conn *t);
 
 /*
  * After a failed tls_handshake(): a sentence on why, such as

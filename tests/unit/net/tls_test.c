@@ -1232,6 +1232,69 @@ static void test_client_ctx_errors(void **state)
 	                 TERN_ECONFIG);
 }
 
+/*
+ * One connection of a resumption test on existing contexts: handshake,
+ * then the server writes a byte and the client reads it, which is when a
+ * TLS 1.3 client takes the tickets sent after the handshake. Returns
+ * whether the client's handshake resumed a session.
+ */
+static bool resume_round(struct tls_ctx *sctx, struct tls_ctx *cctx)
+{
+	struct cpair p = {.sctx = sctx, .cctx = cctx};
+	struct iovec iov = {.iov_base = "x", .iov_len = 1};
+	uint8_t b;
+	bool wr, reused;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	p.sfd = sv[0];
+	p.cfd = sv[1];
+	set_nonblock(p.sfd);
+	set_nonblock(p.cfd);
+	p.s = tls_conn_new(sctx, p.sfd);
+	p.c = tls_client_conn_new(cctx, p.cfd, "localhost", true);
+	assert_non_null(p.s);
+	assert_non_null(p.c);
+	assert_int_equal(cpair_handshake(&p), 1);
+	assert_string_equal(tls_version_name(p.c), "TLSv1.3");
+	assert_int_equal(tls_writev(p.s, &iov, 1, &wr), 1);
+	assert_int_equal(tls_read(p.c, &b, 1), 1);
+	reused = tls_session_reused(p.c);
+	/* Without close_notify OpenSSL would drop the session. */
+	tls_shutdown(p.c);
+	tls_conn_free(p.s);
+	tls_conn_free(p.c);
+	close(p.sfd);
+	close(p.cfd);
+	return reused;
+}
+
+/* resume: the first connection's session (a TLS 1.3 ticket) is offered
+ * and taken by the next ones; without resume it is not. */
+static void test_client_resume(void **state)
+{
+	struct tls_opts so = server_opts();
+	struct tls_client_opts co = {.cafile = pki.ca_pem, .resume = true};
+	struct tls_ctx *sctx = server_ctx(&so), *cctx, *plain;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(tls_client_ctx_new(&co, &cctx, err, sizeof(err)), 0);
+	assert_false(tls_client_has_session(cctx));
+	assert_false(resume_round(sctx, cctx));
+	assert_true(tls_client_has_session(cctx));
+	assert_true(resume_round(sctx, cctx));
+	assert_true(resume_round(sctx, cctx));
+	co.resume = false;
+	assert_int_equal(tls_client_ctx_new(&co, &plain, err, sizeof(err)), 0);
+	assert_false(resume_round(sctx, plain));
+	assert_false(tls_client_has_session(plain));
+	assert_false(resume_round(sctx, plain));
+	tls_ctx_unref(plain);
+	tls_ctx_unref(cctx);
+	tls_ctx_unref(sctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1268,6 +1331,7 @@ int main(void)
 	        cmocka_unit_test(test_client_min_version),
 	        cmocka_unit_test(test_client_no_sigpipe),
 	        cmocka_unit_test(test_client_ctx_errors),
+	        cmocka_unit_test(test_client_resume),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
