@@ -404,6 +404,29 @@ int json_object_get(const char *text, size_t len, const char *const *names,
 	return r.i == r.len ? 0 : TERN_EMALFORMED;
 }
 
+int json_array_next(const struct json_val *arr, size_t *pos,
+                    struct json_val *out)
+{
+	struct rd r = {.s = arr->p, .len = arr->len, .i = *pos};
+	int rc;
+
+	if (arr->type != JSON_ARRAY || arr->len < 2 || arr->p[0] != '[')
+		return TERN_EMALFORMED;
+	if (r.i == 0)
+		r.i = 1; /* past the '[' */
+	skip_ws(&r);
+	if (r.i >= r.len || r.s[r.i] == ']')
+		return 0;
+	/* Depth 1: the array was checked as a whole, nested values too. */
+	if ((rc = read_value(&r, out, 1)) != 0)
+		return rc;
+	skip_ws(&r);
+	if (r.i < r.len && r.s[r.i] == ',')
+		r.i++;
+	*pos = r.i;
+	return 1;
+}
+
 /* Writes code point cp as UTF-8; returns its length. */
 static size_t put_utf8(char *o, unsigned cp)
 {

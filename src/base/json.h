@@ -93,6 +93,15 @@ int json_object_get(const char *text, size_t len, const char *const *names,
                     struct json_val *vals, size_t n);
 
 /*
+ * Steps through the elements of a JSON_ARRAY value that json_object_get()
+ * returned (so already validated). *pos starts at 0 and is advanced by each
+ * call. Returns 1 with the next element in *out, 0 after the last one, or
+ * TERN_EMALFORMED if arr is not such an array.
+ */
+int json_array_next(const struct json_val *arr, size_t *pos,
+                    struct json_val *out);
+
+/*
  * Decodes a JSON_STRING value's escapes into out[0..cap) as UTF-8 (never
  * longer than v->len, so cap = v->len always suffices). Returns the length
  * written, TERN_ETOOBIG if cap is too small, or TERN_EMALFORMED for a lone

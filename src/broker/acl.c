@@ -393,6 +393,20 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
 	return rc;
 }
 
+int acl_new(struct acl **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : TERN_ENOMEM;
+}
+
+int acl_add_pattern(struct acl *a, const char *topic, size_t len, int access)
+{
+	if ((access & ~ACL_RW) != 0 || access == 0 ||
+	    memchr(topic, '\0', len) || !valid_filter(topic, len, true))
+		return TERN_EINVAL;
+	return rules_add(&a->patterns, topic, len, access);
+}
+
 /*
  * The value a rule level stands for: itself, or for "%c" / "%u" in a
  * pattern the client id / username. Returns false when a substituted value

@@ -66,6 +66,17 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen);
 int acl_parse(const char *text, const char *name, struct acl **out, char *err,
               size_t errlen);
 
+/*
+ * Builds an ACL in code (the JWT topics claim, jwt.h): acl_new() makes an
+ * empty one (which denies everything) in *out, freed with acl_free();
+ * acl_add_pattern() adds the rule a `pattern` line would, with `access`
+ * ACL_READ, ACL_WRITE or both, so "%c" and "%u" levels are substituted
+ * with the same safety rule. Return 0, TERN_EINVAL for a topic that is not
+ * a valid rule (as the file parser refuses it), or TERN_ENOMEM.
+ */
+int acl_new(struct acl **out);
+int acl_add_pattern(struct acl *a, const char *topic, size_t len, int access);
+
 /* Frees an ACL; NULL is accepted. */
 void acl_free(struct acl *a);
 

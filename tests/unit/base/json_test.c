@@ -66,6 +66,35 @@ static void test_reader(void **state)
 	assert_int_equal(v[3].type, JSON_ABSENT);
 }
 
+static void test_array_next(void **state)
+{
+	static const char *const names[] = {"a", "e", "s"};
+	const char *t = "{\"a\": [ \"x\" , [1, {\"k\": []}],-3 ,\"\"],"
+	                "\"e\": [ ], \"s\": \"[1]\"}";
+	struct json_val v[3], el;
+	size_t pos = 0;
+
+	assert_int_equal(json_object_get(t, strlen(t), names, v, 3), 0);
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 1);
+	assert_int_equal(el.type, JSON_STRING);
+	assert_memory_equal(el.p, "x", 1);
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 1);
+	assert_int_equal(el.type, JSON_ARRAY);
+	assert_int_equal(el.len, strlen("[1, {\"k\": []}]"));
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 1);
+	assert_int_equal(el.type, JSON_NUMBER);
+	assert_int_equal(el.len, 2);
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 1);
+	assert_int_equal(el.type, JSON_STRING);
+	assert_int_equal(el.len, 0);
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 0);
+	assert_int_equal(json_array_next(&v[0], &pos, &el), 0);
+	pos = 0;
+	assert_int_equal(json_array_next(&v[1], &pos, &el), 0);
+	pos = 0;
+	assert_int_equal(json_array_next(&v[2], &pos, &el), TERN_EMALFORMED);
+}
+
 static void test_malformed(void **state)
 {
 	static const char *const bad[] = {
@@ -115,6 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_writer),
 	        cmocka_unit_test(test_reader),
+	        cmocka_unit_test(test_array_next),
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_lone_surrogate),
 	};
