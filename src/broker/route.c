@@ -165,10 +165,6 @@ static bool route_deliver(struct broker *b, struct worker *self,
 	}
 	if (session_enqueue(b, s, m, qos, retain, shared, ids, nids) != 0) {
 		pthread_mutex_unlock(&s->mu);
-		if (log_enabled(LOG_DEBUG))
-			log_msg(LOG_DEBUG,
-			        "Queue full for %s; message dropped.",
-			        s->client_id);
 		return false;
 	}
 	if (owner == self)

@@ -6,10 +6,13 @@
  */
 #include "broker/session.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
@@ -254,6 +257,28 @@ static int session_queue_grow(struct session *s)
 	return 0;
 }
 
+/*
+ * Logs drops at a full queue: at most one line a second per session, with
+ * the count since the last one. A stalled subscriber under a flood drops
+ * every message, and a line each (at debug level, which the tests run at)
+ * had the worker spend more time writing the log than routing.
+ */
+static void session_log_drop(struct session *s)
+{
+	uint64_t now;
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	s->drops_unlogged++;
+	now = clock_ms();
+	if (s->drop_logged_at && now - s->drop_logged_at < 1000)
+		return;
+	log_msg(LOG_DEBUG, "Queue full for %s; %" PRIu64 " message(s) dropped.",
+	        s->client_id, s->drops_unlogged);
+	s->drops_unlogged = 0;
+	s->drop_logged_at = now;
+}
+
 int session_enqueue(struct broker *b, struct session *s, struct msg *m,
                     uint8_t qos, bool retain, bool shared, uint32_t *subids,
                     uint16_t nsubids)
@@ -268,6 +293,7 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	    (s->qlen == s->qcap && session_queue_grow(s) != 0)) {
 		free(subids);
 		STAT_DROP(b, DROP_QUEUE_FULL);
+		session_log_drop(s);
 		return TERN_ELIMIT;
 	}
 	e = &s->q[(s->qhead + s->qlen) % s->qcap];

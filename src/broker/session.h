@@ -117,6 +117,10 @@ struct session {
 	/* Publishers are not held back for this session before this time
 	 * (clock_ms): it did not drain when last asked to. Under mu. */
 	uint64_t slow_until;
+	/* Drops at a full queue not logged yet, and when the last line was
+	 * (clock_ms): one debug line a second, not one per message. */
+	uint64_t drops_unlogged;
+	uint64_t drop_logged_at;
 };
 
 /* Creates a detached session with one reference. NULL on OOM. */
