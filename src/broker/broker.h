@@ -165,6 +165,17 @@ void broker_stop(struct broker *b);
 int broker_publish(struct broker *b, struct worker *w, struct msg *m,
                    struct session **backlog);
 
+/*
+ * Whether a will may be published now: its client (client_id, username, on
+ * listener `listener`, or AUTH_ANY_LISTENER) must still have write access
+ * to its topic under w's current auth snapshot, since an ACL reload may
+ * have come after the CONNECT that checked it. A refused will is counted
+ * (dropped, not_authorized) and logged at debug; the caller drops it.
+ */
+bool broker_will_allowed(struct broker *b, struct worker *w,
+                         const struct msg *will, size_t listener,
+                         const char *client_id, const char *username);
+
 /* Messages of a leaving shared-subscription member, to hand on. */
 struct redeliver {
 	struct msg *m; /* reference */

@@ -1084,7 +1084,9 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	if (rl.n)
 		route_redeliver(b, w, &rl);
 	if (will) {
-		broker_publish(b, w, will, NULL);
+		if (broker_will_allowed(b, w, will, c->ls->index, c->client_id,
+		                        c->username))
+			broker_publish(b, w, will, NULL);
 		msg_unref(will);
 	}
 }

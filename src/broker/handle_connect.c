@@ -211,12 +211,19 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 	return 0;
 }
 
-/* Ends a session that a clean start replaces; caller holds both locks. */
-static struct msg *connect_end_session(struct broker *b, struct session *s)
+/* Ends a session that a clean start replaces; caller holds both locks.
+ * Returns its will if it may still be published (broker_will_allowed). */
+static struct msg *connect_end_session(struct broker *b, struct worker *w,
+                                       struct session *s)
 {
 	struct msg *will = s->will;
 
 	s->will = NULL;
+	if (will && !broker_will_allowed(b, w, will, s->listener, s->client_id,
+	                                 s->username)) {
+		msg_unref(will);
+		will = NULL;
+	}
 	session_clear_subs(b, s);
 	session_clear_messages(b, s);
 	session_remove(b, s);
@@ -265,7 +272,7 @@ static struct session *connect_attach(struct conn *c,
 			/* Keep s alive until unlocked: the table held the
 			 * last reference. */
 			session_ref(s);
-			*stale_will = connect_end_session(b, s);
+			*stale_will = connect_end_session(b, c->w, s);
 			pthread_mutex_unlock(&s->mu);
 			session_unref(s);
 			s = NULL;

@@ -357,3 +357,21 @@ void route_redeliver(struct broker *b, struct worker *self,
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
+
+bool broker_will_allowed(struct broker *b, struct worker *w,
+                         const struct msg *will, size_t listener,
+                         const char *client_id, const char *username)
+{
+	/* The will was checked at CONNECT, but the ACL may have been
+	 * reloaded since: the client must still be allowed to write there
+	 * now, by the rules that hold when it is published. */
+	if (auth_allows(w->auth, listener, client_id, username, will->topic,
+	                will->topic_len, ACL_WRITE))
+		return true;
+	STAT_DROP(b, DROP_NOT_AUTHORIZED);
+	if (log_enabled(LOG_DEBUG))
+		log_msg(LOG_DEBUG,
+		        "Will of %s to %.*s dropped: no longer authorised.",
+		        client_id, (int)will->topic_len, will->topic);
+	return false;
+}

@@ -257,14 +257,21 @@ static void will_list_add(struct will_list *l, struct msg *m)
 	l->v[l->n++] = m;
 }
 
-/* Checks one offline session; returns true if it ended. Holds both locks. */
-static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
-                          struct will_list *wills, struct redeliver_list *rl)
+/* Checks one offline session; returns true if it ended. Holds both locks.
+ * A due will is checked against the ACL here, while the session still
+ * names its client (broker_will_allowed). */
+static bool sys_sweep_one(struct broker *b, struct worker *w, struct session *s,
+                          uint64_t now, struct will_list *wills,
+                          struct redeliver_list *rl)
 {
 	bool expired = session_expired(s, now);
 
 	if (s->will && (now >= s->will_at || expired)) {
-		will_list_add(wills, s->will);
+		if (broker_will_allowed(b, w, s->will, s->listener,
+		                        s->client_id, s->username))
+			will_list_add(wills, s->will);
+		else
+			msg_unref(s->will);
 		s->will = NULL;
 		/* The stored record must not publish it again. */
 		if (!expired && s->p)
@@ -296,7 +303,8 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 
 			next = s->hnext;
 			pthread_mutex_lock(&s->mu);
-			ended = !s->w && sys_sweep_one(b, s, now, &wills, &rl);
+			ended = !s->w &&
+			        sys_sweep_one(b, w, s, now, &wills, &rl);
 			pthread_mutex_unlock(&s->mu);
 			if (ended) {
 				log_msg(LOG_NOTICE, "Session of %s expired.",
