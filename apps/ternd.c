@@ -7,10 +7,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -235,17 +238,111 @@ static void apply_logging(const struct config *cfg)
 		        cfg->log_file ? cfg->log_file : "?", strerror(errno));
 }
 
-static void write_pid_file(const char *path)
+/* Returns whether the file was written (and is ours to remove). */
+static bool write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
 
 	if (!f) {
 		log_msg(LOG_WARNING, "Cannot write pid_file %s: %s.", path,
 		        strerror(errno));
-		return;
+		return false;
 	}
 	fprintf(f, "%ld\n", (long)getpid());
 	fclose(f);
+	return true;
+}
+
+/* The account `user` names, looked up before anything is bound. */
+struct run_as {
+	bool drop; /* false: keep the identity ternd was started with */
+	uid_t uid;
+	gid_t gid;
+	char name[256];
+};
+
+/*
+ * Resolves `user` (Mosquitto's rules): only root switches; `user root`
+ * stays root; `user mosquitto` without such an account falls back to
+ * nobody; any other unknown user is an error, so that a typo does not
+ * leave ternd running as root. Without `user` tern keeps its identity
+ * (Mosquitto would default to mosquitto; docs/configuration.md says why
+ * tern does not). Returns 0, or -1 with the reason printed.
+ */
+static int resolve_user(const struct config *cfg, struct run_as *ra)
+{
+	const char *name = cfg->user;
+	struct passwd *pw;
+
+	memset(ra, 0, sizeof(*ra));
+	if (geteuid() != 0) {
+		if (name)
+			log_msg(LOG_INFO,
+			        "Not started as root: 'user %s' ignored.",
+			        name);
+		return 0;
+	}
+	if (!name) {
+		log_msg(LOG_WARNING, "Running as root: set 'user' to drop "
+		                     "privileges after start.");
+		return 0;
+	}
+	if (strcmp(name, "root") == 0)
+		return 0;
+	errno = 0;
+	pw = getpwnam(name);
+	if (!pw && strcmp(name, "mosquitto") == 0) {
+		log_msg(LOG_WARNING, "No user 'mosquitto'; using 'nobody'.");
+		pw = getpwnam(name = "nobody");
+	}
+	if (!pw) {
+		fprintf(stderr, "ternd: user '%s': %s\n", name,
+		        errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	ra->drop = true;
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	snprintf(ra->name, sizeof(ra->name), "%s", pw->pw_name);
+	return 0;
+}
+
+/*
+ * Switches to ra's user, its primary group and its supplementary groups
+ * (groups first: after setuid there is no right left to change them).
+ * Every step is checked, and so is the result, including that root cannot
+ * be taken back; ternd must not serve half-dropped. Returns 0 or -1 with
+ * the reason printed.
+ */
+static int drop_privileges(const struct run_as *ra)
+{
+	const char *step = NULL;
+
+	if (!ra->drop)
+		return 0;
+	if (initgroups(ra->name, ra->gid) != 0)
+		step = "initgroups";
+	else if (setgid(ra->gid) != 0)
+		step = "setgid";
+	else if (setuid(ra->uid) != 0)
+		step = "setuid";
+	if (step) {
+		fprintf(stderr, "ternd: cannot switch to user '%s': %s: %s\n",
+		        ra->name, step, strerror(errno));
+		return -1;
+	}
+	if (getuid() != ra->uid || geteuid() != ra->uid ||
+	    getgid() != ra->gid || getegid() != ra->gid ||
+	    (ra->uid != 0 && setuid(0) == 0)) {
+		fprintf(stderr,
+		        "ternd: switching to user '%s' did not take "
+		        "effect\n",
+		        ra->name);
+		return -1;
+	}
+	log_msg(LOG_NOTICE, "Running as user %s (uid %u, gid %u).", ra->name,
+	        (unsigned)ra->uid, (unsigned)ra->gid);
+	return 0;
 }
 
 static void print_urls(const struct config *cfg)
@@ -352,6 +449,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct broker b;
 	struct auth *auth = NULL;
+	struct run_as ra;
+	bool pid_written = false;
 	char err[512];
 	sigset_t set;
 	int threads, rc = 1;
@@ -380,6 +479,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	apply_logging(&cfg);
+	if (resolve_user(&cfg, &ra) != 0) {
+		auth_unref(auth);
+		log_shutdown();
+		config_free(&cfg);
+		return 1;
+	}
 	threads = cfg.threads > 0 ? cfg.threads
 	                          : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (threads < 1)
@@ -397,18 +502,23 @@ int main(int argc, char **argv)
 	        "ternd version 0.1.0 starting with %d worker "
 	        "thread%s.",
 	        threads, threads == 1 ? "" : "s");
-	if (broker_init(&b, &cfg, auth, threads) == 0 &&
-	    broker_start(&b) == 0) {
+	/* Sockets, the log, the store and the keys are open before the
+	 * switch to `user`; the pid file is written while it still can be. */
+	if (broker_init(&b, &cfg, auth, threads) == 0) {
 		if (cfg.pid_file)
-			write_pid_file(cfg.pid_file);
-		print_urls(&cfg);
-		wait_signals(&set, &b, &o);
-		rc = 0;
+			pid_written = write_pid_file(cfg.pid_file);
+		if (drop_privileges(&ra) == 0 && broker_start(&b) == 0) {
+			print_urls(&cfg);
+			wait_signals(&set, &b, &o);
+			rc = 0;
+		}
 	}
 	if (b.store_error)
 		rc = EXIT_STORE;
 	broker_stop(&b);
-	if (cfg.pid_file && rc == 0)
+	/* After the switch to `user` this may fail (a root-owned /run);
+	 * Mosquitto leaves the file behind the same way. */
+	if (pid_written)
 		unlink(cfg.pid_file);
 	log_msg(LOG_NOTICE, "ternd stopped.");
 	log_shutdown();

@@ -478,16 +478,17 @@ static int parse_per_listener(struct ctx *x, const struct key *k, void *dst,
 	return 0;
 }
 
-/*
- * `user NAME` is accepted so that Mosquitto configs, which nearly always
- * carry `user mosquitto`, load unchanged. It is not stored: ternd does not
- * drop privileges yet, and docs/configuration.md says so.
- */
+/* `user NAME`: one word, since user names have no spaces; whether the
+ * user exists is checked at start (apps/ternd.c), not here. */
 static int parse_user(struct ctx *x, const struct key *k, void *dst, char *val)
 {
+	int rc;
+
 	(void)dst;
 
-	return one_word(x, k, val);
+	if ((rc = one_word(x, k, val)))
+		return rc;
+	return parse_string(x, k, &x->c->user, val);
 }
 
 static int load_file(struct ctx *x, const char *path);
@@ -941,6 +942,7 @@ void config_free(struct config *c)
 	free(c->log_file);
 	free(c->log_timestamp_format);
 	free(c->pid_file);
+	free(c->user);
 	free(c->persistence_location);
 	free(c->persistence_file);
 	free(c->admin_user);

@@ -119,6 +119,9 @@ struct config {
 	bool log_timestamp;         /* true */
 
 	char *pid_file;
+	/* Started as root, ternd switches to this user once its sockets,
+	 * log, store and keys are open (apps/ternd.c); NULL = stay. */
+	char *user;
 	int threads; /* 0 = number of cores */
 
 	/* Durability (persist.h). */

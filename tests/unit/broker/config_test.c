@@ -133,6 +133,7 @@ static void test_every_key(void **state)
 	assert_false(c.log_timestamp);
 	assert_string_equal(c.log_timestamp_format, "%Y-%m-%dT%H:%M:%S");
 	assert_string_equal(c.pid_file, "/run/ternd.pid");
+	assert_string_equal(c.user, "mosquitto");
 	assert_int_equal(c.threads, 1024);
 	assert_true(c.persistence);
 	assert_string_equal(c.persistence_location, "/var/lib/tern/");
@@ -446,6 +447,7 @@ static void test_errors(void **state)
 	            "'persistence'");
 	parse_fails("user mosquitto extra\n",
 	            "t.conf:1: unexpected 'extra' after the value of 'user'");
+	parse_fails("user a\nuser b\n", "t.conf:2: duplicate 'user'");
 }
 
 static void test_listener_errors(void **state)
