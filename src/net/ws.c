@@ -58,7 +58,20 @@ static void unmask_move(uint8_t *dst, const uint8_t *src, size_t len,
 		pat[k] = mask[(offset + (uint64_t)k) & 3];
 	memcpy(&m, pat, sizeof(m));
 	/* memcpy keeps unaligned loads and stores defined; it compiles to
-	 * plain moves. */
+	 * plain moves. Four words a round: the compiler turns the round into
+	 * vector moves, half the instructions per byte of the word loop (a
+	 * 64 KiB WebSocket payload is unmasked once on the way in). All four
+	 * are loaded before any is stored, which keeps the in-place rule. */
+	for (; len - i >= 32; i += 32) {
+		uint64_t w4[4];
+
+		memcpy(w4, src + i, sizeof(w4));
+		w4[0] ^= m;
+		w4[1] ^= m;
+		w4[2] ^= m;
+		w4[3] ^= m;
+		memcpy(dst + i, w4, sizeof(w4));
+	}
 	for (; len - i >= 8; i += 8) {
 		memcpy(&word, src + i, sizeof(word));
 		word ^= m;
