@@ -67,8 +67,10 @@ struct conn {
 	struct worker *w;
 	struct listener_sock *ls;
 	uint64_t id;
-	char peer[SOCK_ADDRSTRLEN]; /* "host:port" */
-	char host[SOCK_ADDRSTRLEN];
+	/* "host:port" and the bare host: one allocation, owned (set at
+	 * accept, changed by conn_set_real_address). */
+	char *peer;
+	const char *host;
 
 	/* Input: MQTT bytes not yet parsed in rbuf[0..rlen), then (WebSocket
 	 * only) rraw raw bytes not yet decoded. */
