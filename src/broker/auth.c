@@ -5,10 +5,92 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "base/error.h"
+#include "base/file.h"
 #include "broker/acl.h"
 #include "broker/config.h"
 #include "broker/passwd.h"
+
+/* Whether any JWT key is set, or any other JWT setting. */
+static bool jwt_keyed(const struct security_cfg *c)
+{
+	return c->jwt_hs256_secret_file || c->jwt_rs256_public_key_file;
+}
+
+static bool jwt_other(const struct security_cfg *c)
+{
+	return c->jwt_username_claim || c->jwt_acl_claim || c->jwt_issuer ||
+	       c->jwt_audience || c->jwt_leeway || c->jwt_require_exp >= 0;
+}
+
+/* Reads a key file into *out (NUL-terminated, caller frees). The secret
+ * is the file's text without its final line end, so a file written by
+ * `echo SECRET > file` holds SECRET. */
+static int read_key(const char *path, bool strip, char **out, size_t *len,
+                    char *err, size_t errlen)
+{
+	int rc = file_read_text(path, out, err, errlen);
+
+	if (rc)
+		return rc;
+	*len = strlen(*out);
+	if (strip && *len && (*out)[*len - 1] == '\n')
+		(*out)[--*len] = '\0';
+	if (strip && *len && (*out)[*len - 1] == '\r')
+		(*out)[--*len] = '\0';
+	return 0;
+}
+
+/* Loads the JWT keys and settings of one set; errors name the file. */
+static int jwt_load(struct auth_sec *s, const struct security_cfg *c, char *err,
+                    size_t errlen)
+{
+	struct jwt_opts o = {
+	        .username_claim = c->jwt_username_claim,
+	        .acl_claim = c->jwt_acl_claim,
+	        .issuer = c->jwt_issuer,
+	        .audience = c->jwt_audience,
+	        .leeway = c->jwt_leeway,
+	        .require_exp = c->jwt_require_exp != 0,
+	};
+	char *secret = NULL, *pem = NULL, inner[256] = "";
+	const char *path = NULL;
+	int rc = 0;
+
+	if (!jwt_keyed(c)) {
+		if (!jwt_other(c))
+			return 0;
+		snprintf(err, errlen,
+		         "jwt_* settings need jwt_hs256_secret_file or "
+		         "jwt_rs256_public_key_file");
+		return TERN_ECONFIG;
+	}
+	if ((path = c->jwt_hs256_secret_file) &&
+	    (rc = read_key(path, true, &secret, &o.hs256_len, err, errlen)))
+		goto out;
+	if ((path = c->jwt_rs256_public_key_file) &&
+	    (rc = read_key(path, false, &pem, &o.rs256_pem_len, err, errlen)))
+		goto out;
+	o.hs256_secret = (const uint8_t *)secret;
+	o.rs256_pem = pem;
+	rc = jwt_new(&o, &s->jwt, inner, sizeof(inner));
+	if (rc == TERN_ECONFIG)
+		/* Name the file the complaint is about. */
+		snprintf(err, errlen, "%s: %s",
+		         strstr(inner, "HS256") ? c->jwt_hs256_secret_file
+		                                : c->jwt_rs256_public_key_file,
+		         inner);
+	else if (rc)
+		snprintf(err, errlen, "%s", inner);
+out:
+	if (secret)
+		OPENSSL_cleanse(secret, strlen(secret));
+	free(secret);
+	free(pem);
+	return rc;
+}
 
 /* Loads one set of security settings; `where` names it in errors. */
 static int sec_load(struct auth_sec *s, const struct security_cfg *cfg,
@@ -24,6 +106,8 @@ static int sec_load(struct auth_sec *s, const struct security_cfg *cfg,
 		                 sizeof(inner));
 	if (rc == 0 && cfg->acl_file)
 		rc = acl_load(cfg->acl_file, &s->acl, inner, sizeof(inner));
+	if (rc == 0)
+		rc = jwt_load(s, cfg, inner, sizeof(inner));
 	if (rc)
 		snprintf(err, errlen, "%s%s", where, inner);
 	return rc;
@@ -33,6 +117,7 @@ static void sec_free(struct auth_sec *s)
 {
 	passwd_free(s->pw);
 	acl_free(s->acl);
+	jwt_free(s->jwt);
 }
 
 /* Loads secs[0] from cfg->sec and, with per_listener_settings, one set per
@@ -140,6 +225,50 @@ enum auth_result auth_connect(const struct auth *a, size_t listener,
 	if (!has_password || !passwd_check(s->pw, username, password, pwlen))
 		return AUTH_BAD_CREDENTIALS;
 	return AUTH_OK;
+}
+
+bool auth_is_jwt(const struct auth *a, size_t listener, const uint8_t *password,
+                 size_t pwlen, bool has_password)
+{
+	return a && has_password && auth_listener(a, listener)->jwt &&
+	       jwt_looks_like(password, pwlen);
+}
+
+enum jwt_result auth_jwt_verify(const struct auth *a, size_t listener,
+                                const uint8_t *token, size_t len, int64_t now,
+                                struct jwt_claims *out)
+{
+	return jwt_verify(auth_listener(a, listener)->jwt, token, len, now,
+	                  out);
+}
+
+struct auth_grant *auth_grant_new(struct acl *acl)
+{
+	struct auth_grant *g = malloc(sizeof(*g));
+
+	if (!g) {
+		acl_free(acl);
+		return NULL;
+	}
+	atomic_init(&g->refs, 1);
+	g->acl = acl;
+	return g;
+}
+
+void auth_grant_unref(struct auth_grant *g)
+{
+	if (!g ||
+	    atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	acl_free(g->acl);
+	free(g);
+}
+
+bool auth_grant_allows(const struct auth_grant *g, const char *client_id,
+                       const char *username, const char *topic, size_t len,
+                       int access)
+{
+	return !g || acl_check(g->acl, client_id, username, topic, len, access);
 }
 
 /* Whether topic is "$SYS" or below it. */

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/jwt.h"
+
 struct acl;
 struct config;
 struct passwd_db;
@@ -26,6 +28,7 @@ struct auth_sec {
 	struct passwd_db *pw; /* NULL: no password_file */
 	struct acl *acl;      /* NULL: no acl_file (everything allowed) */
 	bool allow_anonymous;
+	struct jwt *jwt; /* NULL: no JWT key (jwt_*_file) */
 };
 
 /* A listener index for a client whose listener is not known (a session
@@ -87,6 +90,48 @@ const struct auth_sec *auth_listener(const struct auth *a, size_t listener);
 enum auth_result auth_connect(const struct auth *a, size_t listener,
                               const char *username, const uint8_t *password,
                               size_t pwlen, bool has_password);
+
+/*
+ * JSON Web Tokens. With a JWT key on the listener, a CONNECT password that
+ * has a token's shape (jwt_looks_like) is a token: it is verified, and
+ * refused if it fails, never tried against the password file. Any other
+ * password goes to auth_connect() as before. auth_is_jwt() tells which;
+ * auth_jwt_verify() verifies at `now` (Unix seconds), see jwt_verify().
+ */
+bool auth_is_jwt(const struct auth *a, size_t listener, const uint8_t *password,
+                 size_t pwlen, bool has_password);
+enum jwt_result auth_jwt_verify(const struct auth *a, size_t listener,
+                                const uint8_t *token, size_t len, int64_t now,
+                                struct jwt_claims *out);
+
+/*
+ * What a token's topics claim lets one connection do, on top of the
+ * listener's rules: shared by the connection and its session (which checks
+ * deliveries with it), immutable, freed with the last reference.
+ * auth_grant_new() takes over acl (freeing it if it fails: NULL).
+ */
+struct auth_grant {
+	atomic_uint refs;
+	struct acl *acl;
+};
+
+struct auth_grant *auth_grant_new(struct acl *acl);
+
+static inline struct auth_grant *auth_grant_ref(struct auth_grant *g)
+{
+	if (g)
+		atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+/* Drops a reference; NULL ok. */
+void auth_grant_unref(struct auth_grant *g);
+
+/* Whether the grant allows `access` on topic (acl_check); a NULL grant
+ * (no topics claim, or no token) allows everything. */
+bool auth_grant_allows(const struct auth_grant *g, const char *client_id,
+                       const char *username, const char *topic, size_t len,
+                       int access);
 
 /*
  * Whether the client of listener `listener` (or AUTH_ANY_LISTENER) may act

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "broker/config.h"
+#include "broker/jwt.h"
 
 struct addrcap;
 
@@ -27,6 +28,11 @@ struct tls_ctx;
 struct persist;
 
 enum transport_kind { TR_TCP = 0, TR_TLS, TR_WS, TR_WSS, TR_COUNT };
+
+/* stats.jwt_auth: one counter per enum jwt_result (JWT_OK counts
+ * accepted tokens), then JWT_WRONG_USERNAME. */
+#define JWT_WRONG_USERNAME JWT_NRESULTS
+#define JWT_COUNTERS       (JWT_NRESULTS + 1)
 
 /* Why a WebSocket handshake failed (counted per cause). */
 enum ws_fail_cause {
@@ -84,6 +90,11 @@ struct broker_stats {
 	atomic_uint_fast64_t acks_held;     /* acks that waited for a commit */
 	/* Connections refused by max_connections_per_address. */
 	atomic_uint_fast64_t refused_per_address;
+	/* CONNECTs with a JWT by outcome (sys_jwt_causes): accepted, the
+	 * enum jwt_result causes, and a username other than the token's. */
+	atomic_uint_fast64_t jwt_auth[JWT_COUNTERS];
+	/* Connections closed because their token's exp passed. */
+	atomic_uint_fast64_t jwt_expired_disconnects;
 };
 
 /* The session table: client id -> session, chained hash. */

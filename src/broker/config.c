@@ -340,6 +340,7 @@ int config_add_listener(struct config *c, uint16_t port, const char *bind)
 	l->protocol = PROTO_MQTT;
 	l->max_connections = -1;
 	l->sec.allow_anonymous = -1;
+	l->sec.jwt_require_exp = -1;
 	return 0;
 }
 
@@ -643,6 +644,17 @@ static const struct key keys[] = {
 	 .soff = SCFG(allow_anonymous, int)},
 	SSTRING("password_file", password_file),
 	SSTRING("acl_file", acl_file),
+	SSTRING("jwt_hs256_secret_file", jwt_hs256_secret_file),
+	SSTRING("jwt_rs256_public_key_file", jwt_rs256_public_key_file),
+	SSTRING("jwt_username_claim", jwt_username_claim),
+	SSTRING("jwt_acl_claim", jwt_acl_claim),
+	SSTRING("jwt_issuer", jwt_issuer),
+	SSTRING("jwt_audience", jwt_audience),
+	/* An hour of allowance for clock skew is already generous. */
+	{.name = "jwt_leeway", .type = T_U32, .scope = S_SECURITY,
+	 .soff = SCFG(jwt_leeway, uint32_t), .min = 0, .max = 3600},
+	{.name = "jwt_require_exp", .type = T_TRIBOOL, .scope = S_SECURITY,
+	 .soff = SCFG(jwt_require_exp, int)},
 	NUM("max_queued_messages", T_INT, int, max_queued_messages,
 	    0, INT_MAX),
 	NUM("max_queued_bytes", T_U64, uint64_t, max_queued_bytes,
@@ -891,6 +903,7 @@ void config_init(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->sec.allow_anonymous = -1;
+	c->sec.jwt_require_exp = -1;
 	c->max_queued_messages = 1000;
 	c->max_inflight_messages = 20;
 	c->max_connections = -1;
@@ -912,6 +925,12 @@ static void security_free(struct security_cfg *s)
 {
 	free(s->password_file);
 	free(s->acl_file);
+	free(s->jwt_hs256_secret_file);
+	free(s->jwt_rs256_public_key_file);
+	free(s->jwt_username_claim);
+	free(s->jwt_acl_claim);
+	free(s->jwt_issuer);
+	free(s->jwt_audience);
 }
 
 void config_free(struct config *c)

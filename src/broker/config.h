@@ -27,6 +27,16 @@ struct security_cfg {
 	int allow_anonymous; /* -1 unset, 0, 1 */
 	char *password_file;
 	char *acl_file;
+	/* tern: JSON Web Tokens as CONNECT passwords (jwt.h); JWT is on
+	 * when one of the two key files is set. */
+	char *jwt_hs256_secret_file;
+	char *jwt_rs256_public_key_file;
+	char *jwt_username_claim; /* NULL: "sub" */
+	char *jwt_acl_claim;      /* NULL: "acl" */
+	char *jwt_issuer;         /* NULL: iss not checked */
+	char *jwt_audience;       /* NULL: aud not checked */
+	uint32_t jwt_leeway;      /* seconds, 0 */
+	int jwt_require_exp;      /* -1 unset (true), 0, 1 */
 };
 
 struct listener_cfg {

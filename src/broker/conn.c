@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/addrcap.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
@@ -1114,6 +1115,7 @@ void conn_free(struct conn *c)
 	conn_ws_free(c);
 	tls_conn_free(c->tls);
 	msg_unref(c->will);
+	auth_grant_unref(c->grant);
 	if (c->al) {
 		for (i = 0; i <= CONN_TOPIC_ALIAS_MAX; i++)
 			free(c->al->in[i]);
@@ -1227,6 +1229,15 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 		        c->state == CONN_HTTP
 		                ? "no WebSocket handshake before the deadline"
 		                : "no CONNECT before the deadline");
+		return;
+	}
+	/* A token is a credential for as long as it is valid: when it runs
+	 * out the client must come back with a new one. v5 is told why
+	 * (0xA0 Maximum connect time, MQTT 3.14.2.1). */
+	if (c->state == CONN_ACTIVE && c->token_until &&
+	    now >= c->token_until) {
+		STAT_ADD(c->w->b, jwt_expired_disconnects, 1);
+		conn_close(c, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 		return;
 	}
 	/* MQTT 3.1.2.10: one and a half times the keep alive. */

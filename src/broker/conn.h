@@ -104,6 +104,11 @@ struct conn {
 	uint32_t ack_head, nacks, ack_cap;
 
 	struct msg *will;
+	/* A JWT's topics claim (auth.h; NULL: none), one reference, and
+	 * when the token runs out (clock_ms(); 0: never): the connection is
+	 * closed then (conn_check_timeouts). */
+	struct auth_grant *grant;
+	uint64_t token_until;
 	uint32_t will_delay;
 	uint32_t session_expiry;
 	/* v5 limits the client declared in CONNECT. */

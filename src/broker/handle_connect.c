@@ -16,6 +16,7 @@
 #include "broker/msg.h"
 #include "broker/persist.h"
 #include "broker/session.h"
+#include "broker/sys.h"
 #include "broker/worker.h"
 #include "net/tls.h"
 
@@ -156,6 +157,55 @@ static int connect_cert_identity(struct conn *c)
 	return c->username ? 0 : TERN_ENOMEM;
 }
 
+/* Whether a CONNECT username was given, not empty, and differs from s. */
+static bool other_username(const struct mqtt_connect *cn, const char *s)
+{
+	return cn->has_username && cn->username.len &&
+	       (strlen(s) != cn->username.len ||
+	        memcmp(s, cn->username.p, cn->username.len) != 0);
+}
+
+/*
+ * A CONNECT whose password is a JWT (auth.h). The token's username claim
+ * becomes the client's username, so ACLs and %u see the token's user: a
+ * CONNECT username, when given and not empty, must equal it. The topics
+ * claim restricts this connection (c->grant) and the connection is closed
+ * when the token runs out (c->token_until). Every refusal is v3 4 / v5
+ * 0x86 (bad user name or password), counted by cause.
+ */
+static int connect_jwt(struct conn *c, const struct mqtt_connect *cn)
+{
+	int64_t now = (int64_t)clock_unix_s();
+	struct jwt_claims cl;
+	char why[64];
+	int r = (int)auth_jwt_verify(c->w->auth, c->ls->index, cn->password.p,
+	                             cn->password.len, now, &cl);
+
+	if (r == JWT_OK && other_username(cn, cl.username))
+		r = JWT_WRONG_USERNAME;
+	STAT_ADD(c->w->b, jwt_auth[r], 1);
+	if (r != JWT_OK) {
+		jwt_claims_free(&cl);
+		snprintf(why, sizeof(why), "token refused (%s)",
+		         sys_jwt_causes[r]);
+		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
+		                      MQTT_RC_BAD_USER_OR_PASSWORD, why);
+	}
+	c->username = cl.username;
+	cl.username = NULL;
+	/* The deadline in clock_ms() time is never before `until`: now was
+	 * rounded down. */
+	if (cl.until)
+		c->token_until = clock_ms() + (uint64_t)(cl.until - now) * 1000;
+	if (cl.acl && !(c->grant = auth_grant_new(cl.acl))) {
+		cl.acl = NULL;
+		return TERN_ENOMEM;
+	}
+	cl.acl = NULL;
+	jwt_claims_free(&cl);
+	return 0;
+}
+
 static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 {
 	enum auth_result r;
@@ -167,6 +217,9 @@ static int connect_auth(struct conn *c, const struct mqtt_connect *cn)
 	if (c->tls && (c->ls->cfg->use_identity_as_username ||
 	               c->ls->cfg->use_subject_as_username))
 		return connect_cert_identity(c);
+	if (auth_is_jwt(c->w->auth, c->ls->index, cn->password.p,
+	                cn->password.len, cn->has_password))
+		return connect_jwt(c, cn);
 	if (cn->has_username && !(c->username = str_dup(cn->username)))
 		return TERN_ENOMEM;
 	r = auth_connect(c->w->auth, c->ls->index, c->username, cn->password.p,
@@ -192,7 +245,10 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 	 * accepts it and silently drops the will when it is due). */
 	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
 	                 (const char *)cn->will_topic.p, cn->will_topic.len,
-	                 ACL_WRITE))
+	                 ACL_WRITE) ||
+	    !auth_grant_allows(c->grant, c->client_id, c->username,
+	                       (const char *)cn->will_topic.p,
+	                       cn->will_topic.len, ACL_WRITE))
 		return connect_refuse(c, MQTT3_CONNACK_NOT_AUTHORIZED,
 		                      MQTT_RC_NOT_AUTHORIZED,
 		                      "will topic not authorised");
@@ -316,6 +372,10 @@ static void connect_limits(struct conn *c, struct session *s,
 	s->connected_at = clock_ms();
 	free(s->username);
 	s->username = c->username ? strdup(c->username) : NULL;
+	/* The new connection's token decides from now on, also for what
+	 * an earlier token had let the session subscribe to. */
+	auth_grant_unref(s->grant);
+	s->grant = auth_grant_ref(c->grant);
 	s->recv_max = 65535;
 	c->client_max_packet = 0;
 	if (pr->present & MQTT_PBIT(MQTT_PROP_RECEIVE_MAXIMUM))

@@ -169,7 +169,9 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	if (!(topic = publish_topic(c, pub, &tlen)))
 		return TERN_EPROTO;
 	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
-	                 topic, tlen, ACL_WRITE)) {
+	                 topic, tlen, ACL_WRITE) ||
+	    !auth_grant_allows(c->grant, c->client_id, c->username, topic, tlen,
+	                       ACL_WRITE)) {
 		/* v5 tells the publisher (0x87); v3 has no way to, so the
 		 * message is acknowledged and dropped, as Mosquitto does. */
 		log_msg(LOG_NOTICE, "Denied PUBLISH from %s to %.*s.",

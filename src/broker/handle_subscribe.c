@@ -37,7 +37,9 @@ static void sub_on_retained(void *ctx, struct msg *m)
 
 	if (msg_expired(m, r->now, NULL) ||
 	    !auth_allows(r->c->w->auth, r->c->ls->index, r->c->client_id,
-	                 r->c->username, m->topic, m->topic_len, ACL_READ))
+	                 r->c->username, m->topic, m->topic_len, ACL_READ) ||
+	    !auth_grant_allows(r->c->grant, r->c->client_id, r->c->username,
+	                       m->topic, m->topic_len, ACL_READ))
 		return;
 	if (r->sub_id) {
 		ids = malloc(sizeof(*ids));
@@ -77,7 +79,10 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 	*send_retained = false;
 	if (!auth_allows(c->w->auth, c->ls->index, c->client_id, c->username,
 	                 (const char *)e->filter.p, e->filter.len,
-	                 ACL_SUBSCRIBE)) {
+	                 ACL_SUBSCRIBE) ||
+	    !auth_grant_allows(c->grant, c->client_id, c->username,
+	                       (const char *)e->filter.p, e->filter.len,
+	                       ACL_SUBSCRIBE)) {
 		log_msg(LOG_NOTICE, "Denied SUBSCRIBE from %s to %.*s.",
 		        c->client_id, (int)e->filter.len,
 		        (const char *)e->filter.p);

@@ -442,6 +442,7 @@ static enum jwt_result check_times(const struct jwt *j,
 			return JWT_NOT_YET_VALID;
 	}
 	out->exp = exp;
+	out->until = exp ? exp + j->leeway : 0;
 	return JWT_OK;
 }
 

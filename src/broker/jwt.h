@@ -80,6 +80,7 @@ enum jwt_result {
 struct jwt_claims {
 	char *username;  /* the username claim; owned */
 	int64_t exp;     /* NumericDate, 0 when the token has none */
+	int64_t until;   /* exp + leeway: refused from then on; 0: never */
 	struct acl *acl; /* the topics claim; owned; NULL when absent */
 };
 

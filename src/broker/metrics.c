@@ -174,6 +174,18 @@ static void put_transports(FILE *f, struct broker *b)
 			        LOAD(tls_fail[t][i]));
 }
 
+static void put_jwt(FILE *f, struct broker *b)
+{
+	family(f, "tern_jwt_auth_total", "counter",
+	       "CONNECTs with a JSON Web Token, accepted or refused by cause.");
+	for (int i = 0; i < JWT_COUNTERS; i++)
+		fprintf(f, "tern_jwt_auth_total{result=\"%s\"} %" PRIu64 "\n",
+		        sys_jwt_causes[i], LOAD(jwt_auth[i]));
+	one(f, "tern_jwt_expired_disconnects_total", "counter",
+	    "Connections closed because their token expired.",
+	    (int64_t)LOAD(jwt_expired_disconnects));
+}
+
 static void put_gauges(FILE *f, struct broker *b)
 {
 	size_t sessions;
@@ -218,6 +230,7 @@ int metrics_render(struct broker *b, char **out, size_t *len)
 		return TERN_ENOMEM;
 	put_gauges(f, b);
 	put_transports(f, b);
+	put_jwt(f, b);
 	put_counters(f, b);
 	put_drops(f, b);
 	put_store(f, b);

@@ -151,8 +151,10 @@ static bool route_deliver(struct broker *b, struct worker *self,
 	/* Read access is checked at every delivery, so an ACL reload applies
 	 * to existing subscriptions too. */
 	if (self &&
-	    !auth_allows(self->auth, s->listener, s->client_id, s->username,
-	                 m->topic, m->topic_len, ACL_READ)) {
+	    (!auth_allows(self->auth, s->listener, s->client_id, s->username,
+	                  m->topic, m->topic_len, ACL_READ) ||
+	     !auth_grant_allows(s->grant, s->client_id, s->username, m->topic,
+	                        m->topic_len, ACL_READ))) {
 		pthread_mutex_unlock(&s->mu);
 		free(ids);
 		return false;

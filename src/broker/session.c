@@ -65,6 +65,7 @@ static void session_free(struct session *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s->client_id);
 	free(s->username);
+	auth_grant_unref(s->grant);
 	free(s);
 }
 

@@ -75,6 +75,9 @@ struct session {
 	 * to deliveries also while offline; AUTH_ANY_LISTENER for a session
 	 * restored from the store that has not reconnected. */
 	size_t listener;
+	/* That connection's JWT topics claim (auth.h), one reference, NULL
+	 * for none: deliveries are checked with it, also while offline. */
+	struct auth_grant *grant;
 	char peer[64];         /* "host:port" (SOCK_ADDRSTRLEN) */
 	uint64_t connected_at; /* clock_ms() of its CONNECT */
 	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */

@@ -40,6 +40,18 @@ const char *const sys_tls_causes[TLSF_COUNT] = {
         [TLSF_TIMEOUT] = "timeout",
 };
 
+const char *const sys_jwt_causes[JWT_COUNTERS] = {
+        [JWT_OK] = "accepted",
+        [JWT_MALFORMED] = "malformed",
+        [JWT_BAD_ALG] = "bad_alg",
+        [JWT_BAD_SIGNATURE] = "bad_signature",
+        [JWT_EXPIRED] = "expired",
+        [JWT_NOT_YET_VALID] = "not_yet_valid",
+        [JWT_BAD_CLAIMS] = "bad_claims",
+        [JWT_NOMEM] = "no_memory",
+        [JWT_WRONG_USERNAME] = "wrong_username",
+};
+
 #ifndef TERN_VERSION
 #define TERN_VERSION "0.1.0"
 #endif
@@ -172,6 +184,23 @@ static void sys_put_tls(struct broker *b, struct worker *w, uint64_t now)
 	}
 }
 
+/* CONNECTs with a JWT: accepted, refused by cause, and connections
+ * closed when their token expired. */
+static void sys_put_jwt(struct broker *b, struct worker *w, uint64_t now)
+{
+	char topic[96];
+
+	sys_put_u64(b, w, now, "$SYS/broker/auth/jwt/accepted",
+	            LOAD(jwt_auth[JWT_OK]));
+	for (int i = JWT_OK + 1; i < JWT_COUNTERS; i++) {
+		snprintf(topic, sizeof(topic),
+		         "$SYS/broker/auth/jwt/refused/%s", sys_jwt_causes[i]);
+		sys_put_u64(b, w, now, topic, LOAD(jwt_auth[i]));
+	}
+	sys_put_u64(b, w, now, "$SYS/broker/auth/jwt/expired_disconnects",
+	            LOAD(jwt_expired_disconnects));
+}
+
 void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 {
 	static const char *tr[TR_COUNT] = {"tcp", "tls", "ws", "wss"};
@@ -233,6 +262,7 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	}
 	sys_put_ws(b, w, now);
 	sys_put_tls(b, w, now);
+	sys_put_jwt(b, w, now);
 }
 
 /* Collects wills to publish once the session table lock is released. */

@@ -14,6 +14,9 @@ struct worker;
  */
 extern const char *const sys_ws_causes[];
 extern const char *const sys_tls_causes[];
+/* Outcomes of CONNECTs with a JWT (stats.jwt_auth, broker.h): "accepted"
+ * first, then the causes of refusal. */
+extern const char *const sys_jwt_causes[];
 
 /* Publishes every $SYS/broker/... topic as a retained QoS 0 message. */
 void sys_publish(struct broker *b, struct worker *w, uint64_t now);

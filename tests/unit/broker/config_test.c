@@ -719,6 +719,68 @@ static void test_finish_with_listeners(void **state)
 	config_free(&c);
 }
 
+/* The JWT keys: security keys, per listener with per_listener_settings. */
+static void test_jwt_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_init(&c);
+	assert_null(c.sec.jwt_hs256_secret_file);
+	assert_null(c.sec.jwt_rs256_public_key_file);
+	assert_null(c.sec.jwt_username_claim);
+	assert_null(c.sec.jwt_acl_claim);
+	assert_null(c.sec.jwt_issuer);
+	assert_null(c.sec.jwt_audience);
+	assert_int_equal(c.sec.jwt_leeway, 0);
+	assert_int_equal(c.sec.jwt_require_exp, -1);
+	config_free(&c);
+	parse_ok(&c, "jwt_hs256_secret_file /etc/tern/jwt secret\n"
+	             "jwt_rs256_public_key_file /etc/tern/pub.pem\n"
+	             "jwt_username_claim email\n"
+	             "jwt_acl_claim mqtt\n"
+	             "jwt_issuer https://auth.example/\n"
+	             "jwt_audience tern\n"
+	             "jwt_leeway 3600\n"
+	             "jwt_require_exp false\n");
+	assert_string_equal(c.sec.jwt_hs256_secret_file,
+	                    "/etc/tern/jwt secret");
+	assert_string_equal(c.sec.jwt_rs256_public_key_file,
+	                    "/etc/tern/pub.pem");
+	assert_string_equal(c.sec.jwt_username_claim, "email");
+	assert_string_equal(c.sec.jwt_acl_claim, "mqtt");
+	assert_string_equal(c.sec.jwt_issuer, "https://auth.example/");
+	assert_string_equal(c.sec.jwt_audience, "tern");
+	assert_int_equal(c.sec.jwt_leeway, 3600);
+	assert_int_equal(c.sec.jwt_require_exp, 0);
+	config_free(&c);
+	parse_ok(&c, "per_listener_settings true\n"
+	             "listener 1883\n"
+	             "jwt_hs256_secret_file /a\n"
+	             "listener 1884\n"
+	             "jwt_rs256_public_key_file /b\n"
+	             "jwt_require_exp true\n");
+	assert_string_equal(config_security(&c, 0)->jwt_hs256_secret_file,
+	                    "/a");
+	assert_null(config_security(&c, 0)->jwt_rs256_public_key_file);
+	assert_int_equal(config_security(&c, 0)->jwt_require_exp, -1);
+	assert_null(config_security(&c, 1)->jwt_hs256_secret_file);
+	assert_string_equal(config_security(&c, 1)->jwt_rs256_public_key_file,
+	                    "/b");
+	assert_int_equal(config_security(&c, 1)->jwt_require_exp, 1);
+	assert_null(c.sec.jwt_hs256_secret_file);
+	config_free(&c);
+	parse_fails("\njwt_leeway 3601\n",
+	            "t.conf:2: 'jwt_leeway' must be between 0 and 3600, not "
+	            "'3601'");
+	parse_fails("jwt_leeway 5s\n",
+	            "t.conf:1: 'jwt_leeway' needs a whole number, not '5s'");
+	parse_fails("jwt_require_exp maybe\n", NULL);
+	assert_non_null(strstr(err, "t.conf:1:"));
+	parse_fails("jwt_issuer\n", NULL);
+	assert_non_null(strstr(err, "t.conf:1:"));
+}
+
 /* max_topic_length and max_topic_levels (0 = none). */
 static void test_topic_limits(void **state)
 {
@@ -766,6 +828,7 @@ int main(void)
 	        cmocka_unit_test(test_finish_with_listeners),
 	        cmocka_unit_test(test_topic_limits),
 	        cmocka_unit_test(test_per_listener_settings),
+	        cmocka_unit_test(test_jwt_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -224,6 +224,7 @@ static void test_rfc7515_a1(void **state)
 	                 JWT_OK);
 	assert_string_equal(c.username, "joe");
 	assert_int_equal(c.exp, 1300819380);
+	assert_int_equal(c.until, 1300819380);
 	assert_null(c.acl);
 	jwt_claims_free(&c);
 	/* exp is exclusive: at 1300819380 it has expired. */
