@@ -45,6 +45,19 @@
 /* Largest file served from http_dir. */
 #define WS_MAX_FILE (16u << 20)
 
+/*
+ * The default ws_max_frame_size (max_packet_size plus a frame's worth of
+ * slack) is never below this. MQTT over WebSocket lets a client put several
+ * packets in one frame (MQTT 3.1.1 and 5.0 §6.0: packets need not be
+ * aligned on frame boundaries) and libtern sends frames of up to 64 KiB, so
+ * with a small max_packet_size a batching client was closed with 1009 under
+ * load (tests/e2e/load.test.mjs). An uncompressed frame is decoded as it
+ * arrives and costs no memory for its size, max_packet_size still bounds
+ * every packet; a compressed message is held until complete, so this is
+ * also what one compressed connection may buffer.
+ */
+#define WS_DEFAULT_FRAME_MIN (1u << 20)
+
 #define WS_DEFAULT_PATHS        "/mqtt"
 #define WS_DEFAULT_SUBPROTOCOLS "mqtt,mqttv3.1"
 
@@ -459,6 +472,8 @@ static int ws_upgrade(struct conn *c, const struct http_request *req)
 	      : c->w->b->cfg->max_packet_size
 	              ? (uint64_t)c->w->b->cfg->max_packet_size + 16
 	              : (uint64_t)MQTT_MAX_REMAINING + 16;
+	if (!lc->ws_max_frame_size && max < WS_DEFAULT_FRAME_MIN)
+		max = WS_DEFAULT_FRAME_MIN;
 	ws_decoder_init(&c->ws->dec, max);
 	c->ws->dec.compression = c->ws->pmd != NULL;
 
