@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "broker/addrcap.h"
 #include "broker/auth.h"
+#include "broker/memlimit.h"
 #include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
@@ -47,6 +48,7 @@ int broker_init(struct broker *b, const struct config *cfg, struct auth *auth,
 		return TERN_ENOMEM;
 	if (broker_load_tls(b, cfg) != 0)
 		return TERN_ECONFIG;
+	memlimit_init(b);
 	for (i = 0; i < (int)cfg->nlisteners; i++) {
 		char err[128];
 

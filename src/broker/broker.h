@@ -53,6 +53,7 @@ enum drop_reason {
 	DROP_NOT_AUTHORIZED, /* the ACL refused the PUBLISH */
 	DROP_SIZE_LIMIT,     /* over message_size_limit */
 	DROP_TOPIC_LIMIT,    /* over max_topic_length / max_topic_levels */
+	DROP_MEMORY_LIMIT,   /* refused or dropped over memory_limit */
 	DROP_COUNT,
 };
 
@@ -90,6 +91,13 @@ struct broker_stats {
 	atomic_uint_fast64_t acks_held;     /* acks that waited for a commit */
 	/* Connections refused by max_connections_per_address. */
 	atomic_uint_fast64_t refused_per_address;
+	/* Pauses of a client over max_publish_rate/max_publish_bytes_rate. */
+	atomic_uint_fast64_t rate_limited;
+	/* memory_limit (memlimit.h): PUBLISH packets refused over it,
+	 * enforcement rounds that found it exceeded, clients disconnected. */
+	atomic_uint_fast64_t mem_refused;
+	atomic_uint_fast64_t mem_limit_hits;
+	atomic_uint_fast64_t mem_disconnects;
 	/* CONNECTs with a JWT by outcome (sys_jwt_causes): accepted, the
 	 * enum jwt_result causes, and a username other than the token's. */
 	atomic_uint_fast64_t jwt_auth[JWT_COUNTERS];
@@ -137,12 +145,24 @@ struct broker {
 	atomic_uint_fast64_t next_assigned_id;
 	struct broker_stats st;
 
+	/* Memory accounted against memory_limit (memlimit.h): bytes of
+	 * messages (charged by msg_charge, given back when freed) and of
+	 * connection buffers (each worker adds the change of its own sum at
+	 * its tick). limit is the resolved memory_limit, 0 = off. */
+	struct {
+		atomic_int_fast64_t msgs;
+		atomic_int_fast64_t bufs;
+		uint64_t limit;
+		atomic_uint_fast64_t next_enforce; /* clock_ms() */
+	} mem;
+
 	/* $SYS load averages; touched only by worker 0 (sys.c). */
 	struct {
 		double avg[8][3]; /* per counter: 1, 5, 15 minute averages */
 		uint64_t last[8];
 		uint64_t last_ms;
 		uint64_t heap_max;
+		uint64_t mem_max; /* memlimit_current() */
 	} sys;
 };
 

@@ -640,6 +640,14 @@ static const struct key keys[] = {
 	    max_subscriptions_per_client, -1, INT_MAX),
 	NUM("max_topic_length", T_U16, uint16_t, max_topic_length, 0, 65535),
 	NUM("max_topic_levels", T_U16, uint16_t, max_topic_levels, 0, 65535),
+	NUM("max_publish_rate", T_U32, uint32_t, max_publish_rate,
+	    0, UINT32_MAX),
+	/* 2^40 (TBUCKET_RATE_MAX): a terabyte a second is no limit. */
+	NUM("max_publish_bytes_rate", T_U64, uint64_t, max_publish_bytes_rate,
+	    0, UINT64_C(1) << 40),
+	/* The top of the range stays free for CONFIG_MEMORY_AUTO. */
+	NUM("memory_limit", T_U64, uint64_t, memory_limit,
+	    0, UINT64_C(1) << 62),
 	{.name = "allow_anonymous", .type = T_TRIBOOL, .scope = S_SECURITY,
 	 .soff = SCFG(allow_anonymous, int)},
 	SSTRING("password_file", password_file),
@@ -909,6 +917,7 @@ void config_init(struct config *c)
 	c->max_connections = -1;
 	c->max_connections_per_address = -1;
 	c->max_subscriptions_per_client = -1;
+	c->memory_limit = CONFIG_MEMORY_AUTO;
 	c->max_keepalive = 65535;
 	c->connect_timeout = 10;
 	c->sys_interval = 10;

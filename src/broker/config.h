@@ -97,6 +97,9 @@ enum {
 	LOGD_NONE = 1 << 3
 };
 
+/* memory_limit when not set: decided at start (memlimit_default). */
+#define CONFIG_MEMORY_AUTO UINT64_MAX
+
 struct config {
 	struct listener_cfg *listeners;
 	size_t nlisteners;
@@ -115,9 +118,15 @@ struct config {
 	int max_subscriptions_per_client; /* tern: -1 = unlimited */
 	uint16_t max_topic_length;        /* tern: bytes, 0 = none */
 	uint16_t max_topic_levels;        /* tern: 0 = none */
-	uint32_t max_packet_size;         /* 0 = protocol maximum */
-	uint32_t message_size_limit;      /* 0 = none; payload bytes */
-	uint16_t max_keepalive;           /* 65535 */
+	/* tern: per client, PUBLISH packets and bytes a second; 0 = none */
+	uint32_t max_publish_rate;
+	uint64_t max_publish_bytes_rate;
+	/* tern: bytes of accounted memory (memlimit.h); 0 = off; default
+	 * CONFIG_MEMORY_AUTO, half of the memory available */
+	uint64_t memory_limit;
+	uint32_t max_packet_size;    /* 0 = protocol maximum */
+	uint32_t message_size_limit; /* 0 = none; payload bytes */
+	uint16_t max_keepalive;      /* 65535 */
 	uint32_t connect_timeout; /* tern: seconds from accept to CONNECT, 10 */
 
 	int sys_interval;           /* 10; 0 disables $SYS */

@@ -1128,6 +1128,7 @@ void conn_free(struct conn *c)
 	free(c->client_id);
 	free(c->username);
 	free(c->peer);
+	free(c->rate);
 	free(c);
 }
 
@@ -1137,20 +1138,27 @@ void conn_free(struct conn *c)
 #define CONN_THROTTLE_MS 250
 #define CONN_SLOW_MS     1000
 
-void conn_throttle(struct conn *c, struct session *s)
+void conn_pause(struct conn *c)
 {
 	struct worker *w = c->w;
 
-	if (c->throttled || c->state != CONN_ACTIVE) {
-		session_unref(s);
+	if (c->throttled || c->state == CONN_CLOSED)
 		return;
-	}
 	c->throttled = true;
-	c->throttle_s = s;
-	c->throttle_until = clock_ms() + CONN_THROTTLE_MS;
 	loop_modify(w->loop, &c->io, c->io.events & ~(uint32_t)EPOLLIN);
 	c->throttle_next = w->throttled;
 	w->throttled = c;
+}
+
+void conn_throttle(struct conn *c, struct session *s)
+{
+	if (c->throttle_s || c->state != CONN_ACTIVE) {
+		session_unref(s);
+		return;
+	}
+	c->throttle_s = s;
+	c->throttle_until = clock_ms() + CONN_THROTTLE_MS;
+	conn_pause(c);
 }
 
 /* Unlinks c from the worker's throttled list and drops the session. */
@@ -1173,6 +1181,10 @@ void conn_resume(struct conn *c)
 {
 	if (c->state == CONN_CLOSED || c->throttled || c->ack_paused)
 		return;
+	/* Nothing was read during the pause, PINGREQ included: the keep
+	 * alive counts from now, so a client we held back is not taken for
+	 * dead. */
+	c->last_rx = clock_ms();
 	loop_modify(c->w->loop, &c->io, c->io.events | EPOLLIN);
 	/* Packets read before the pause are still buffered, and TLS may hold
 	 * bytes epoll will not report. */
@@ -1183,7 +1195,9 @@ void conn_resume(struct conn *c)
 		conn_on_readable(c);
 }
 
-bool conn_check_throttle(struct conn *c, uint64_t now)
+/* Whether the backlogged session a publisher waits for drained or its
+ * deadline passed; then the session is let go. */
+static bool conn_backlog_over(struct conn *c, uint64_t now)
 {
 	struct session *s = c->throttle_s;
 	bool drained;
@@ -1194,6 +1208,17 @@ bool conn_check_throttle(struct conn *c, uint64_t now)
 		s->slow_until = now + CONN_SLOW_MS;
 	pthread_mutex_unlock(&s->mu);
 	if (!drained && now < c->throttle_until)
+		return false;
+	session_unref(s);
+	c->throttle_s = NULL;
+	return true;
+}
+
+bool conn_check_throttle(struct conn *c, uint64_t now)
+{
+	if (c->throttle_s && !conn_backlog_over(c, now))
+		return false;
+	if (c->rate && now < c->rate->until)
 		return false;
 	conn_unthrottle(c);
 	conn_resume(c);
@@ -1240,8 +1265,10 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 		conn_close(c, MQTT_RC_MAX_CONNECT_TIME, "token expired");
 		return;
 	}
-	/* MQTT 3.1.2.10: one and a half times the keep alive. */
-	if (c->state == CONN_ACTIVE && c->keepalive &&
+	/* MQTT 3.1.2.10: one and a half times the keep alive, not counting
+	 * while we do not read (conn_resume restarts it). */
+	if (c->state == CONN_ACTIVE && c->keepalive && !c->throttled &&
+	    !c->ack_paused &&
 	    now - c->last_rx >= (uint64_t)c->keepalive * 1500u)
 		conn_close(c, MQTT_RC_KEEPALIVE_TIMEOUT,
 		           "has exceeded timeout, disconnecting");

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/tbucket.h"
 #include "event/loop.h"
 #include "mqtt/packet.h"
 #include "net/outq.h"
@@ -58,6 +59,16 @@ struct conn_aliases {
 };
 
 /*
+ * Publish rate limits of a connection (max_publish_rate,
+ * max_publish_bytes_rate), allocated at its first PUBLISH when either is
+ * set, so connections pay nothing for them otherwise.
+ */
+struct conn_rate {
+	struct tbucket msgs, bytes;
+	uint64_t until; /* reading paused until this clock_ms() */
+};
+
+/*
  * Fields are grouped by size so the struct has no holes: every idle
  * connection carries it, and its size is most of the broker's memory per
  * idle connection.
@@ -89,6 +100,7 @@ struct conn {
 	char *username;
 	struct session *s;       /* reference while attached */
 	struct conn_aliases *al; /* NULL until an alias is used */
+	struct conn_rate *rate;  /* NULL until a rate limit applies */
 
 	/* Back-pressure: reading paused until throttle_s drains or
 	 * throttle_until passes (worker_check_throttled). */
@@ -203,9 +215,16 @@ struct session *conn_session_lock(struct conn *c);
 void conn_throttle(struct conn *c, struct session *s);
 
 /*
+ * Stops reading c until conn_check_throttle finds that nothing holds it
+ * back any more: neither a backlogged session (conn_throttle) nor a rate
+ * limit (c->rate->until). Owning worker only.
+ */
+void conn_pause(struct conn *c);
+
+/*
  * Checks a throttled connection: resumes reading (and parses what is
- * buffered) once its session drained or the deadline passed. Returns true
- * when it was resumed.
+ * buffered) once its session drained or the deadline passed, and its rate
+ * limit's pause is over. Returns true when it was resumed.
  */
 bool conn_check_throttle(struct conn *c, uint64_t now);
 

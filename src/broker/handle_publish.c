@@ -12,6 +12,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/memlimit.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
 #include "broker/session.h"
@@ -146,6 +147,59 @@ static int publish_qos2_track(struct conn *c, uint16_t pid, bool *durable)
 	return rc;
 }
 
+/*
+ * max_publish_rate / max_publish_bytes_rate: takes this PUBLISH's tokens
+ * (one, and its topic and payload bytes). A client in debt is not read
+ * until the debt is paid: TCP back-pressure slows it and nothing is lost.
+ * The packet in hand is handled normally; the pause holds the next ones.
+ */
+static void publish_rate_charge(struct conn *c, const struct mqtt_publish *pub)
+{
+	const struct config *cfg = c->w->b->cfg;
+	uint64_t now, wm, wb;
+
+	if (!cfg->max_publish_rate && !cfg->max_publish_bytes_rate)
+		return;
+	now = clock_ms();
+	if (!c->rate) {
+		/* Without memory the client goes unlimited rather than
+		 * being dropped; the next PUBLISH tries again. */
+		if (!(c->rate = calloc(1, sizeof(*c->rate))))
+			return;
+		tbucket_init(&c->rate->msgs, cfg->max_publish_rate, now);
+		tbucket_init(&c->rate->bytes, cfg->max_publish_bytes_rate, now);
+	}
+	wm = tbucket_take(&c->rate->msgs, 1, now);
+	wb = tbucket_take(&c->rate->bytes,
+	                  (uint64_t)pub->topic.len + pub->payload_len, now);
+	if (!wm && !wb)
+		return;
+	c->rate->until = now + (wm > wb ? wm : wb);
+	STAT_ADD(c->w->b, rate_limited, 1);
+	conn_pause(c);
+}
+
+/*
+ * Over memory_limit, a PUBLISH is refused: v5 QoS 1/2 gets 0x97 Quota
+ * exceeded, v3 (which has no way to say so) is acknowledged and dropped,
+ * as for the ACL. Counted; an enforcement round may free memory. Returns
+ * true when refused.
+ */
+static bool publish_over_memory(struct conn *c, const struct mqtt_publish *pub,
+                                uint64_t ops0)
+{
+	struct broker *b = c->w->b;
+
+	if (!memlimit_over(b))
+		return false;
+	STAT_ADD(b, mem_refused, 1);
+	STAT_DROP(b, DROP_MEMORY_LIMIT);
+	publish_ack(c, pub, c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0,
+	            ops0);
+	memlimit_enforce(b, clock_ms());
+	return true;
+}
+
 int handle_publish(struct conn *c, struct mqtt_packet *p)
 {
 	const struct mqtt_publish *pub = &p->u.publish;
@@ -161,6 +215,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	if (c->state != CONN_ACTIVE)
 		return TERN_EPROTO;
 	STAT_ADD(b, pub_received, 1);
+	publish_rate_charge(c, pub);
 	if (pub->props.present & MQTT_PBIT(MQTT_PROP_SUBSCRIPTION_ID)) {
 		conn_close(c, MQTT_RC_PROTOCOL_ERROR,
 		           "subscription identifier in PUBLISH from client");
@@ -205,6 +260,8 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		publish_ack(c, pub, MQTT_RC_PACKET_TOO_LARGE, ops0);
 		return 0;
 	}
+	if (publish_over_memory(c, pub, ops0))
+		return 0;
 	if (pub->qos == 2) {
 		bool durable;
 
@@ -221,6 +278,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 		return TERN_ENOMEM;
 	}
+	msg_charge(m, &b->mem.msgs);
 	broker_publish(b, c->w, m, &backlog);
 	msg_unref(m);
 	publish_ack(c, pub, 0, ops0);

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "broker/broker.h"
+#include "broker/memlimit.h"
 #include "broker/retain.h"
 #include "broker/subs.h"
 #include "broker/sys.h"
@@ -73,6 +74,15 @@ static const struct counter counters[] = {
           "Durable store transactions committed."),
         C("tern_store_errors_total", store_errors,
           "Durable store writes that failed."),
+        C("tern_rate_limited_total", rate_limited,
+          "Times a client was paused by max_publish_rate or "
+          "max_publish_bytes_rate."),
+        C("tern_memory_limit_hits_total", mem_limit_hits,
+          "Enforcement rounds that found memory_limit exceeded."),
+        C("tern_memory_refused_total", mem_refused,
+          "PUBLISH packets refused over memory_limit."),
+        C("tern_memory_disconnects_total", mem_disconnects,
+          "Clients disconnected over memory_limit."),
 };
 #undef C
 
@@ -99,13 +109,14 @@ static void put_drops(FILE *f, struct broker *b)
 	        [DROP_NOT_AUTHORIZED] = "not_authorized",
 	        [DROP_SIZE_LIMIT] = "size_limit",
 	        [DROP_TOPIC_LIMIT] = "topic_limit",
+	        [DROP_MEMORY_LIMIT] = "memory_limit",
 	};
 
 	family(f, "tern_messages_dropped_total", "counter",
 	       "Messages dropped, by reason: a session queue at its bound, "
 	       "over the receiver's maximum packet size, expired, refused "
 	       "by the ACL, over message_size_limit, over max_topic_length "
-	       "or max_topic_levels.");
+	       "or max_topic_levels, over memory_limit.");
 	for (int i = 0; i < DROP_COUNT; i++)
 		fprintf(f,
 		        "tern_messages_dropped_total{reason=\"%s\"} %" PRIu64
@@ -216,6 +227,12 @@ static void put_gauges(FILE *f, struct broker *b)
 	    LOADI(queued_messages));
 	one(f, "tern_queued_bytes", "gauge",
 	    "Payload bytes queued for clients.", LOADI(queued_bytes));
+	one(f, "tern_memory_bytes", "gauge",
+	    "Bytes accounted against memory_limit: messages from clients "
+	    "and connection buffers.",
+	    (int64_t)memlimit_current(b));
+	one(f, "tern_memory_limit_bytes", "gauge",
+	    "memory_limit in bytes; 0 = off.", (int64_t)b->mem.limit);
 	one(f, "tern_uptime_seconds", "gauge", "Seconds since start.",
 	    (int64_t)((clock_ms() - b->start_ms) / 1000));
 }

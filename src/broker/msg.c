@@ -75,6 +75,7 @@ static struct msg *msg_alloc(size_t topic_len, size_t payload_len,
 	if (!m)
 		return NULL;
 	memset(m, 0, sizeof(*m));
+	m->alloc_len = sizeof(*m) + topic_len + 1 + payload_len + blob_len;
 	atomic_init(&m->refs, 1);
 	atomic_init(&m->store_id, 0);
 	return m;
@@ -126,6 +127,13 @@ struct msg *msg_new_simple(const char *topic, const void *payload,
 	return msg_new(&pub, topic, strlen(topic), NULL, now_ms);
 }
 
+void msg_charge(struct msg *m, atomic_int_fast64_t *counter)
+{
+	m->charged = counter;
+	atomic_fetch_add_explicit(counter, (int_fast64_t)m->alloc_len,
+	                          memory_order_relaxed);
+}
+
 void msg_unref(struct msg *m)
 {
 	int i;
@@ -136,6 +144,10 @@ void msg_unref(struct msg *m)
 		return;
 	for (i = 0; i < MSG_ENC_VARIANTS; i++)
 		free(atomic_load_explicit(&m->enc[i], memory_order_relaxed));
+	if (m->charged)
+		atomic_fetch_sub_explicit(m->charged,
+		                          (int_fast64_t)m->alloc_len,
+		                          memory_order_relaxed);
 	free(m);
 }
 

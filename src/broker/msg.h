@@ -54,6 +54,11 @@ struct msg {
 	/* Id of the message's row in the durable store, 0 until a queue row
 	 * refers to it (persist.c assigns it once, CAS). */
 	_Atomic uint64_t store_id;
+	/* The counter this message's bytes are charged to (msg_charge),
+	 * given back when it is freed; NULL = not counted. alloc_len is the
+	 * size of the one allocation. */
+	atomic_int_fast64_t *charged;
+	size_t alloc_len;
 	/* Encoded headers, built on first use by any worker (CAS). */
 	_Atomic(struct msg_enc *) enc[MSG_ENC_VARIANTS];
 	uint8_t data[];
@@ -72,6 +77,13 @@ struct msg *msg_new(const struct mqtt_publish *pub, const char *topic,
 struct msg *msg_new_simple(const char *topic, const void *payload,
                            size_t payload_len, uint8_t qos, bool retain,
                            uint64_t now_ms);
+
+/*
+ * Charges the message's bytes to `counter` (memory_limit's accounting,
+ * memlimit.h) until the message is freed. Call once, right after creating
+ * it, before it is shared with other threads.
+ */
+void msg_charge(struct msg *m, atomic_int_fast64_t *counter);
 
 /* Takes a reference; returns m for convenience. */
 static inline struct msg *msg_ref(struct msg *m)

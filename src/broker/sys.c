@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/memlimit.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
 #include "broker/retain.h"
@@ -137,6 +138,24 @@ static void sys_put_heap(struct broker *b, struct worker *w, uint64_t now)
 	sys_put_u64(b, w, now, "$SYS/broker/heap/maximum", b->sys.heap_max);
 }
 
+/* memory_limit (memlimit.h): the accounted bytes, their highest value seen,
+ * the limit (0 = off) and what it did. */
+static void sys_put_memory(struct broker *b, struct worker *w, uint64_t now)
+{
+	uint64_t cur = memlimit_current(b);
+
+	if (cur > b->sys.mem_max)
+		b->sys.mem_max = cur;
+	sys_put_u64(b, w, now, "$SYS/broker/memory/current", cur);
+	sys_put_u64(b, w, now, "$SYS/broker/memory/maximum", b->sys.mem_max);
+	sys_put_u64(b, w, now, "$SYS/broker/memory/limit", b->mem.limit);
+	sys_put_u64(b, w, now, "$SYS/broker/memory/limit_hits",
+	            LOAD(mem_limit_hits));
+	sys_put_u64(b, w, now, "$SYS/broker/memory/refused", LOAD(mem_refused));
+	sys_put_u64(b, w, now, "$SYS/broker/memory/disconnects",
+	            LOAD(mem_disconnects));
+}
+
 /* WebSocket transport counters: handshakes, failures by cause, traffic. */
 static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 {
@@ -234,6 +253,8 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(pub_dropped));
 	sys_put_u64(b, w, now, "$SYS/broker/connections/refused/per_address",
 	            LOAD(refused_per_address));
+	sys_put_u64(b, w, now, "$SYS/broker/publish/rate_limited",
+	            LOAD(rate_limited));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/received",
 	            LOAD(bytes_received));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/sent", LOAD(bytes_sent));
@@ -255,6 +276,7 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	}
 	sys_put_load(b, w, now);
 	sys_put_heap(b, w, now);
+	sys_put_memory(b, w, now);
 	for (i = 0; i < TR_COUNT; i++) {
 		snprintf(topic, sizeof(topic),
 		         "$SYS/broker/transport/%s/connected", tr[i]);

@@ -18,6 +18,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/memlimit.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
 #include "broker/session.h"
@@ -332,17 +333,22 @@ void worker_want_flush(struct worker *w, struct conn *c)
 	w->flush_list = c;
 }
 
+static const char *worker_kick_why(uint8_t reason)
+{
+	switch (reason) {
+	case MQTT_RC_ADMIN_ACTION: return "disconnected through the admin API";
+	case MQTT_RC_QUOTA_EXCEEDED: return "memory_limit exceeded";
+	default: return "taken over by a new connection";
+	}
+}
+
 static void worker_kick(struct worker *w, uint64_t conn_id, uint8_t reason)
 {
 	struct conn *c;
 
 	for (c = w->conns; c; c = c->next)
 		if (c->id == conn_id) {
-			conn_close(
-			        c, reason,
-			        reason == MQTT_RC_ADMIN_ACTION
-			                ? "disconnected through the admin API"
-			                : "taken over by a new connection");
+			conn_close(c, reason, worker_kick_why(reason));
 			return;
 		}
 }
@@ -403,6 +409,8 @@ static void worker_tick(struct worker *w, uint64_t now)
 		next = c->next;
 		conn_check_timeouts(c, now);
 	}
+	memlimit_sample(w);
+	memlimit_enforce(w->b, now);
 	if (w->id != 0)
 		return;
 	sys_sweep_sessions(w->b, w, now);

@@ -61,6 +61,9 @@ struct worker {
 	struct conn *dead;       /* closed this iteration, freed at its end */
 	struct conn *throttled;  /* publishers held back (conn_throttle) */
 	struct conn *ackwait;    /* holding acks for the store (conn_ack.c) */
+	/* Its connections' buffer bytes as last added to b->mem.bufs
+	 * (memlimit_sample). */
+	int64_t mem_bufs;
 
 	pthread_mutex_t inbox_mu;
 	struct inbox_item *inbox, *inbox_spare;

@@ -719,6 +719,44 @@ static void test_finish_with_listeners(void **state)
 	config_free(&c);
 }
 
+/* max_publish_rate, max_publish_bytes_rate (0 = unlimited) and
+ * memory_limit (unset = decided at start, 0 = off), with their ranges. */
+static void test_rate_and_memory_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_init(&c);
+	assert_int_equal(c.max_publish_rate, 0);
+	assert_int_equal(c.max_publish_bytes_rate, 0);
+	assert_true(c.memory_limit == CONFIG_MEMORY_AUTO);
+	config_free(&c);
+	parse_ok(&c, "max_publish_rate 200\n"
+	             "max_publish_bytes_rate 1099511627776\n"
+	             "memory_limit 0\n");
+	assert_int_equal(c.max_publish_rate, 200);
+	assert_true(c.max_publish_bytes_rate == (UINT64_C(1) << 40));
+	assert_true(c.memory_limit == 0);
+	config_free(&c);
+	parse_ok(&c, "memory_limit 4611686018427387904\n"
+	             "max_publish_rate 4294967295\n");
+	assert_true(c.memory_limit == (UINT64_C(1) << 62));
+	assert_int_equal(c.max_publish_rate, UINT32_MAX);
+	config_free(&c);
+	parse_fails("\nmemory_limit 4611686018427387905\n",
+	            "t.conf:2: 'memory_limit' must be between 0 and "
+	            "4611686018427387904, not '4611686018427387905'");
+	parse_fails("memory_limit 64M\n",
+	            "t.conf:1: 'memory_limit' needs a whole number, not "
+	            "'64M'");
+	parse_fails("max_publish_rate -1\n",
+	            "t.conf:1: 'max_publish_rate' must be between 0 and "
+	            "4294967295, not '-1'");
+	parse_fails("max_publish_bytes_rate 1099511627777\n",
+	            "t.conf:1: 'max_publish_bytes_rate' must be between 0 and "
+	            "1099511627776, not '1099511627777'");
+}
+
 /* The JWT keys: security keys, per listener with per_listener_settings. */
 static void test_jwt_keys(void **state)
 {
@@ -827,6 +865,7 @@ int main(void)
 	        cmocka_unit_test(test_finish_local_only),
 	        cmocka_unit_test(test_finish_with_listeners),
 	        cmocka_unit_test(test_topic_limits),
+	        cmocka_unit_test(test_rate_and_memory_keys),
 	        cmocka_unit_test(test_per_listener_settings),
 	        cmocka_unit_test(test_jwt_keys),
 	};

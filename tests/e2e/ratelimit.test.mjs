@@ -1,0 +1,275 @@
+// Per-client publish rate limits and the broker-wide memory limit (issue 7,
+// item 3; docs/configuration.md, Limits).
+//
+// max_publish_rate / max_publish_bytes_rate: a client publishing as fast as
+// it can is read at the configured pace (TCP back-pressure), is not
+// disconnected, loses nothing at QoS 1, and another client on the same
+// broker keeps its latency. A pause longer than the keep alive does not
+// count against the client.
+//
+// memory_limit: subscribers that stop reading or stop acknowledging while a
+// publisher floods big messages; the broker's memory stays bounded, the
+// subscriber holding the most is disconnected (v5: DISCONNECT 0x97), the
+// publisher's QoS 1 messages over the limit get PUBACK 0x97, and a
+// well-behaved pair keeps working.
+//
+// MQTT.js clients go over broker.url (TCP, or WebSocket with
+// TERN_E2E_TRANSPORT=ws); raw-packet clients always use TCP.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { startBroker, KIND } from './lib/broker.mjs';
+import { RawClient, rawConnect, enc } from './lib/raw.mjs';
+import { connect, closeAll, uid, sub, sleep, within, assertAlive } from './lib/util.mjs';
+
+const brokers = [];
+after(async () => { for (const b of brokers) await b.stop(); });
+
+async function broker(config) {
+  const b = await startBroker({ config });
+  brokers.push(b);
+  return b;
+}
+
+function rssKiB(b) {
+  const status = readFileSync(`/proc/${b.proc.pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+}
+
+// A sanitizer runtime keeps freed memory in quarantine: RSS says nothing
+// about the broker's own bounds there.
+function sanitized(b) {
+  return /lib[at]san/.test(readFileSync(`/proc/${b.proc.pid}/maps`, 'utf8'));
+}
+
+// Reads retained $SYS topics (sys_interval 1) once each.
+async function sysValues(b, topics) {
+  const c = await RawClient.connect(b.port);
+  try {
+    await c.connect({ version: 4, clientId: uid('sys') });
+    c.subscribe(1, topics.map((t) => [t, 0]));
+    await c.expect('suback');
+    const out = {};
+    for (let i = 0; i < topics.length; i++) {
+      const m = await c.expect('publish', { timeout: 3000 });
+      out[m.topic] = Number(m.payload.toString());
+    }
+    return out;
+  } finally { c.destroy(); }
+}
+
+// $SYS is republished every second; waits until check(values) holds.
+async function sysUntil(b, topics, check, ms = 6000) {
+  const deadline = Date.now() + ms;
+  let v;
+  for (;;) {
+    v = await sysValues(b, topics);
+    if (check(v) || Date.now() > deadline) return v;
+    await sleep(300);
+  }
+}
+
+// Round-trip times (ms) of n QoS 0 messages from pubc to subc, one at a time.
+async function latencies(pubc, subc, topic, n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const before = subc.messages.length;
+    const t0 = performance.now();
+    pubc.publish(topic, `p${i}`, { qos: 0 });
+    await subc.waitMessages(before + 1, { timeout: 3000 });
+    out.push(performance.now() - t0);
+    await sleep(20);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+// Publishes n QoS 1 messages at once (MQTT.js queues what the socket does
+// not take) and records when each reaches the subscriber. Resolves with the
+// arrival times (ms since the first publish) once all are acknowledged.
+async function flood(pubc, subc, topic, n, payload) {
+  const start = performance.now();
+  const arrivals = [];
+  subc.on('message', (t) => { if (t === topic) arrivals.push(performance.now() - start); });
+  const acks = [];
+  for (let i = 0; i < n; i++) acks.push(pubc.publishAsync(topic, payload, { qos: 1 }));
+  await within(Promise.all(acks), 60000, 'every PUBACK');
+  await subc.waitMessages(n, { timeout: 10000, filter: (m) => m.topic === topic });
+  return arrivals;
+}
+
+describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, () => {
+  test('max_publish_rate 200: a flooding client gets about 200 msg/s, loses nothing, others keep their latency', { timeout: 60000 }, async (t) => {
+    const b = await broker('max_publish_rate 200\nsys_interval 1');
+    const topic = uid('rate');
+    const other = uid('other');
+    const fast = await connect(b, { clientId: uid('fast') });
+    const subc = await connect(b, { clientId: uid('sub') });
+    const pinger = await connect(b, { clientId: uid('ping') });
+    const echo = await connect(b, { clientId: uid('echo') });
+    try {
+      await sub(subc, topic, { qos: 1 });
+      await sub(echo, other, { qos: 0 });
+      const idle = await latencies(pinger, echo, other, 10);
+
+      const N = 1200;
+      const done = flood(fast, subc, topic, N, 'x'.repeat(32));
+      await sleep(1500); // past the burst, into the steady pace
+      const busy = await latencies(pinger, echo, other, 20);
+      const arrivals = await done;
+
+      // The first second's worth (the burst) passes at once; from then on
+      // 200 a second. Measured from message 400 to message 1100: 700
+      // messages, 3.5 s at the limit.
+      const rate = 700 / ((arrivals[1099] - arrivals[399]) / 1000);
+      assert.ok(rate > 170 && rate < 230, `steady rate ${rate.toFixed(1)} msg/s, expected 200 +- 30`);
+      assert.equal(arrivals.length, N, 'every QoS 1 message arrived');
+      assert.ok(arrivals[199] < 800, `the burst of 200 took ${arrivals[199].toFixed(0)} ms`);
+      assert.ok(fast.connected, 'the limited client is still connected');
+
+      // The other pair is on the same worker (TERN_THREADS=1) or not; in
+      // both cases it is not slowed: median within 25 ms of idle.
+      const med = (v) => v[Math.floor(v.length / 2)];
+      assert.ok(med(busy) < med(idle) + 25, `median latency ${med(busy).toFixed(1)} ms under the flood vs ${med(idle).toFixed(1)} ms idle`);
+      assert.ok(busy[busy.length - 1] < 250, `worst latency ${busy[busy.length - 1].toFixed(1)} ms`);
+
+      // Past the burst, every message pauses the client for 5 ms.
+      const min = N - 200 - 50;
+      const v = await sysUntil(b, ['$SYS/broker/publish/rate_limited'], (x) => x['$SYS/broker/publish/rate_limited'] >= min);
+      assert.ok(v['$SYS/broker/publish/rate_limited'] >= min, `rate_limited ${v['$SYS/broker/publish/rate_limited']}`);
+      t.diagnostic(`steady ${rate.toFixed(1)} msg/s; latency median idle ${med(idle).toFixed(2)} ms, under flood ${med(busy).toFixed(2)} ms, worst ${busy[busy.length - 1].toFixed(2)} ms`);
+    } finally {
+      await closeAll(fast, subc, pinger, echo);
+    }
+  });
+
+  test('max_publish_bytes_rate 100000: about 100 kB/s of payload, nothing lost', { timeout: 60000 }, async (t) => {
+    const b = await broker('max_publish_bytes_rate 100000');
+    const topic = uid('bytes');
+    const fast = await connect(b, { clientId: uid('fast') });
+    const subc = await connect(b, { clientId: uid('sub') });
+    try {
+      await sub(subc, topic, { qos: 1 });
+      // 10,000-byte payloads (plus the topic, charged too): 10 a second.
+      const N = 50;
+      const payload = 'y'.repeat(10000 - topic.length);
+      const arrivals = await flood(fast, subc, topic, N, payload);
+      // Messages 15 to 45: 30 x 10,000 bytes, 3 s at the limit.
+      const rate = 300000 / ((arrivals[44] - arrivals[14]) / 1000);
+      assert.ok(rate > 85000 && rate < 115000, `steady rate ${rate.toFixed(0)} B/s, expected 100000 +- 15000`);
+      assert.equal(arrivals.length, N);
+      assert.ok(fast.connected, 'the limited client is still connected');
+      t.diagnostic(`steady ${rate.toFixed(0)} B/s`);
+    } finally {
+      await closeAll(fast, subc);
+    }
+  });
+
+  test('a pause longer than the keep alive does not disconnect the client', { timeout: 30000 }, async () => {
+    const b = await broker('max_publish_bytes_rate 100000');
+    const topic = uid('ka');
+    // Keep alive 1 s: the broker gives up after 1.5 s of silence. A
+    // 300,000-byte message leaves 200,000 bytes of debt: a 2 s pause.
+    const c = await rawConnect(b.port, { version: 5, clientId: uid('ka'), keepalive: 1 });
+    try {
+      const t0 = Date.now();
+      c.publish({ topic, payload: Buffer.alloc(300000, 1), qos: 1, id: 1 });
+      c.publish({ topic, payload: 'after', qos: 1, id: 2 });
+      c.send(enc.pingreq());
+      const a1 = await c.expect('puback', { timeout: 5000 });
+      assert.equal(a1.id, 1);
+      const a2 = await c.expect('puback', { timeout: 5000 });
+      assert.equal(a2.id, 2);
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 1700, `the second PUBLISH was read after ${waited} ms, expected the 2 s pause`);
+      await c.expect('pingresp', { timeout: 3000 });
+      const extra = await c.collect('disconnect', 500);
+      assert.deepEqual(extra, [], 'no DISCONNECT');
+      assert.ok(!c.isClosed, 'still connected');
+    } finally {
+      c.destroy();
+    }
+  });
+});
+
+describe('memory_limit', { skip: KIND !== 'tern' && 'tern-only key' }, () => {
+  test('stalled subscribers and a flood of big messages: memory bounded, the holder disconnected with 0x97, others served', { timeout: 90000 }, async (t) => {
+    const LIMIT = 4 << 20;
+    const b = await broker(`memory_limit ${LIMIT}\nsys_interval 1`);
+    const flood = uid('flood');
+    const pairTopic = uid('pair');
+    // Stops acknowledging: Receive Maximum 1, so one message is in flight
+    // and the rest wait in its session queue; it still reads its socket,
+    // so the DISCONNECT can reach it.
+    const noAck = await rawConnect(b.port, { version: 5, clientId: uid('noack'), props: { receiveMaximum: 1 } });
+    // Stops reading: its socket buffers fill, then its output queue and
+    // session queue.
+    const noRead = await rawConnect(b.port, { version: 5, clientId: uid('noread') });
+    const producer = await connect(b, { clientId: uid('prod'), protocolVersion: 5 });
+    const pairPub = await connect(b, { clientId: uid('ppub'), protocolVersion: 5 });
+    const pairSub = await connect(b, { clientId: uid('psub'), protocolVersion: 5 });
+    try {
+      noAck.subscribe(1, [[flood, 1]]);
+      await noAck.expect('suback');
+      noRead.subscribe(1, [[flood, 0]]);
+      await noRead.expect('suback');
+      noRead.sock.pause();
+      await sub(pairSub, pairTopic, { qos: 1 });
+
+      const rss0 = rssKiB(b);
+      let peak = rss0;
+      const sampler = setInterval(() => { try { peak = Math.max(peak, rssKiB(b)); } catch { /* exited */ } }, 25);
+
+      // 400 x 64 KiB = 25 MiB, one at a time, each waiting for its PUBACK.
+      const payload = Buffer.alloc(64 << 10, 7);
+      let ok = 0; let quota = 0; const other = [];
+      for (let i = 0; i < 400; i++) {
+        try {
+          await within(producer.publishAsync(flood, payload, { qos: 1 }), 5000, 'flood PUBACK');
+          ok++;
+        } catch (e) {
+          if (/quota|0x97|151/i.test(String(e.message ?? e)) || e.code === 0x97) quota++;
+          else other.push(String(e.message ?? e));
+        }
+      }
+      clearInterval(sampler);
+      t.diagnostic(`flood: ${ok} accepted, ${quota} refused with 0x97; RSS ${rss0} KiB before, peak ${peak} KiB`);
+      assert.deepEqual(other, [], 'no other publish errors');
+      assert.ok(quota > 0, `no PUBACK 0x97 over the limit (${ok} accepted)`);
+      assert.ok(ok > 0, 'nothing accepted below the limit');
+      assert.ok(producer.connected, 'the publisher was not disconnected');
+
+      // The subscriber that stopped acknowledging held the most: it is
+      // told why.
+      const d = await noAck.expect('disconnect', { timeout: 5000 });
+      assert.equal(d.reason, 0x97, `DISCONNECT reason 0x${d.reason?.toString(16)}`);
+      await noAck.closed(3000);
+
+      // Memory: 25 MiB went through; without the limit each stalled
+      // subscriber could hold its queue bound (1000 x 64 KiB).
+      if (!sanitized(b)) {
+        const grown = peak - rss0;
+        assert.ok(grown < 24 * 1024, `broker RSS grew by ${grown} KiB at its peak (limit ${LIMIT >> 10} KiB)`);
+      }
+
+      // The well-behaved pair works again once the holders are gone.
+      for (let i = 0; i < 10; i++) await within(pairPub.publishAsync(pairTopic, `m${i}`, { qos: 1 }), 3000, 'pair PUBACK');
+      const got = await pairSub.waitMessages(10, { timeout: 5000, filter: (m) => m.topic === pairTopic });
+      assert.deepEqual(got.map((m) => m.payload), [...Array(10).keys()].map((i) => `m${i}`));
+
+      const v = await sysUntil(b, [
+        '$SYS/broker/memory/current', '$SYS/broker/memory/limit', '$SYS/broker/memory/disconnects',
+        '$SYS/broker/memory/refused', '$SYS/broker/memory/limit_hits',
+      ], (x) => x['$SYS/broker/memory/current'] <= LIMIT && x['$SYS/broker/memory/disconnects'] >= 1);
+      assert.equal(v['$SYS/broker/memory/limit'], LIMIT);
+      assert.ok(v['$SYS/broker/memory/current'] <= LIMIT, `memory/current ${v['$SYS/broker/memory/current']}`);
+      assert.ok(v['$SYS/broker/memory/disconnects'] >= 1, `memory/disconnects ${v['$SYS/broker/memory/disconnects']}`);
+      assert.ok(v['$SYS/broker/memory/refused'] >= quota, `memory/refused ${v['$SYS/broker/memory/refused']} < ${quota}`);
+      assert.ok(v['$SYS/broker/memory/limit_hits'] >= 1);
+      await assertAlive(b);
+    } finally {
+      noRead.destroy();
+      noAck.destroy();
+      await closeAll(producer, pairPub, pairSub);
+    }
+  });
+});
