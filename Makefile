@@ -6,7 +6,7 @@ BUILD   ?= build
 CMAKE   ?= cmake
 NODE_TEST = node --test --test-concurrency=1 --test-timeout=120000
 
-.PHONY: all deps build run test unit e2e test-asan test-tsan fuzz bench format clean
+.PHONY: all deps build run test unit e2e test-asan test-tsan fuzz bench bench-check format clean
 
 all: build
 
@@ -44,6 +44,12 @@ fuzz: deps
 
 bench: deps build
 	@./bench/run.sh
+
+# The performance regression guard: ternd's instructions per delivered
+# message under callgrind against bench/baseline.json (fails above +10%).
+# UPDATE=1 rewrites the baseline instead (commit it with the change).
+bench-check: deps build
+	@./bench/check.sh $(if $(filter 1,$(UPDATE)),--update)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

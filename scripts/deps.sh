@@ -10,12 +10,13 @@ set -eu
 # (libnss3-tools) make the TLS tests' certificates and browser trust store;
 # libsqlite3-dev is the durable store (src/store); mosquitto is the
 # reference broker the suite is checked against and its
-# clients are used as real clients.
+# clients are used as real clients; valgrind (callgrind) counts ternd's
+# instructions per message in make bench-check, a stage of make test.
 APT_PKGS="build-essential cmake pkg-config clang clang-format \
 libclang-rt-14-dev libcmocka-dev libssl-dev libsqlite3-dev openssl zlib1g-dev \
 mosquitto \
 mosquitto-clients nodejs npm chromium python3 python3-paho-mqtt \
-libnss3-tools"
+libnss3-tools valgrind"
 
 missing=""
 for p in $APT_PKGS; do

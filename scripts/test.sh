@@ -31,6 +31,8 @@ stage "unit tests (release)"
 (cd build && ctest --output-on-failure)
 stage "end-to-end, 1 thread, MQTT.js over TCP (release)"
 TERND=build/ternd TERN_THREADS=1 $NODE_TEST tests/e2e/
+stage "bench-check: instructions per message under callgrind (release)"
+BUILD=build BENCH_BUILD=0 ./bench/check.sh
 
 stage "build (ASan+UBSan)"
 build build-asan -DTERN_SANITIZE=address,undefined
