@@ -69,6 +69,10 @@ const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|
 //   opts.anonymous: allow_anonymous (default true)
 //   opts.port, opts.wsPort: listen on these ports instead of free ones
 //                (restarting a broker where clients expect it)
+//   opts.nofile: raise the broker's RLIMIT_NOFILE soft limit to this (a
+//                `ulimit -n` in a shell that then execs the broker, so
+//                proc.pid is the broker); above the hard limit the broker
+//                does not start and the error says why
 // Returns { kind, port, wsPort, host, url, tcpUrl, wsUrl, transport, stop(),
 // kill(), output() }.
 export async function startBroker(opts = {}) {
@@ -95,6 +99,10 @@ export async function startBroker(opts = {}) {
   } else {
     cmd = process.env.TERND || 'build/ternd';
     args = ['-c', conf, '-v', '--threads', String(opts.threads || THREADS), ...(opts.args || [])];
+  }
+  if (opts.nofile) {
+    args = ['-c', 'ulimit -n "$0" && exec "$@"', String(opts.nofile), cmd, ...args];
+    cmd = '/bin/sh';
   }
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
