@@ -11,15 +11,19 @@
 // delivery to a persistent session; a token that expires while connected
 // (v5 DISCONNECT 0xA0, v3 close); password_file next to JWT; SIGHUP with a
 // new secret and with broken key files (reload refused, old keys kept);
-// the counters on /metrics. tern only.
+// the counters on /metrics; and a page in headless Chromium (MQTT.js's
+// browser bundle over WebSocket) with a token handed to it, as a web app
+// gets one from its login. tern only.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { mkdtempSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, renameSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
+import { chromium } from 'playwright-core';
 import { startBroker, KIND } from './lib/broker.mjs';
 import { RawClient } from './lib/raw.mjs';
 import { connect, closeAll, within, uid, sleep } from './lib/util.mjs';
@@ -361,6 +365,108 @@ describe('JWT configuration', { skip: !TERN && 'tern feature' }, () => {
       assert.equal(await connack(b.port, 5, { username: 'i@x', password: rs256(base) }), 0x86);
     } finally {
       await b.stop();
+    }
+  });
+});
+
+// A web page holds no secret: it gets a short-lived token (here minted by
+// the test, as a login service would) and connects with it from the
+// browser. Chromium is driven as in browser.test.mjs.
+describe('JWT from a browser (Chromium + MQTT.js over WebSocket)', { skip: !TERN && 'tern feature' }, () => {
+  const HERE = path.dirname(fileURLToPath(import.meta.url));
+  const BUNDLE = path.resolve(HERE, '../../node_modules/mqtt/dist/mqtt.min.js');
+  let broker; let server; let context; let origin;
+
+  before(async () => {
+    const secretFile = path.join(dir, 'browser.secret');
+    writeFileSync(secretFile, SECRET);
+    broker = await startBroker({ anonymous: false, config: `jwt_hs256_secret_file ${secretFile}` });
+    server = http.createServer((req, res) => {
+      if (req.url === '/mqtt.min.js') {
+        res.writeHead(200, { 'content-type': 'text/javascript' });
+        res.end(readFileSync(BUNDLE));
+      } else if (req.url === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script src="/mqtt.min.js"></script>');
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${server.address().port}`;
+    context = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+      timeout: 30000,
+    });
+  });
+  after(async () => {
+    try {
+      if (context) await within(context.close(), 15000, 'chromium close');
+    } finally {
+      if (server) { server.closeAllConnections(); await new Promise((r) => server.close(r)); }
+      if (broker) await broker.stop();
+    }
+  });
+
+  // In the page: connects with the token (v5, empty username), subscribes
+  // to the filters, publishes one message to `pubTopic`, and reports the
+  // CONNACK, the SUBACK codes, the messages and a DISCONNECT that comes
+  // within `waitMs`.
+  function run(page, url, token, filters, pubTopic, waitMs) {
+    return page.evaluate(([url, token, filters, pubTopic, waitMs]) => new Promise((resolve) => {
+      const out = { messages: [], disconnect: null, closed: false };
+      const c = window.mqtt.connect(url, {
+        protocolVersion: 5, username: '', password: token, reconnectPeriod: 0, connectTimeout: 5000,
+        clientId: `page-${Math.random().toString(16).slice(2, 10)}`,
+      });
+      c.on('error', (e) => { out.error = e.code; c.end(true); resolve(out); });
+      c.on('message', (topic, payload) => out.messages.push(`${topic} ${payload}`));
+      c.on('disconnect', (p) => { out.disconnect = p.reasonCode; });
+      c.on('close', () => { out.closed = true; });
+      c.on('connect', (ack) => {
+        out.connack = ack.reasonCode;
+        // One SUBSCRIBE per filter, so a refused one does not hide the
+        // others' codes (MQTT.js reports a refusal as an error).
+        out.suback = [];
+        const next = (i) => {
+          if (i === filters.length) {
+            c.publish(pubTopic, 'from the page', { qos: 1 }, (err) => { out.puberr = err ? String(err) : null; });
+            setTimeout(() => { c.end(true); resolve(out); }, waitMs);
+            return;
+          }
+          // A refusal comes as an error carrying the SUBACK.
+          c.subscribe(filters[i], { qos: 1 }, (err, granted) => {
+            out.suback.push(err ? (err.packet?.granted?.[0] ?? String(err)) : granted[0].qos);
+            next(i + 1);
+          });
+        };
+        next(0);
+      });
+    }), [url, token, filters, pubTopic, waitMs]);
+  }
+
+  test('a page connects with its token, is held to its topics claim and disconnected when it expires', { timeout: 60000 }, async () => {
+    const page = await context.newPage();
+    try {
+      await page.goto(`${origin}/`, { timeout: 10000 });
+      const exp = now() + 3;
+      const token = hs256({ sub: 'webuser', exp, acl: { all: ['web/%u/#'] } });
+      const out = await within(run(page, broker.wsUrl, token, ['web/webuser/#', '#'], 'web/webuser/hello', 5000), 15000, 'page');
+      assert.equal(out.error, undefined);
+      assert.equal(out.connack, 0);
+      assert.deepEqual(out.suback, [1, 0x87]);
+      assert.deepEqual(out.messages, ['web/webuser/hello from the page']);
+      assert.equal(out.disconnect, 0xa0, 'no DISCONNECT 0xA0 when the token expired');
+      assert.ok(out.closed);
+      // A tampered token (another sub, the old signature) is refused.
+      const [h, , sig] = token.split('.');
+      const forged = `${h}.${b64(JSON.stringify({ sub: 'admin', exp: now() + 3600 }))}.${sig}`;
+      const bad = await within(run(page, broker.wsUrl, forged, ['#'], 'x', 0), 15000, 'page');
+      assert.equal(bad.error, 0x86);
+    } finally {
+      await page.close();
     }
   });
 });
