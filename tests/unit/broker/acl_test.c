@@ -549,6 +549,37 @@ static void test_patterns_brute_force(void **state)
 	}
 }
 
+/* acl_new / acl_add_pattern (the JWT topics claim): the same rules and
+ * refusals as `pattern` lines. */
+static void test_built_in_code(void **state)
+{
+	struct acl *a = NULL;
+
+	(void)state;
+	assert_int_equal(acl_new(&a), 0);
+	assert_false(may(a, "c", "u", "x", ACL_READ));
+	assert_int_equal(acl_add_pattern(a, "r/%u/#", 6, ACL_READ), 0);
+	assert_int_equal(acl_add_pattern(a, "w/%c", 4, ACL_WRITE), 0);
+	assert_int_equal(acl_add_pattern(a, "rw", 2, ACL_READ | ACL_WRITE), 0);
+	assert_true(may(a, "c", "u", "r/u/x", ACL_READ));
+	assert_true(may(a, "c", "u", "r/u/#", ACL_SUBSCRIBE));
+	assert_false(may(a, "c", "u", "r/u/x", ACL_WRITE));
+	assert_false(may(a, "c", "#", "r/#", ACL_SUBSCRIBE));
+	assert_true(may(a, "c", "u", "w/c", ACL_WRITE));
+	assert_false(may(a, "+", "u", "w/+", ACL_WRITE));
+	assert_true(may(a, "c", NULL, "rw", ACL_WRITE));
+	assert_true(may(a, "c", NULL, "rw", ACL_READ));
+	assert_int_equal(acl_add_pattern(a, "a/#/b", 5, ACL_READ), TERN_EINVAL);
+	assert_int_equal(acl_add_pattern(a, "x%c", 3, ACL_READ), TERN_EINVAL);
+	assert_int_equal(acl_add_pattern(a, "", 0, ACL_READ), TERN_EINVAL);
+	assert_int_equal(acl_add_pattern(a, "a\0b", 3, ACL_READ), TERN_EINVAL);
+	assert_int_equal(acl_add_pattern(a, "a", 1, 0), TERN_EINVAL);
+	assert_int_equal(acl_add_pattern(a, "a", 1, ACL_SUBSCRIBE),
+	                 TERN_EINVAL);
+	assert_false(may(a, "c", "u", "a", ACL_READ));
+	acl_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +599,7 @@ int main(void)
 	        cmocka_unit_test(test_many_users),
 	        cmocka_unit_test(test_matches_brute_force),
 	        cmocka_unit_test(test_patterns_brute_force),
+	        cmocka_unit_test(test_built_in_code),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
