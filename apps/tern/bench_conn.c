@@ -68,8 +68,7 @@ static void ws_frame(struct load *L, struct buf *w, uint8_t opcode,
 
 	memcpy(mask, &r, sizeof(mask));
 	h = ws_client_header(d, opcode, len, mask);
-	memcpy(d + h, p, len);
-	ws_unmask(d + h, len, mask, 0);
+	ws_mask_copy(d + h, p, len, mask);
 	w->tail += h + len;
 }
 

@@ -38,8 +38,25 @@ struct xport_ws {
 	struct ws_decoder d;
 	uint8_t *out; /* masked frames waiting for the lower transport */
 	size_t out_len, out_off, out_cap;
-	bool closed; /* the server's close frame arrived */
+	bool closed;        /* the server's close frame arrived */
+	uint8_t masks[256]; /* random bytes for the next frames' masks */
+	size_t mask_left;   /* unused bytes at the front of masks */
 };
+
+/* A fresh mask per frame (RFC 6455 §5.3), taken from a pool filled 64
+ * masks at a time: a getrandom() per frame cost more than masking a small
+ * frame. */
+static int next_mask(struct xport_ws *w, uint8_t mask[4])
+{
+	if (w->mask_left < 4) {
+		if (ws_random_bytes(w->masks, sizeof(w->masks)) < 0)
+			return TERN_EIO;
+		w->mask_left = sizeof(w->masks);
+	}
+	w->mask_left -= 4;
+	memcpy(mask, w->masks + w->mask_left, 4);
+	return 0;
+}
 
 static int reserve(struct xport_ws *w, size_t more)
 {
@@ -66,7 +83,7 @@ static int queue_control(struct xport_ws *w, uint8_t op, const uint8_t *p,
 
 	if (reserve(w, WS_MAX_CLIENT_HEADER + 125) < 0)
 		return TERN_ENOMEM;
-	if (ws_random_mask(mask) < 0)
+	if (next_mask(w, mask) < 0)
 		return TERN_EIO;
 	w->out_len += ws_client_control(w->out + w->out_len, op, p, len, mask);
 	return 0;
@@ -311,11 +328,10 @@ static ssize_t ws_write(struct xport *x, const uint8_t *buf, size_t len)
 		return rc;
 	if (reserve(w, WS_MAX_CLIENT_HEADER + n) < 0)
 		return TERN_ENOMEM;
-	if (ws_random_mask(mask) < 0)
+	if (next_mask(w, mask) < 0)
 		return TERN_EIO;
 	h = ws_client_header(w->out + w->out_len, WS_OP_BINARY, n, mask);
-	memcpy(w->out + w->out_len + h, buf, n);
-	ws_unmask(w->out + w->out_len + h, n, mask, 0);
+	ws_mask_copy(w->out + w->out_len + h, buf, n, mask);
 	w->out_len += h + n;
 	rc = ws_flush(x);
 	if (rc < 0 && rc != TERN_EAGAIN)

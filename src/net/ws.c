@@ -86,6 +86,12 @@ void ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4], uint64_t offset)
 	unmask_move(p, p, len, mask, offset);
 }
 
+void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+                  const uint8_t mask[4])
+{
+	unmask_move(dst, src, len, mask, 0);
+}
+
 static bool is_control(uint8_t opcode)
 {
 	return opcode & 0x08;
@@ -430,5 +436,20 @@ size_t ws_client_control(uint8_t *out, uint8_t opcode, const uint8_t *p,
 
 int ws_random_mask(uint8_t mask[4])
 {
-	return getrandom(mask, 4, 0) == 4 ? 0 : TERN_EIO;
+	return ws_random_bytes(mask, 4);
+}
+
+int ws_random_bytes(uint8_t *p, size_t n)
+{
+	/* getrandom(2) returns up to 256 bytes whole once the pool is
+	 * initialised; a larger or interrupted request may come back short. */
+	while (n) {
+		ssize_t got = getrandom(p, n, 0);
+
+		if (got <= 0)
+			return TERN_EIO;
+		p += got;
+		n -= (size_t)got;
+	}
+	return 0;
 }

@@ -182,9 +182,23 @@ size_t ws_client_control(uint8_t *out, uint8_t opcode, const uint8_t *p,
 int ws_random_mask(uint8_t mask[4]);
 
 /*
+ * Fills p[0..n) from the same source, for callers that take many masks
+ * at once (one system call for many frames). Returns 0 or TERN_EIO.
+ */
+int ws_random_bytes(uint8_t *p, size_t n);
+
+/*
  * XORs p[0..len) with the mask, starting `offset` bytes into the payload;
  * word-at-a-time. Exposed for tests and benchmarks.
  */
 void ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4], uint64_t offset);
+
+/*
+ * Writes src[0..len) masked with mask into dst in one pass: a client
+ * frame's payload, instead of a copy and then ws_unmask() over it. dst and
+ * src must not overlap unless dst <= src.
+ */
+void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+                  const uint8_t mask[4]);
 
 #endif

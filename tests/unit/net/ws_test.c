@@ -230,6 +230,35 @@ static void test_unmask_split(void **state)
 	}
 }
 
+/* A one-pass masked copy gives the bytes of a copy and then ws_unmask(),
+ * into a separate buffer and moved down within one (dst < src). */
+static void test_mask_copy(void **state)
+{
+	static const uint8_t mask[4] = {0x5A, 0x01, 0xC3, 0x7E};
+	uint8_t src[160], a[160], b[160];
+
+	for (size_t len = 0; len <= 100; len++)
+		for (size_t al = 0; al < 8; al++) {
+			for (size_t i = 0; i < sizeof(src); i++)
+				src[i] = (uint8_t)rnd();
+			memset(a, 0xEE, sizeof(a));
+			memset(b, 0xEE, sizeof(b));
+			ws_mask_copy(a + al, src + 8 - al, len, mask);
+			memcpy(b + al, src + 8 - al, len);
+			ws_unmask(b + al, len, mask, 0);
+			assert_memory_equal(a, b, sizeof(a));
+			/* In place, moved down by 1..14 bytes (a header). */
+			for (size_t k = 1; k <= 14; k++) {
+				memcpy(a, src, sizeof(a));
+				ws_mask_copy(a + 16 - k, a + 16, len, mask);
+				memcpy(b + 16 - k, src + 16, len);
+				ws_unmask(b + 16 - k, len, mask, 0);
+				assert_memory_equal(a + 16 - k, b + 16 - k,
+				                    len);
+			}
+		}
+}
+
 /* ------------------------------------------------------------------ */
 /* Decoding valid input */
 
@@ -1157,6 +1186,7 @@ int main(void)
 	        cmocka_unit_test(test_header_sizes),
 	        cmocka_unit_test(test_close_frame),
 	        cmocka_unit_test(test_unmask_matches_reference),
+	        cmocka_unit_test(test_mask_copy),
 	        cmocka_unit_test(test_unmask_split),
 	        cmocka_unit_test(test_binary_in_place),
 	        cmocka_unit_test(test_empty_frames),
