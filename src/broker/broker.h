@@ -57,6 +57,26 @@ enum drop_reason {
 	DROP_COUNT,
 };
 
+/*
+ * Limits (shared/DESIGN.md §5) that refused or closed something, counted
+ * per limit: $SYS/broker/limits/NAME and tern_limit_hits_total{limit=NAME}
+ * (names in sys_limit_names). Dropped messages are counted by reason in
+ * drops[], refusals per source address in refused_per_address.
+ */
+enum limit_hit {
+	LIM_MAX_CONNECTIONS = 0,  /* global max_connections, at accept */
+	LIM_LISTENER_CONNECTIONS, /* a listener's max_connections */
+	LIM_CONNECT_TIMEOUT,      /* no CONNECT (or handshake) in time */
+	LIM_PACKET_SIZE,          /* a packet over max_packet_size */
+	LIM_RECEIVE_MAXIMUM,      /* incoming QoS 2 over max_inflight */
+	LIM_SUBSCRIPTIONS,        /* max_subscriptions_per_client */
+	LIM_TOPIC_FILTER,         /* a filter over max_topic_length/levels */
+	LIM_KEEPALIVE,            /* silent for 1.5 x the keep alive */
+	LIM_MAX_KEEPALIVE,        /* v3 keep alive above max_keepalive */
+	LIM_WS_FRAME,             /* WebSocket message over ws_max_frame_size */
+	LIM_COUNT,
+};
+
 /* Counters for $SYS and metrics; relaxed atomics, written by any worker. */
 struct broker_stats {
 	atomic_uint_fast64_t msgs_received; /* all packets */
@@ -91,6 +111,7 @@ struct broker_stats {
 	atomic_uint_fast64_t acks_held;     /* acks that waited for a commit */
 	/* Connections refused by max_connections_per_address. */
 	atomic_uint_fast64_t refused_per_address;
+	atomic_uint_fast64_t limit_hits[LIM_COUNT]; /* enum limit_hit */
 	/* Pauses of a client over max_publish_rate/max_publish_bytes_rate. */
 	atomic_uint_fast64_t rate_limited;
 	/* memory_limit (memlimit.h): PUBLISH packets refused over it,
@@ -263,6 +284,9 @@ void broker_count_client(struct broker *b, int transport, int delta);
 
 #define STAT_ADD(b, field, n)                                                  \
 	atomic_fetch_add_explicit(&(b)->st.field, (n), memory_order_relaxed)
+
+/* Counts one refusal or close by a limit (enum limit_hit). */
+#define STAT_LIMIT(b, lim) STAT_ADD(b, limit_hits[lim], 1)
 
 /* Counts one dropped message with its reason (enum drop_reason). */
 #define STAT_DROP(b, reason)                                                   \

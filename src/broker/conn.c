@@ -459,6 +459,7 @@ static int conn_check_header(struct conn *c, const struct mqtt_fixed *fh,
 		return TERN_ETOOBIG;
 	}
 	if (limit && (uint64_t)fh->remaining + (uint64_t)hl > limit) {
+		STAT_LIMIT(c->w->b, LIM_PACKET_SIZE);
 		conn_close(c, MQTT_RC_PACKET_TOO_LARGE,
 		           "packet exceeds max_packet_size");
 		return TERN_ETOOBIG;
@@ -1249,6 +1250,7 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 			         1);
 		else if (c->state == CONN_HTTP)
 			STAT_ADD(c->w->b, ws_handshake_fail[WSF_TIMEOUT], 1);
+		STAT_LIMIT(c->w->b, LIM_CONNECT_TIMEOUT);
 		conn_close(
 		        c, 0,
 		        c->state == CONN_HTTP
@@ -1269,7 +1271,9 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 	 * while we do not read (conn_resume restarts it). */
 	if (c->state == CONN_ACTIVE && c->keepalive && !c->throttled &&
 	    !c->ack_paused &&
-	    now - c->last_rx >= (uint64_t)c->keepalive * 1500u)
+	    now - c->last_rx >= (uint64_t)c->keepalive * 1500u) {
+		STAT_LIMIT(c->w->b, LIM_KEEPALIVE);
 		conn_close(c, MQTT_RC_KEEPALIVE_TIMEOUT,
 		           "has exceeded timeout, disconnecting");
+	}
 }

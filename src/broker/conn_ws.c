@@ -598,6 +598,10 @@ static void ws_control(struct conn *c, uint8_t opcode, const uint8_t *p,
 /* A WebSocket-level error: close frame with its code, then close. */
 static int ws_fail(struct conn *c, uint16_t code, const char *why)
 {
+	/* 1009 is ws_max_frame_size (a frame, a message, or what a
+	 * compressed message inflates to). */
+	if (code == WS_CLOSE_TOO_BIG)
+		STAT_LIMIT(c->w->b, LIM_WS_FRAME);
 	conn_ws_close(c, code);
 	conn_close(c, 0, why);
 	return TERN_ECLOSED;

@@ -129,6 +129,7 @@ static int connect_keepalive(struct conn *c, const struct mqtt_connect *cn,
 	 * A v3 keep alive of 0 (none) is left alone, as Mosquitto does. */
 	if (cn->keepalive == 0)
 		return 0;
+	STAT_LIMIT(c->w->b, LIM_MAX_KEEPALIVE);
 	return connect_refuse(c, MQTT3_CONNACK_ID_REJECTED,
 	                      MQTT_RC_CLIENT_ID_INVALID,
 	                      "keepalive above max_keepalive");

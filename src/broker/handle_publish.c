@@ -139,10 +139,11 @@ static int publish_qos2_track(struct conn *c, uint16_t pid, bool *durable)
 		rc = session_inq2_add(s, pid) == 0 ? 1 : TERN_ENOMEM;
 	}
 	pthread_mutex_unlock(&s->mu);
-	if (rc == TERN_ELIMIT)
+	if (rc == TERN_ELIMIT) {
+		STAT_LIMIT(c->w->b, LIM_RECEIVE_MAXIMUM);
 		conn_close(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
 		           "receive maximum exceeded");
-	else if (rc == TERN_ENOMEM)
+	} else if (rc == TERN_ENOMEM)
 		conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
 	return rc;
 }

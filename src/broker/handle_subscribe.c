@@ -91,6 +91,7 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 	}
 	if (config_topic_over_limit(b->cfg, (const char *)e->filter.p,
 	                            e->filter.len)) {
+		STAT_LIMIT(b, LIM_TOPIC_FILTER);
 		log_msg(LOG_NOTICE,
 		        "Refused SUBSCRIBE from %s: filter over "
 		        "max_topic_length or max_topic_levels.",
@@ -101,6 +102,7 @@ static uint8_t sub_add(struct conn *c, struct session *s,
 	if (b->cfg->max_subscriptions_per_client >= 0 &&
 	    s->nsubs >= (uint32_t)b->cfg->max_subscriptions_per_client &&
 	    !sub_exists(s, e->filter.p, e->filter.len)) {
+		STAT_LIMIT(b, LIM_SUBSCRIPTIONS);
 		log_msg(LOG_NOTICE,
 		        "Refused SUBSCRIBE from %s to %.*s: "
 		        "max_subscriptions_per_client (%d) reached.",

@@ -100,6 +100,21 @@ static void put_counters(FILE *f, struct broker *b)
 	}
 }
 
+/* Refusals and closes by each limit (enum limit_hit), with
+ * max_connections_per_address in the same family. */
+static void put_limits(FILE *f, struct broker *b)
+{
+	family(f, "tern_limit_hits_total", "counter",
+	       "Times a limit refused or closed something, by limit.");
+	for (int i = 0; i < LIM_COUNT; i++)
+		fprintf(f, "tern_limit_hits_total{limit=\"%s\"} %" PRIu64 "\n",
+		        sys_limit_names[i], LOAD(limit_hits[i]));
+	fprintf(f,
+	        "tern_limit_hits_total{limit=\"max_connections_per_address\"} "
+	        "%" PRIu64 "\n",
+	        LOAD(refused_per_address));
+}
+
 static void put_drops(FILE *f, struct broker *b)
 {
 	static const char *const reasons[DROP_COUNT] = {
@@ -250,6 +265,7 @@ int metrics_render(struct broker *b, char **out, size_t *len)
 	put_jwt(f, b);
 	put_counters(f, b);
 	put_drops(f, b);
+	put_limits(f, b);
 	put_store(f, b);
 	if (fclose(f) != 0 || !buf) {
 		free(buf);

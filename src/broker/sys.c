@@ -53,6 +53,19 @@ const char *const sys_jwt_causes[JWT_COUNTERS] = {
         [JWT_WRONG_USERNAME] = "wrong_username",
 };
 
+const char *const sys_limit_names[LIM_COUNT] = {
+        [LIM_MAX_CONNECTIONS] = "max_connections",
+        [LIM_LISTENER_CONNECTIONS] = "max_connections_listener",
+        [LIM_CONNECT_TIMEOUT] = "connect_timeout",
+        [LIM_PACKET_SIZE] = "max_packet_size",
+        [LIM_RECEIVE_MAXIMUM] = "receive_maximum",
+        [LIM_SUBSCRIPTIONS] = "max_subscriptions_per_client",
+        [LIM_TOPIC_FILTER] = "max_topic_filter",
+        [LIM_KEEPALIVE] = "keepalive",
+        [LIM_MAX_KEEPALIVE] = "max_keepalive",
+        [LIM_WS_FRAME] = "ws_max_frame_size",
+};
+
 #ifndef TERN_VERSION
 #define TERN_VERSION "0.1.0"
 #endif
@@ -156,6 +169,22 @@ static void sys_put_memory(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(mem_disconnects));
 }
 
+/* Times each limit refused or closed something (enum limit_hit), and
+ * max_connections_per_address under the same prefix. */
+static void sys_put_limits(struct broker *b, struct worker *w, uint64_t now)
+{
+	char topic[96];
+	int i;
+
+	for (i = 0; i < LIM_COUNT; i++) {
+		snprintf(topic, sizeof(topic), "$SYS/broker/limits/%s",
+		         sys_limit_names[i]);
+		sys_put_u64(b, w, now, topic, LOAD(limit_hits[i]));
+	}
+	sys_put_u64(b, w, now, "$SYS/broker/limits/max_connections_per_address",
+	            LOAD(refused_per_address));
+}
+
 /* WebSocket transport counters: handshakes, failures by cause, traffic. */
 static void sys_put_ws(struct broker *b, struct worker *w, uint64_t now)
 {
@@ -255,6 +284,7 @@ void sys_publish(struct broker *b, struct worker *w, uint64_t now)
 	            LOAD(refused_per_address));
 	sys_put_u64(b, w, now, "$SYS/broker/publish/rate_limited",
 	            LOAD(rate_limited));
+	sys_put_limits(b, w, now);
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/received",
 	            LOAD(bytes_received));
 	sys_put_u64(b, w, now, "$SYS/broker/bytes/sent", LOAD(bytes_sent));

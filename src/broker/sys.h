@@ -14,6 +14,9 @@ struct worker;
  */
 extern const char *const sys_ws_causes[];
 extern const char *const sys_tls_causes[];
+/* Names of the limits of enum limit_hit (broker.h), as $SYS topics
+ * (broker/limits/NAME) and /metrics labels spell them. */
+extern const char *const sys_limit_names[];
 /* Outcomes of CONNECTs with a JWT (stats.jwt_auth, broker.h): "accepted"
  * first, then the causes of refusal. */
 extern const char *const sys_jwt_causes[];

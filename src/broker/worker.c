@@ -49,6 +49,7 @@ static bool worker_reserve(struct broker *b, const struct listener_sock *ls,
 
 	if (atomic_fetch_add(all, 1) >= global && global >= 0) {
 		atomic_fetch_sub(all, 1);
+		STAT_LIMIT(b, LIM_MAX_CONNECTIONS);
 		log_msg(LOG_NOTICE,
 		        "Connection from %s refused: max_connections (%d) "
 		        "reached.",
@@ -59,6 +60,7 @@ static bool worker_reserve(struct broker *b, const struct listener_sock *ls,
 	    local >= 0) {
 		atomic_fetch_sub(&b->listener_conns[ls->index], 1);
 		atomic_fetch_sub(all, 1);
+		STAT_LIMIT(b, LIM_LISTENER_CONNECTIONS);
 		log_msg(LOG_NOTICE,
 		        "Connection from %s refused: max_connections (%d) of "
 		        "the listener on port %u reached.",
