@@ -69,12 +69,17 @@ if [ "${BENCH_BUILD:-1}" != 0 ]; then
 	cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$BUILD" -j"${JOBS:-2}" --target ternd tern_cli >/dev/null
 fi
-[ -x "$TERND" ] && [ -x "$LOAD" ] || die "no $TERND and $LOAD"
+if [ ! -x "$TERND" ] || [ ! -x "$LOAD" ]; then
+	die "no $TERND and $LOAD"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench-check.XXXXXX")
 PID=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
-	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+	if [ -n "$PID" ]; then
+		kill -KILL "$PID" 2>/dev/null || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -207,7 +212,8 @@ for n in "${names[@]}"; do
 	b=$(base_of "$n")
 	r=$(awk -v a="${NOW[$n]}" -v b="${b:-0}" -v l="$LIMIT" 'BEGIN {
 		if (b <= 0) { print "new"; exit }
-		r = a / b; printf "%.3f%s", r, r > 1 + l / 100 ? " REGRESSION" : "" }')
+		r = a / b
+		printf "%.3f%s", r, (r > 1 + l / 100 ? " REGRESSION" : "") }')
 	case $r in *REGRESSION*) status=1 ;; esac
 	printf '%-20s %12s %12s %8s\n' "$n" "${b:--}" "${NOW[$n]}" "$r"
 done
