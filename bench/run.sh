@@ -22,33 +22,54 @@
 # (o) compares the client side: how fast `tern bench` drives ternd from
 # one process against the mosquitto_pub/mosquitto_sub pair.
 #
+# Issue 9's scenarios, every one for both brokers side by side, REPS runs:
+# (n) is now the matrix over tcp, ws, mqtts and wss: point-to-point
+# 10 -> 10 and 1000 -> 1000 at QoS 0, 1 and 2, fan-out 1 -> 1000 and
+# 20 -> 1000 on t/#, fan-in 1000 -> 1 and 1000 -> $share/g/t/# (10
+# members); (h) goes to 8 MiB; (l) has resumed handshakes too (--resume);
+# (p) is fixed-rate latency, 100 publishers x 100 msg/s at QoS 1 (mosquitto
+# with set_tcp_nodelay true); (q) holds 19,000 idle connections, tcp and ws
+# mixed, opened at once by several client processes (the connect storm);
+# (r) is ternd with 1 and with 2 worker threads; (s) is durable online
+# throughput with persistent sessions, in memory and on disk.
+#
 # Environment: BUILD (build dir, default build), BENCH_REPS (3),
-# BENCH_SECONDS (publishing time per run, 5), TERN_THREADS (ternd worker
+# BENCH_SECONDS (publishing time per run, 3), TERN_THREADS (ternd worker
 # threads, default: one per core), BENCH_ONLY (scenario letters, e.g. "ab";
-# default all, abcdefghijklmno), BENCH_SWEEP_SECONDS (publishing time per
-# run of (h), 3), BENCH_SWEEP_REPS (runs of (h), 1), BENCH_CONNS
+# default all, abcdefghijklmnopqrs), BENCH_SWEEP_SECONDS (publishing time per
+# run of (h), 2), BENCH_SWEEP_REPS (runs of (h), 3), BENCH_SWEEP_DRAIN
+# (longest drain of (h), 3), BENCH_CONNS
 # (connections in (i), 1000), BENCH_CONN_RATE (connections/s of (i)'s
 # latency run, 500), BENCH_IDLE_CONNS (connections in (j), 10000),
 # BENCH_MEM_REPS (runs of (j) and (m), 1), BENCH_MATRIX_SECONDS (publishing
-# time per run of (n), 2), BENCH_MATRIX_REPS (runs of (n), 1),
+# time per run of (n), 1), BENCH_MATRIX_REPS (runs of (n), 3),
 # BENCH_SPEED_MSGS (messages of (o), 500000), BENCH_TLS_SECONDS (publishing
 # time per run of (k), 1),
 # BENCH_TLS_DRAIN (longest drain of (k), 2), BENCH_TLS_REPS (runs of (k)
 # and (l), 3), BENCH_TLS_CONNS (connections in (l), 1000),
 # BENCH_TLS_IDLE_CONNS (connections in (m), 2000), BENCH_TLS_KEY (server
 # key of (k)-(m): rsa for RSA 2048, ec for P-256; rsa), BENCH_BUILD (0:
-# use the ternd and tern already in BUILD instead of building them).
+# use the ternd and tern already in BUILD instead of building them),
+# BENCH_LAT_SECONDS (publishing time of (p), 3), BENCH_STORM_CONNS
+# (connections of (q), 19000), BENCH_STORM_PROCS (client processes of (q),
+# half over tcp, half over ws, 4), BENCH_SCALE_SECONDS (publishing time
+# of (r) and (s), 2).
+#
+# Time: about 30 minutes for every scenario on a 2-core machine, (n) the
+# longest (10 loads x 8 transports x 3 runs, 1 s each plus set-up and
+# drain: about 12 minutes).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
-SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 THREADS=${TERN_THREADS:-$(nproc)}
-ONLY=${BENCH_ONLY:-abcdefghijklmno}
-SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-3}
-SWEEP_REPS=${BENCH_SWEEP_REPS:-1}
+ONLY=${BENCH_ONLY:-abcdefghijklmnopqrs}
+SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-2}
+SWEEP_REPS=${BENCH_SWEEP_REPS:-3}
+SWEEP_DRAIN=${BENCH_SWEEP_DRAIN:-3}
 CONNS=${BENCH_CONNS:-1000}
 CONN_RATE=${BENCH_CONN_RATE:-500}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
@@ -59,8 +80,12 @@ TLS_REPS=${BENCH_TLS_REPS:-3}
 TLS_CONNS=${BENCH_TLS_CONNS:-1000}
 TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-2000}
 TLS_KEY=${BENCH_TLS_KEY:-rsa}
-MATRIX_SECONDS=${BENCH_MATRIX_SECONDS:-2}
-MATRIX_REPS=${BENCH_MATRIX_REPS:-1}
+MATRIX_SECONDS=${BENCH_MATRIX_SECONDS:-1}
+MATRIX_REPS=${BENCH_MATRIX_REPS:-3}
+LAT_SECONDS=${BENCH_LAT_SECONDS:-3}
+STORM_CONNS=${BENCH_STORM_CONNS:-19000}
+STORM_PROCS=${BENCH_STORM_PROCS:-4}
+SCALE_SECONDS=${BENCH_SCALE_SECONDS:-2}
 SPEED_MSGS=${BENCH_SPEED_MSGS:-500000}
 IDLE_SECONDS=2
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
@@ -92,18 +117,48 @@ SWEEP=(
 	"h1k|1 KiB|pubsub -P 1 -S 1 -q 1 -s 1024"
 	"h64k|64 KiB|pubsub -P 1 -S 1 -q 1 -s 65536"
 	"h1m|1 MiB|pubsub -P 1 -S 1 -q 1 -s 1048576"
+	"h8m|8 MiB|pubsub -P 1 -S 1 -q 1 -s 8388608"
 )
 ALL_VARIANTS="ternd ternd-ws mosquitto mosquitto-ws"
 # Every transport of both brokers: (h), (j) and (n).
 EVERY_VARIANT="ternd ternd-ws ternd-mqtts ternd-wss mosquitto mosquitto-ws mosquitto-mqtts mosquitto-wss"
 
-# (n) the matrix: id | what | `tern bench` arguments; every transport of
-# both brokers, QoS 0, 64 B.
+# (n) the matrix of issue 9: id | what | `tern bench` arguments; every
+# transport of both brokers, 64 B. Point-to-point runs at max rate; the
+# fan-out and fan-in loads at a fixed rate below what either broker
+# manages over TCP (100,000 deliveries/s out, 50,000 messages/s in), so
+# that they compare CPU per message and latency rather than overload.
 MATRIX=(
-	"n1|p2p 10 -> 10 on 10 topics, max rate|pubsub -P 10 -S 10 -t bench/%i -q 0 -s 64"
-	"n2|fan-out 1 -> 100 on one topic, 1000 msg/s|pubsub -P 1 -S 100 -t bench/fan -q 0 -s 64 -I 1"
-	"n3|fan-in 100 -> 1 on bench/#, 100 msg/s each|pubsub -P 100 -S 1 -t bench/%i -f bench/# -q 0 -s 64 -I 10"
+	"n1|p2p 10 -> 10, QoS 0, max rate|pubsub -P 10 -S 10 -t bench/%i -q 0 -s 64"
+	"n2|p2p 10 -> 10, QoS 1, max rate|pubsub -P 10 -S 10 -t bench/%i -q 1 -s 64"
+	"n3|p2p 10 -> 10, QoS 2, max rate|pubsub -P 10 -S 10 -t bench/%i -q 2 -s 64"
+	"n4|p2p 1000 -> 1000, QoS 0, max rate|pubsub -P 1000 -S 1000 -t bench/%i -q 0 -s 64"
+	"n5|p2p 1000 -> 1000, QoS 1, max rate|pubsub -P 1000 -S 1000 -t bench/%i -q 1 -s 64"
+	"n6|p2p 1000 -> 1000, QoS 2, max rate|pubsub -P 1000 -S 1000 -t bench/%i -q 2 -s 64"
+	"n7|fan-out 1 -> 1000 on one topic, QoS 0, 100 msg/s|pubsub -P 1 -S 1000 -t bench/fan -q 0 -s 64 -I 10"
+	"n8|fan-out 20 -> 1000 on t/#, QoS 0, 20 x 5 msg/s|pubsub -P 20 -S 1000 -t t/%i -f t/# -q 0 -s 64 -I 200"
+	"n9|fan-in 1000 -> 1 on t/#, QoS 0, 1000 x 50 msg/s|pubsub -P 1000 -S 1 -t t/%i -f t/# -q 0 -s 64 -I 20"
+	"n10|fan-in 1000 -> \$share/g/t/# (10 members), QoS 0, 1000 x 50 msg/s|pubsub -P 1000 -S 10 -t t/%i -f \$share/g/t/# -q 0 -s 64 -I 20"
 )
+
+# (p) fixed-rate latency: every transport of both brokers.
+LATENCY="p|100 publishers x 100 msg/s -> 100 subscribers, QoS 1, 64 B|pubsub -P 100 -S 100 -t bench/%i -q 1 -s 64 -I 10"
+
+# (r) threads: id | what | `tern bench` arguments; ternd with 1 and with
+# 2 worker threads, mosquitto (one thread) as the reference, over TCP.
+SCALE=(
+	"r1|p2p 10 -> 10, QoS 0, max rate|pubsub -P 10 -S 10 -t bench/%i -q 0 -s 64"
+	"r2|p2p 10 -> 10, QoS 1, max rate|pubsub -P 10 -S 10 -t bench/%i -q 1 -s 64"
+	"r3|p2p 1000 -> 1000, QoS 1, max rate|pubsub -P 1000 -S 1000 -t bench/%i -q 1 -s 64"
+	"r4|fan-out 1 -> 1000, QoS 0, 100 msg/s|pubsub -P 1 -S 1000 -t bench/fan -q 0 -s 64 -I 10"
+)
+SCALE_VARIANTS="ternd1 ternd2 mosquitto"
+
+# (s) durable online throughput: persistent sessions (MQTT 5, clean start
+# 0, session expiry 300 s), QoS 1, subscribers online; brokers without and
+# with persistence on disk (-disk).
+DURABLE="s|p2p 10 -> 10, QoS 1, 64 B, persistent sessions, max rate|pubsub -P 10 -S 10 -t bench/%i -q 1 -s 64 -V 5 --persistent 300"
+DURABLE_VARIANTS="ternd ternd-disk mosquitto mosquitto-disk"
 
 # (k) TLS throughput: id | what | `tern bench` arguments. Each runs on
 # ternd over TCP (the reference) and every broker over mqtts and wss.
@@ -168,7 +223,10 @@ ports_open() {
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		# Below the kernel's ephemeral range (32768 on), where
+		# other programs' outgoing connections and port-0 listeners
+		# would take it.
+		p=$((20000 + RANDOM % 12000))
 		port_open "$p" || break
 	done
 	echo "$p"
@@ -206,10 +264,21 @@ make_tls() {
 # Retries with other ports if the first are taken. Mosquitto 2.0.11 serves
 # WebSocket only next to a plain listener, and binds it to every address
 # (its websockets listener ignores the bind address).
+# KIND ternd1, ternd2...: ternd with that many worker threads (else
+# TERN_THREADS). BROKER_DISK=1: persistence on, in a fresh directory under
+# WORK; BROKER_NODELAY=1: mosquitto with set_tcp_nodelay true (ternd always
+# sets TCP_NODELAY).
 WITH_TLS=0
+BROKER_DISK=0
+BROKER_NODELAY=0
 start_broker() {
 	local kind=$1 log=$2 conf=$WORK/broker.conf tries=5 wsbind=127.0.0.1
-	local ports
+	local ports threads=$THREADS store=$WORK/store
+	case $kind in ternd[0-9]*)
+		threads=${kind#ternd}
+		kind=ternd
+		;;
+	esac
 	[ "$kind" = mosquitto ] && wsbind=""
 	while [ $tries -gt 0 ]; do
 		tries=$((tries - 1))
@@ -239,10 +308,22 @@ start_broker() {
 			echo "max_queued_messages 100000"
 			echo "max_inflight_messages 20"
 			echo "max_packet_size 20000000"
-			echo "persistence false"
+			if [ "$BROKER_DISK" = 1 ]; then
+				rm -rf "$store"
+				mkdir -p "$store"
+				# mosquitto started as root writes as its own user.
+				chmod 777 "$store"
+				echo "persistence true"
+				echo "persistence_location $store/"
+			else
+				echo "persistence false"
+			fi
+			if [ "$BROKER_NODELAY" = 1 ] && [ "$kind" = mosquitto ]; then
+				echo "set_tcp_nodelay true"
+			fi
 		} >"$conf"
 		if [ "$kind" = ternd ]; then
-			"$TERND" -c "$conf" --threads "$THREADS" >"$log" 2>&1 &
+			"$TERND" -c "$conf" --threads "$threads" >"$log" 2>&1 &
 		else
 			"$MOSQUITTO" -c "$conf" >"$log" 2>&1 &
 		fi
@@ -288,6 +369,8 @@ run_load() {
 	local var=$1 id=$2 rep=$3 mode=$4
 	shift 4
 	local kind=${var%%-*} base=$WORK/$id.$var.$rep rc=0 url tls=()
+	local BROKER_DISK=0
+	case $var in *-disk) BROKER_DISK=1 ;; esac
 	start_broker "$kind" "$base.log"
 	case $var in
 	*-ws) url=ws://127.0.0.1:$WSPORT/mqtt ;;
@@ -296,6 +379,11 @@ run_load() {
 	*) url=mqtt://127.0.0.1:$PORT ;;
 	esac
 	case $var in *-mqtts | *-wss) tls=(--cafile "$TLS_DIR/ca.crt") ;; esac
+	# RESUME=1: TLS connections resume the first one's session, which
+	# only shortens set-up (not measured) in runs with many connections.
+	if [ "${RESUME:-0}" = 1 ] && [ ${#tls[@]} -gt 0 ]; then
+		tls+=(--resume)
+	fi
 	"$LOAD" bench "$mode" -L "$url" "${tls[@]}" --pid "$BROKER_PID" \
 		--quiet "$@" \
 		>"$base.out" 2>"$base.err" || rc=$?
@@ -405,7 +493,7 @@ cell() {
 
 # TLS, with a throwaway CA and server certificate, for (h) and (j)-(n):
 # the brokers get an mqtts and a wss listener besides the others.
-if [[ $ONLY == *[hjklmn]* ]]; then
+if [[ $ONLY == *[hjklmnp]* ]]; then
 	make_tls
 	WITH_TLS=1
 fi
@@ -450,8 +538,8 @@ if [[ $ONLY == *h* ]]; then
 			# shellcheck disable=SC2086
 			for var in $(rotate "$rep" $EVERY_VARIANT); do
 				# shellcheck disable=SC2086
-				run_load "$var" "$id" "$rep" $args \
-					-d "$SWEEP_SECONDS" --drain "$SWEEP_SECONDS"
+				RESUME=1 run_load "$var" "$id" "$rep" $args \
+					-d "$SWEEP_SECONDS" --drain "$SWEEP_DRAIN"
 			done
 		done
 	done
@@ -500,12 +588,14 @@ for s in "${TLS_SCENARIOS[@]}"; do
 done
 
 # (l): TLS_CONNS new mqtts connections as fast as possible (at most 100
-# setting up at once), full handshakes.
+# setting up at once), full handshakes (l), then resuming the first
+# connection's session (lr: the first goes alone and is counted).
 if [[ $ONLY == *l* ]]; then
 	echo "bench: (l) TLS handshakes, $TLS_CONNS connections" >&2
 	for rep in $(seq "$TLS_REPS"); do
 		for var in $(rotate "$rep" ternd-mqtts mosquitto-mqtts); do
 			run_load "$var" l "$rep" conn -c "$TLS_CONNS"
+			run_load "$var" lr "$rep" conn -c "$TLS_CONNS" --resume
 		done
 	done
 fi
@@ -532,9 +622,158 @@ if [[ $ONLY == *n* ]]; then
 			# shellcheck disable=SC2086
 			for var in $(rotate "$rep" $EVERY_VARIANT); do
 				# shellcheck disable=SC2086
-				run_load "$var" "$id" "$rep" $args \
-					-d "$MATRIX_SECONDS" --drain 2
+				RESUME=1 run_load "$var" "$id" "$rep" $args \
+					-d "$MATRIX_SECONDS" --drain 3
 			done
+		done
+	done
+fi
+
+# (p): fixed-rate latency over every transport; mosquitto with
+# set_tcp_nodelay true, as ternd always sets TCP_NODELAY.
+if [[ $ONLY == *p* ]]; then
+	IFS='|' read -r id desc args <<<"$LATENCY"
+	echo "bench: (p) $desc" >&2
+	for rep in $(seq "$REPS"); do
+		# shellcheck disable=SC2086
+		for var in $(rotate "$rep" $EVERY_VARIANT); do
+			# shellcheck disable=SC2086
+			BROKER_NODELAY=1 RESUME=1 run_load "$var" p "$rep" $args \
+				-d "$LAT_SECONDS" --drain 2
+		done
+	done
+fi
+
+# (r): ternd with 1 and with 2 worker threads, and mosquitto, over TCP.
+if [[ $ONLY == *r* ]]; then
+	for s in "${SCALE[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		echo "bench: (r) $desc" >&2
+		for rep in $(seq "$REPS"); do
+			# shellcheck disable=SC2086
+			for var in $(rotate "$rep" $SCALE_VARIANTS); do
+				# shellcheck disable=SC2086
+				run_load "$var" "$id" "$rep" $args \
+					-d "$SCALE_SECONDS" --drain 2
+			done
+		done
+	done
+fi
+
+# (s): persistent sessions, brokers in memory and on disk.
+if [[ $ONLY == *s* ]]; then
+	IFS='|' read -r id desc args <<<"$DURABLE"
+	echo "bench: (s) $desc" >&2
+	for rep in $(seq "$REPS"); do
+		# shellcheck disable=SC2086
+		for var in $(rotate "$rep" $DURABLE_VARIANTS); do
+			# shellcheck disable=SC2086
+			run_load "$var" s "$rep" $args -d "$SCALE_SECONDS" --drain 3
+		done
+	done
+fi
+
+# (q): STORM_CONNS idle connections opened at once by STORM_PROCS client
+# processes (a process may hold at most 20,000 files here, and one client
+# process would measure itself), alternately over TCP and WebSocket. Once
+# the broker holds them all (counted in /proc/PID/fd) and IDLE_SECONDS
+# more have passed, its VmRSS and the kernel's socket figures are read and
+# the clients told to stop (SIGTERM: each reports and disconnects). The
+# storm rate is every connection over the time from the start to the
+# slowest process's last CONNACK.
+fd_count() {
+	local n
+	n=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) || true
+	echo "${n:-0}"
+}
+sock_field() { # sockstat KEY: the TCP line's value, v4 and v6 together
+	awk -v k="$1" '$1 ~ /^TCP6?:$/ { for (i = 2; i < NF; i++)
+		if ($i == k) s += $(i + 1) } END { print s + 0 }' \
+		/proc/net/sockstat /proc/net/sockstat6 2>/dev/null
+}
+mem_field() { # /proc/meminfo or /proc/PID/status KEY: kB
+	awk -v k="$2:" '$1 == k { print $2; exit }' "$1" 2>/dev/null
+}
+run_storm() {
+	local kind=$1 rep=$2 base=$WORK/q.$1.$2 per i url t pids=() fd0 want
+	local rss0 rss1 mem0 mem1 slab0 slab1 tw0 t0 waited=0 up
+	start_broker "$kind" "$base.log"
+	per=$((STORM_CONNS / STORM_PROCS))
+	fd0=$(fd_count "$BROKER_PID")
+	want=$((fd0 + per * STORM_PROCS))
+	rss0=$(mem_field "/proc/$BROKER_PID/status" VmRSS)
+	mem0=$(sock_field mem)
+	slab0=$(mem_field /proc/meminfo Slab)
+	t0=$(date +%s%N)
+	for i in $(seq 0 $((STORM_PROCS - 1))); do
+		if [ $((i % 2)) = 0 ]; then
+			t=tcp url=mqtt://127.0.0.1:$PORT
+		else
+			t=ws url=ws://127.0.0.1:$WSPORT/mqtt
+		fi
+		"$LOAD" bench conn -L "$url" -c "$per" --idle 600 --quiet \
+			>"$base.$i.$t.out" 2>"$base.$i.$t.err" &
+		pids+=($!)
+	done
+	# Every connection up (or a client gone, or 120 s).
+	while [ "$(fd_count "$BROKER_PID")" -lt "$want" ] &&
+		[ "$waited" -lt 1200 ]; do
+		up=0
+		for i in "${pids[@]}"; do kill -0 "$i" 2>/dev/null && up=$((up + 1)); done
+		[ "$up" = "${#pids[@]}" ] || break
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	sleep "$IDLE_SECONDS"
+	rss1=$(mem_field "/proc/$BROKER_PID/status" VmRSS)
+	mem1=$(sock_field mem)
+	slab1=$(mem_field /proc/meminfo Slab)
+	tw0=$(sock_field inuse)
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
+	if ! stop_broker; then
+		echo "- (q) $kind rep $rep: broker died or did not stop cleanly" \
+			"(log ends: \"$(tail -1 "$base.log" | cut -c1-120)\")" \
+			>>"$PROBLEMS"
+	fi
+	for f in "$base".*.out; do
+		grep -q '^{' "$f" && continue
+		echo "- (q) $kind rep $rep: $(basename "$f" .out) gave no" \
+			"report: $(tr '\n' ' ' <"${f%.out}.err" | cut -c1-200)" \
+			>>"$PROBLEMS"
+	done
+	# One JSON line for the run, from the clients' lines and the above.
+	cat "$base".*.out | grep '^{' | awk -v n="$((per * STORM_PROCS))" \
+		-v rss0="$rss0" -v rss1="$rss1" -v mem0="$mem0" -v mem1="$mem1" \
+		-v slab0="$slab0" -v slab1="$slab1" -v socks="$tw0" '
+		function num(k,   m) { if (match($0, "\"" k "\":[-0-9.e+]*")) {
+				m = substr($0, RSTART, RLENGTH); sub(/.*:/, "", m)
+				return m + 0 } return -1 }
+		function str(k,   m) { if (match($0, "\"" k "\":\"[a-z]*\"")) {
+				m = substr($0, RSTART, RLENGTH); sub(/.*:/, "", m)
+				gsub(/"/, "", m); return m } return "" }
+		{ t = str("transport"); ready += num("ready"); err += num("errors")
+		  if (num("setup_s") > slow) slow = num("setup_s")
+		  p50[t] += num("setup_p50_us"); k[t]++
+		  if (num("setup_p99_us") > p99[t]) p99[t] = num("setup_p99_us") }
+		END { printf "{\"connections\":%d,\"ready\":%d,\"errors\":%d,", n, ready, err
+		  printf "\"storm_conn_per_s\":%.1f,", (slow > 0 ? ready / slow : 0)
+		  printf "\"storm_s\":%.3f,", slow
+		  printf "\"tcp_setup_p50_us\":%.1f,\"tcp_setup_p99_us\":%.1f,", (k["tcp"] ? p50["tcp"] / k["tcp"] : -1), (k["tcp"] ? p99["tcp"] : -1)
+		  printf "\"ws_setup_p50_us\":%.1f,\"ws_setup_p99_us\":%.1f,", (k["ws"] ? p50["ws"] / k["ws"] : -1), (k["ws"] ? p99["ws"] : -1)
+		  printf "\"rss_before_kb\":%d,\"rss_idle_kb\":%d,", rss0, rss1
+		  printf "\"rss_per_conn_b\":%.0f,", (ready ? (rss1 - rss0) * 1024 / ready : -1)
+		  printf "\"tcp_sockets\":%d,\"tcp_mem_pages\":%d,", socks, mem1 - mem0
+		  printf "\"slab_kb\":%d,\"kernel_per_conn_b\":%.0f}\n", slab1 - slab0, (ready ? (slab1 - slab0 + (mem1 - mem0) * 4) * 1024 / ready : -1) }' \
+		>"$base.json"
+	printf '  q    %-15s rep %d: %s\n' "$kind" "$rep" "$(cut -c1-160 "$base.json")" >&2
+}
+if [[ $ONLY == *q* ]]; then
+	echo "bench: (q) $STORM_CONNS idle connections, tcp and ws, from" \
+		"$STORM_PROCS processes" >&2
+	for rep in $(seq "$REPS"); do
+		for kind in $(rotate "$rep" ternd mosquitto); do
+			run_storm "$kind" "$rep"
 		done
 	done
 fi
@@ -632,7 +871,8 @@ table() {
 	echo "- ternd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null ||
 		echo '?') (--threads $THREADS), $("$MOSQUITTO" -h 2>/dev/null |
 		head -1 | sed 's/ is an MQTT.*//')"
-	echo "- $REPS runs of ${SECONDS_PER_RUN} s per scenario and broker;" \
+	echo "- $REPS runs of ${SECONDS_PER_RUN} s per scenario and broker" \
+		"(shorter where a table says so);" \
 		"median (min–max). Client and brokers share the machine, so" \
 		"only the ratios mean much."
 	echo "- both brokers: max_queued_messages 100000," \
@@ -655,6 +895,18 @@ table() {
 	fi
 	if [[ $ONLY == *n* ]]; then
 		matrix_table
+	fi
+	if [[ $ONLY == *p* ]]; then
+		latency_table
+	fi
+	if [[ $ONLY == *q* ]]; then
+		storm_table
+	fi
+	if [[ $ONLY == *r* ]]; then
+		scale_table
+	fi
+	if [[ $ONLY == *s* ]]; then
+		durable_table
 	fi
 	if [[ $ONLY == *o* ]]; then
 		speed_table
@@ -831,35 +1083,41 @@ tls_table() {
 	done
 }
 
-# (l): TLS handshakes per second (full handshakes: the shared TLS client
-# of src/net/tls.c keeps no sessions to resume).
+# (l): TLS handshakes per second, full (l) and resumed (lr).
 hs_table() {
-	local var
+	local var id
 	echo
 	echo "### (l) TLS handshakes: $TLS_CONNS new mqtts connections," \
 		"as fast as possible (≤ 100 setting up at once)"
 	echo
-	echo "| broker | connections/s | set-up p50 / p99 |" \
-		"broker CPU µs/connection | tern bench CPU µs/connection |"
-	echo "| --- | --- | --- | --- | --- |"
-	for var in ternd-mqtts mosquitto-mqtts; do
-		echo "| ${var%%-*}" \
-			"| $(REPS=$TLS_REPS cell fmt_rate l "$var" conn_per_s)" \
-			"| $(fmt_lat "$(median l "$var" setup_p50_us)") /" \
-			"$(fmt_lat "$(median l "$var" setup_p99_us)")" \
-			"| $(REPS=$TLS_REPS cell fmt_cpu l "$var" broker_cpu_us_per_conn)" \
-			"| $(fmt_cpu "$(median l "$var" client_cpu_us_per_conn)") |"
+	echo "| broker | resumption | connections/s | set-up p50 / p99 |" \
+		"broker CPU µs/connection | tern bench CPU µs/connection |" \
+		"resumed |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	for id in l lr; do
+		for var in ternd-mqtts mosquitto-mqtts; do
+			echo "| ${var%%-*} | $([ $id = l ] && echo off || echo on)" \
+				"| $(REPS=$TLS_REPS cell fmt_rate $id "$var" conn_per_s)" \
+				"| $(fmt_lat "$(median $id "$var" setup_p50_us)") /" \
+				"$(fmt_lat "$(median $id "$var" setup_p99_us)")" \
+				"| $(REPS=$TLS_REPS cell fmt_cpu $id "$var" broker_cpu_us_per_conn)" \
+				"| $(fmt_cpu "$(median $id "$var" client_cpu_us_per_conn)")" \
+				"| $(median $id "$var" tls_resumed) of $TLS_CONNS |"
+		done
+		echo "| **ternd/mosquitto** | $([ $id = l ] && echo off || echo on)" \
+			"| **$(ratio "$(median $id ternd-mqtts conn_per_s)" \
+				"$(median $id mosquitto-mqtts conn_per_s)")** | |" \
+			"**$(ratio "$(median $id ternd-mqtts broker_cpu_us_per_conn)" \
+				"$(median $id mosquitto-mqtts broker_cpu_us_per_conn)")** | | |"
 	done
-	echo "| **ternd/mosquitto**" \
-		"| **$(ratio "$(median l ternd-mqtts conn_per_s)" \
-			"$(median l mosquitto-mqtts conn_per_s)")** | |" \
-		"**$(ratio "$(median l ternd-mqtts broker_cpu_us_per_conn)" \
-			"$(median l mosquitto-mqtts broker_cpu_us_per_conn)")** | |"
 	echo
 	echo "Connections/s: connections up over the time from the first" \
 		"connect() to the last CONNACK; set-up: connect() to CONNACK," \
 		"TCP and TLS handshakes and CONNECT included. Broker CPU is" \
-		"utime+stime over the same time, per connection (10 ms ticks)."
+		"utime+stime over the same time, per connection (10 ms ticks)." \
+		"With resumption (tern bench --resume) the first connection" \
+		"goes alone with a full handshake, and every other one offers" \
+		"its session (a TLS 1.3 ticket)."
 }
 
 # (m): memory per idle TLS connection.
@@ -936,7 +1194,7 @@ sweep_table() {
 	local s id desc args var
 	echo
 	echo "### (h) payload sweep, QoS 1, 1 -> 1, ${SWEEP_SECONDS} s" \
-		"(+ at most ${SWEEP_SECONDS} s drain)"
+		"(+ at most ${SWEEP_DRAIN} s drain), $SWEEP_REPS runs"
 	echo
 	echo "| payload | broker | transport | delivered msg/s |" \
 		"published | delivered | lost | broker CPU µs/msg | drain |"
@@ -969,34 +1227,185 @@ sweep_table() {
 	done
 }
 
-# (n): the matrix, every transport of both brokers.
+# (n): the matrix, one table per transport, both brokers side by side.
 matrix_table() {
-	local s id desc args var t r
+	local s id desc args t r
 	echo
-	echo "## (n) p2p, fan-out, fan-in over every transport" \
-		"(QoS 0, 64 B, ${MATRIX_SECONDS} s)"
+	echo "## (n) issue 9: p2p, fan-out, fan-in over every transport" \
+		"(64 B, ${MATRIX_SECONDS} s + at most 3 s drain, $MATRIX_REPS runs)"
 	echo
-	echo "| load | broker | transport | delivered msg/s |" \
-		"broker CPU µs/msg | latency p50 | latency p99 | lost (max) |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-	for s in "${MATRIX[@]}"; do
-		IFS='|' read -r id desc args <<<"$s"
-		for var in $EVERY_VARIANT; do
-			echo "| $desc | ${var%%-*} | $(transport_of "$var")" \
-				"| $(REPS=$MATRIX_REPS cell fmt_rate "$id" "$var" delivered_per_s)" \
-				"| $(REPS=$MATRIX_REPS cell fmt_cpu "$id" "$var" broker_cpu_us_per_msg)" \
-				"| $(fmt_lat "$(median "$id" "$var" lat_p50_us)")" \
-				"| $(fmt_lat "$(median "$id" "$var" lat_p99_us)")" \
-				"| $(lost "$id" "$var") |"
+	echo "Medians (min–max) of $MATRIX_REPS runs; t = ternd, m = mosquitto." \
+		"Fan-out and fan-in run at the fixed rate given, so their msg/s" \
+		"is the load offered and CPU µs/msg is the comparison."
+	for t in "" -ws -mqtts -wss; do
+		echo
+		echo "### (n) over $(transport_of "x$t")"
+		echo
+		echo "| load | t msg/s | m msg/s | t/m msg/s | t CPU µs/msg |" \
+			"m CPU µs/msg | t/m CPU | t p50 / p99 | m p50 / p99 |" \
+			"lost t / m |"
+		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		for s in "${MATRIX[@]}"; do
+			IFS='|' read -r id desc args <<<"$s"
+			r="| ($id) $desc"
+			r="$r | $(REPS=$MATRIX_REPS cell fmt_rate "$id" "ternd$t" delivered_per_s)"
+			r="$r | $(REPS=$MATRIX_REPS cell fmt_rate "$id" "mosquitto$t" delivered_per_s)"
+			r="$r | **$(ratio "$(median "$id" "ternd$t" delivered_per_s)" \
+				"$(median "$id" "mosquitto$t" delivered_per_s)")**"
+			r="$r | $(REPS=$MATRIX_REPS cell fmt_cpu "$id" "ternd$t" broker_cpu_us_per_msg)"
+			r="$r | $(REPS=$MATRIX_REPS cell fmt_cpu "$id" "mosquitto$t" broker_cpu_us_per_msg)"
+			r="$r | **$(ratio "$(median "$id" "ternd$t" broker_cpu_us_per_msg)" \
+				"$(median "$id" "mosquitto$t" broker_cpu_us_per_msg)")**"
+			r="$r | $(fmt_lat "$(median "$id" "ternd$t" lat_p50_us)") /"
+			r="$r $(fmt_lat "$(median "$id" "ternd$t" lat_p99_us)")"
+			r="$r | $(fmt_lat "$(median "$id" "mosquitto$t" lat_p50_us)") /"
+			r="$r $(fmt_lat "$(median "$id" "mosquitto$t" lat_p99_us)")"
+			r="$r | $(lost "$id" "ternd$t") / $(lost "$id" "mosquitto$t") |"
+			echo "$r"
 		done
-		r="| $desc | **ternd/mosquitto, CPU µs/msg** |"
-		for t in "" -ws -mqtts -wss; do
-			r="$r $(transport_of "x$t") $(ratio \
-				"$(median "$id" "ternd$t" broker_cpu_us_per_msg)" \
-				"$(median "$id" "mosquitto$t" broker_cpu_us_per_msg)");"
-		done
-		echo "$r | | | | | |"
 	done
+}
+
+# (p): fixed-rate latency, every transport of both brokers.
+latency_table() {
+	local id desc args var t
+	IFS='|' read -r id desc args <<<"$LATENCY"
+	echo
+	echo "## (p) latency at a fixed rate: $desc, ${LAT_SECONDS} s," \
+		"$REPS runs (mosquitto with set_tcp_nodelay true)"
+	echo
+	echo "| broker | transport | delivered msg/s | broker CPU µs/msg |" \
+		"latency p50 | p99 | p99.9 | max | lost (max) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	for var in $EVERY_VARIANT; do
+		echo "| ${var%%-*} | $(transport_of "$var")" \
+			"| $(cell fmt_rate p "$var" delivered_per_s)" \
+			"| $(cell fmt_cpu p "$var" broker_cpu_us_per_msg)" \
+			"| $(cell fmt_lat p "$var" lat_p50_us)" \
+			"| $(cell fmt_lat p "$var" lat_p99_us)" \
+			"| $(cell fmt_lat p "$var" lat_p999_us)" \
+			"| $(fmt_lat "$(median p "$var" lat_max_us)")" \
+			"| $(lost p "$var") |"
+	done
+	for t in "" -ws -mqtts -wss; do
+		echo "| **ternd/mosquitto** | $(transport_of "x$t") | |" \
+			"$(ratio "$(median p "ternd$t" broker_cpu_us_per_msg)" \
+				"$(median p "mosquitto$t" broker_cpu_us_per_msg)")" \
+			"| $(ratio "$(median p "ternd$t" lat_p50_us)" \
+				"$(median p "mosquitto$t" lat_p50_us)")" \
+			"| $(ratio "$(median p "ternd$t" lat_p99_us)" \
+				"$(median p "mosquitto$t" lat_p99_us)")" \
+			"| $(ratio "$(median p "ternd$t" lat_p999_us)" \
+				"$(median p "mosquitto$t" lat_p999_us)") | | |"
+	done
+	echo
+	echo "Open-loop: each message is stamped with the time it was due," \
+		"so a publisher held back counts its wait as latency."
+}
+
+# (q): the connect storm and memory of STORM_CONNS idle connections.
+storm_table() {
+	local kind
+	echo
+	echo "## (q) $STORM_CONNS idle connections (keepalive 300 s), half" \
+		"over TCP and half over WebSocket, opened at once by" \
+		"$STORM_PROCS client processes, held ${IDLE_SECONDS} s; $REPS runs"
+	echo
+	echo "| broker | connections up | connect storm, connections/s |" \
+		"set-up p50 / p99, TCP | set-up p50 / p99, WebSocket |" \
+		"VmRSS before → with them | RSS per connection |" \
+		"kernel per connection (system) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	for kind in ternd mosquitto; do
+		echo "| $kind | $(median q "$kind" ready)" \
+			"| $(cell fmt_rate q "$kind" storm_conn_per_s)" \
+			"| $(fmt_lat "$(median q "$kind" tcp_setup_p50_us)") /" \
+			"$(fmt_lat "$(median q "$kind" tcp_setup_p99_us)")" \
+			"| $(fmt_lat "$(median q "$kind" ws_setup_p50_us)") /" \
+			"$(fmt_lat "$(median q "$kind" ws_setup_p99_us)")" \
+			"| $(fmt_kib "$(median q "$kind" rss_before_kb)") →" \
+			"$(fmt_kib "$(median q "$kind" rss_idle_kb)")" \
+			"| $(cell fmt_bytes q "$kind" rss_per_conn_b)" \
+			"| $(fmt_bytes "$(median q "$kind" kernel_per_conn_b)") |"
+	done
+	echo "| **ternd/mosquitto** | |" \
+		"**$(ratio "$(median q ternd storm_conn_per_s)" \
+			"$(median q mosquitto storm_conn_per_s)")** | | | |" \
+		"**$(ratio "$(median q ternd rss_per_conn_b)" \
+			"$(median q mosquitto rss_per_conn_b)")** | |"
+	echo
+	echo "Connections/s: all of them over the time from the start to the" \
+		"slowest client process's last CONNACK (each process ≤ 100" \
+		"setting up at once). Set-up: connect() to CONNACK (with the" \
+		"upgrade over WebSocket), p50 averaged over the processes of a" \
+		"transport, p99 their largest. RSS per connection: the broker's" \
+		"VmRSS growth over the connections. Kernel per connection:" \
+		"growth of Slab and of TCP buffer pages (/proc/meminfo," \
+		"/proc/net/sockstat), system-wide, so both ends of every" \
+		"loopback connection, divided by the connections."
+}
+
+# (r): worker threads.
+scale_table() {
+	local s id desc args var
+	echo
+	echo "## (r) ternd with 1 and 2 worker threads, over TCP" \
+		"(${SCALE_SECONDS} s, $REPS runs)"
+	echo
+	echo "| load | ternd 1 thread msg/s | ternd 2 threads msg/s |" \
+		"scaling 1 → 2 | mosquitto msg/s | ternd 2 threads / mosquitto |" \
+		"CPU µs/msg 1 / 2 threads / mosquitto |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	for s in "${SCALE[@]}"; do
+		IFS='|' read -r id desc args <<<"$s"
+		echo "| ($id) $desc" \
+			"| $(cell fmt_rate "$id" ternd1 delivered_per_s)" \
+			"| $(cell fmt_rate "$id" ternd2 delivered_per_s)" \
+			"| **$(ratio "$(median "$id" ternd2 delivered_per_s)" \
+				"$(median "$id" ternd1 delivered_per_s)")**" \
+			"| $(cell fmt_rate "$id" mosquitto delivered_per_s)" \
+			"| $(ratio "$(median "$id" ternd2 delivered_per_s)" \
+				"$(median "$id" mosquitto delivered_per_s)")" \
+			"| $(fmt_cpu "$(median "$id" ternd1 broker_cpu_us_per_msg)") /" \
+			"$(fmt_cpu "$(median "$id" ternd2 broker_cpu_us_per_msg)") /" \
+			"$(fmt_cpu "$(median "$id" mosquitto broker_cpu_us_per_msg)") |"
+	done
+	echo
+	echo "The load generator is one process on one core of the same" \
+		"$(nproc) cores, so scaling is bounded by what is left."
+}
+
+# (s): durable online throughput.
+durable_table() {
+	local id desc args var
+	IFS='|' read -r id desc args <<<"$DURABLE"
+	echo
+	echo "## (s) $desc (${SCALE_SECONDS} s, $REPS runs)"
+	echo
+	echo "| broker | store | delivered msg/s | broker CPU µs/msg |" \
+		"latency p50 | p99 | lost (max) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	for var in $DURABLE_VARIANTS; do
+		echo "| ${var%%-*} | $(case $var in *-disk) echo "persistence true" ;;
+			*) echo "memory" ;; esac)" \
+			"| $(cell fmt_rate s "$var" delivered_per_s)" \
+			"| $(cell fmt_cpu s "$var" broker_cpu_us_per_msg)" \
+			"| $(fmt_lat "$(median s "$var" lat_p50_us)")" \
+			"| $(fmt_lat "$(median s "$var" lat_p99_us)")" \
+			"| $(lost s "$var") |"
+	done
+	for var in "" -disk; do
+		echo "| **ternd/mosquitto** | ${var:+disk} |" \
+			"**$(ratio "$(median s "ternd$var" delivered_per_s)" \
+				"$(median s "mosquitto$var" delivered_per_s)")**" \
+			"| $(ratio "$(median s "ternd$var" broker_cpu_us_per_msg)" \
+				"$(median s "mosquitto$var" broker_cpu_us_per_msg)") | | | |"
+	done
+	echo
+	echo "ternd with persistence true writes every QoS 1 message to" \
+		"SQLite before its PUBACK (persistence_sync always, the" \
+		"default); mosquitto 2.0.11 keeps it in memory and saves its" \
+		"database every 30 minutes."
 }
 
 # (o): client speed, tern bench against the mosquitto_pub/sub pair.
