@@ -191,7 +191,9 @@ static bool publish_over_memory(struct conn *c, const struct mqtt_publish *pub,
 {
 	struct broker *b = c->w->b;
 
-	if (!memlimit_over(b))
+	/* Deleting a retained message frees memory: always allowed, or a
+	 * retained set over memory_limit could never be cleared. */
+	if (!memlimit_over(b) || (pub->retain && !pub->payload_len))
 		return false;
 	STAT_ADD(b, mem_refused, 1);
 	STAT_DROP(b, DROP_MEMORY_LIMIT);

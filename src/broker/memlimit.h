@@ -12,7 +12,8 @@
  *
  * Over the limit: PUBLISH packets are refused (v5 QoS > 0: PUBACK/PUBREC
  * 0x97 Quota exceeded; v3 and QoS 0: acknowledged as usual and dropped),
- * counted as dropped (reason memory_limit); and at most every
+ * counted as dropped (reason memory_limit), except retained-message
+ * deletions (they free memory); and at most every
  * MEMLIMIT_ENFORCE_MS the session holding the most queued bytes loses its
  * queue (counted as dropped) and its client, if connected, is
  * disconnected with 0x97. The holder is chosen rather than the publisher:
