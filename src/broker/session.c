@@ -287,9 +287,12 @@ int session_enqueue(struct broker *b, struct session *s, struct msg *m,
 	const struct config *c = b->cfg;
 	struct qmsg *e;
 
+	/* An empty queue takes one message whatever its size: every message
+	 * passes through the queue, and one larger than max_queued_bytes
+	 * would otherwise never reach even a client that keeps up. */
 	if ((c->max_queued_messages > 0 &&
 	     s->qlen >= (uint32_t)c->max_queued_messages) ||
-	    (c->max_queued_bytes > 0 &&
+	    (c->max_queued_bytes > 0 && s->qlen > 0 &&
 	     s->qbytes + m->payload_len > c->max_queued_bytes) ||
 	    (s->qlen == s->qcap && session_queue_grow(s) != 0)) {
 		free(subids);
