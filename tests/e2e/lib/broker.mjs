@@ -69,6 +69,8 @@ const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|
 //   opts.anonymous: allow_anonymous (default true)
 //   opts.port, opts.wsPort: listen on these ports instead of free ones
 //                (restarting a broker where clients expect it)
+//   opts.global: config lines (string) before every listener line, for keys
+//                that are global only there (max_connections)
 //   opts.nofile: raise the broker's RLIMIT_NOFILE soft limit to this (a
 //                `ulimit -n` in a shell that then execs the broker, so
 //                proc.pid is the broker); above the hard limit the broker
@@ -85,6 +87,7 @@ export async function startBroker(opts = {}) {
   // Global keys first, then the ws listener, then the TCP listener and
   // opts.config, whose per-listener keys thereby attach to TCP.
   if (opts.anonymous !== false) lines.push('allow_anonymous true');
+  if (opts.global) lines.push(opts.global);
   // Mosquitto 2.0.11 binds its websockets listener to every address
   // whatever the bind address says; the tests only connect to 127.0.0.1.
   lines.push(KIND === 'mosquitto' ? `listener ${wsPort}` : `listener ${wsPort} 127.0.0.1`);
