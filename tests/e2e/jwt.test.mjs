@@ -141,6 +141,7 @@ describe('JWT authentication', { skip: !TERN && 'tern feature' }, () => {
         `jwt_hs256_secret_file ${secretFile}`,
         `jwt_rs256_public_key_file ${pubFile}`,
         `password_file ${pwFile}`,
+        'sys_interval 1',
       ].join('\n'),
     });
   });
@@ -291,6 +292,20 @@ describe('JWT authentication', { skip: !TERN && 'tern feature' }, () => {
       assert.ok(n > 0, `tern_jwt_auth_total{result="${cause}"} is ${n}`);
     }
     assert.ok(metric(text, 'tern_jwt_expired_disconnects_total') >= 2);
+    // The same counters as retained $SYS topics (sys_interval 1).
+    const c = await connect(broker, { protocolVersion: 5, username: '', password: hs256(claims('sys')) });
+    try {
+      await within(c.subscribeAsync('$SYS/broker/auth/jwt/#'), 3000, 'subscribe');
+      const want = ['accepted', 'refused/expired', 'refused/bad_signature', 'refused/wrong_username', 'expired_disconnects'];
+      // The retained values may be up to a second old: wait for the
+      // latest of each to count what happened above.
+      const latest = () => Object.fromEntries(c.messages.map((m) => [m.topic.replace('$SYS/broker/auth/jwt/', ''), Number(m.payload)]));
+      const deadline = Date.now() + 4000;
+      while (!want.every((t) => latest()[t] > 0) && Date.now() < deadline) await sleep(50);
+      for (const t of want) assert.ok(latest()[t] > 0, `$SYS/broker/auth/jwt/${t} is ${latest()[t]}`);
+    } finally {
+      await closeAll(c);
+    }
   });
 
   test('SIGHUP with a new secret: new connections need the new key', async () => {
@@ -338,6 +353,25 @@ describe('JWT configuration', { skip: !TERN && 'tern feature' }, () => {
   test('jwt settings without a key are refused', async () => {
     await assert.rejects(startBroker({ anonymous: false, config: 'jwt_issuer https://auth.example' }),
       /jwt_\* settings need jwt_hs256_secret_file or jwt_rs256_public_key_file/);
+  });
+
+  test('per_listener_settings: the JWT key belongs to the listener it follows', async () => {
+    const secretFile = path.join(dir, 'jwt3.secret');
+    writeFileSync(secretFile, SECRET);
+    // startBroker writes the WebSocket listener, then the TCP one, then
+    // these lines: the key is the TCP listener's only.
+    const b = await startBroker({ anonymous: false, config: `per_listener_settings true\njwt_hs256_secret_file ${secretFile}` });
+    try {
+      const tok = hs256(claims('pl'));
+      assert.equal(await connack(b.port, 4, { username: '', password: tok }), 0);
+      assert.equal(await mqttjs(b.tcpUrl, 5, '', tok), 0);
+      // The WebSocket listener has no key, no password file and no
+      // anonymous access: nobody gets in there.
+      assert.equal(await mqttjs(b.wsUrl, 5, '', tok), 0x87);
+      assert.equal(await mqttjs(b.wsUrl, 4, 'pl', tok), 5);
+    } finally {
+      await b.stop();
+    }
   });
 
   test('issuer, audience, username claim and leeway from the config', async () => {
