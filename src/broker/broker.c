@@ -260,6 +260,12 @@ void broker_set_auth(struct broker *b, struct auth *a)
 	b->auth = a;
 	pthread_mutex_unlock(&b->auth_mu);
 	atomic_fetch_add(&b->auth_gen, 1);
+	/* Workers switch before their next connection event (conn.c) or
+	 * iteration; waking the idle ones lets them drop the old snapshot,
+	 * and whatever it holds, now rather than at their next event. */
+	for (int i = 0; i < b->nworkers; i++)
+		if (b->workers[i])
+			loop_wake(b->workers[i]->loop);
 	auth_unref(old);
 }
 

@@ -220,13 +220,15 @@ int broker_publish(struct broker *b, struct worker *w, struct msg *m,
 /*
  * Whether a will may be published now: its client (client_id, username, on
  * listener `listener`, or AUTH_ANY_LISTENER) must still have write access
- * to its topic under w's current auth snapshot, since an ACL reload may
- * have come after the CONNECT that checked it. A refused will is counted
- * (dropped, not_authorized) and logged at debug; the caller drops it.
+ * to its topic under the broker's current auth snapshot, since an ACL
+ * reload may have come after the CONNECT that checked it. A refused will
+ * is counted (dropped, not_authorized) and logged at debug; the caller
+ * drops it. Takes auth_mu briefly; call with no lock or with session
+ * locks held (auth_mu is taken alone otherwise).
  */
-bool broker_will_allowed(struct broker *b, struct worker *w,
-                         const struct msg *will, size_t listener,
-                         const char *client_id, const char *username);
+bool broker_will_allowed(struct broker *b, const struct msg *will,
+                         size_t listener, const char *client_id,
+                         const char *username);
 
 /* Messages of a leaving shared-subscription member, to hand on. */
 struct redeliver {

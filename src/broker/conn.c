@@ -920,6 +920,9 @@ static void conn_on_io(struct loop_io *io, uint32_t events)
 
 	if (c->state == CONN_CLOSED)
 		return;
+	/* A reload may have come while this worker waited in epoll_wait: the
+	 * loop's own refresh comes only after this batch of events. */
+	worker_refresh_auth(c->w);
 	/* The TLS handshake may wait on either direction. */
 	if ((events & EPOLLIN) || (c->tls && !c->tls_ready))
 		conn_on_readable(c);
@@ -1101,7 +1104,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
 	if (rl.n)
 		route_redeliver(b, w, &rl);
 	if (will) {
-		if (broker_will_allowed(b, w, will, c->ls->index, c->client_id,
+		if (broker_will_allowed(b, will, c->ls->index, c->client_id,
 		                        c->username))
 			broker_publish(b, w, will, NULL);
 		msg_unref(will);

@@ -270,13 +270,12 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 
 /* Ends a session that a clean start replaces; caller holds both locks.
  * Returns its will if it may still be published (broker_will_allowed). */
-static struct msg *connect_end_session(struct broker *b, struct worker *w,
-                                       struct session *s)
+static struct msg *connect_end_session(struct broker *b, struct session *s)
 {
 	struct msg *will = s->will;
 
 	s->will = NULL;
-	if (will && !broker_will_allowed(b, w, will, s->listener, s->client_id,
+	if (will && !broker_will_allowed(b, will, s->listener, s->client_id,
 	                                 s->username)) {
 		msg_unref(will);
 		will = NULL;
@@ -329,7 +328,7 @@ static struct session *connect_attach(struct conn *c,
 			/* Keep s alive until unlocked: the table held the
 			 * last reference. */
 			session_ref(s);
-			*stale_will = connect_end_session(b, c->w, s);
+			*stale_will = connect_end_session(b, s);
 			pthread_mutex_unlock(&s->mu);
 			session_unref(s);
 			s = NULL;

@@ -360,15 +360,23 @@ void route_redeliver(struct broker *b, struct worker *self,
 	memset(l, 0, sizeof(*l));
 }
 
-bool broker_will_allowed(struct broker *b, struct worker *w,
-                         const struct msg *will, size_t listener,
-                         const char *client_id, const char *username)
+bool broker_will_allowed(struct broker *b, const struct msg *will,
+                         size_t listener, const char *client_id,
+                         const char *username)
 {
+	struct auth *a;
+	bool ok;
+
 	/* The will was checked at CONNECT, but the ACL may have been
 	 * reloaded since: the client must still be allowed to write there
-	 * now, by the rules that hold when it is published. */
-	if (auth_allows(w->auth, listener, client_id, username, will->topic,
-	                will->topic_len, ACL_WRITE))
+	 * now. The broker's snapshot, not the worker's: a reload that came
+	 * while the worker waited for the event that ends the connection is
+	 * not in the worker's copy yet. Wills are rare; the lock is cheap. */
+	a = broker_get_auth(b);
+	ok = auth_allows(a, listener, client_id, username, will->topic,
+	                 will->topic_len, ACL_WRITE);
+	auth_unref(a);
+	if (ok)
 		return true;
 	STAT_DROP(b, DROP_NOT_AUTHORIZED);
 	if (log_enabled(LOG_DEBUG))

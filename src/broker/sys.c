@@ -342,15 +342,14 @@ static void will_list_add(struct will_list *l, struct msg *m)
 /* Checks one offline session; returns true if it ended. Holds both locks.
  * A due will is checked against the ACL here, while the session still
  * names its client (broker_will_allowed). */
-static bool sys_sweep_one(struct broker *b, struct worker *w, struct session *s,
-                          uint64_t now, struct will_list *wills,
-                          struct redeliver_list *rl)
+static bool sys_sweep_one(struct broker *b, struct session *s, uint64_t now,
+                          struct will_list *wills, struct redeliver_list *rl)
 {
 	bool expired = session_expired(s, now);
 
 	if (s->will && (now >= s->will_at || expired)) {
-		if (broker_will_allowed(b, w, s->will, s->listener,
-		                        s->client_id, s->username))
+		if (broker_will_allowed(b, s->will, s->listener, s->client_id,
+		                        s->username))
 			will_list_add(wills, s->will);
 		else
 			msg_unref(s->will);
@@ -385,8 +384,7 @@ void sys_sweep_sessions(struct broker *b, struct worker *w, uint64_t now)
 
 			next = s->hnext;
 			pthread_mutex_lock(&s->mu);
-			ended = !s->w &&
-			        sys_sweep_one(b, w, s, now, &wills, &rl);
+			ended = !s->w && sys_sweep_one(b, s, now, &wills, &rl);
 			pthread_mutex_unlock(&s->mu);
 			if (ended) {
 				log_msg(LOG_NOTICE, "Session of %s expired.",

@@ -422,8 +422,7 @@ static void worker_tick(struct worker *w, uint64_t now)
 	}
 }
 
-/* Switches to the broker's current auth snapshot if it changed. */
-static void worker_refresh_auth(struct worker *w)
+void worker_refresh_auth(struct worker *w)
 {
 	unsigned gen = atomic_load(&w->b->auth_gen);
 

@@ -110,6 +110,16 @@ void worker_post_pump(struct worker *to, struct session *s);
 /* Asks worker `to` to close connection conn_id with a v5 reason. */
 void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason);
 
+/*
+ * Switches w->auth to the broker's current snapshot if a reload replaced
+ * it (one atomic load when not). Called once per loop iteration and before
+ * each connection's events, so a packet read after a reload completed is
+ * judged by the new rules even when the worker slept through the swap.
+ * Pointers to the old snapshot taken before the call must not be used
+ * after it. Owning worker only.
+ */
+void worker_refresh_auth(struct worker *w);
+
 /* Puts c on the flush list (once). Owning worker only. */
 void worker_want_flush(struct worker *w, struct conn *c);
 
