@@ -2,7 +2,9 @@
 // duplicates and reorders sequence numbers on purpose must be reported as
 // such; a real pubsub run against ternd loses nothing; `conn` opens a few
 // hundred connections over several loopback source addresses; the topic
-// templates (%i, %c) reach the broker.
+// templates (%i, %c) reach the broker; a shared subscription counts each
+// message once per group; --persistent leaves sessions the broker kept;
+// --resume resumes TLS sessions.
 //
 // The tern binary sits next to ternd: $TERND (default build/ternd) with
 // "tern" for "ternd".
@@ -11,8 +13,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { startBroker, KIND } from './lib/broker.mjs';
-import { enc, readVbi } from './lib/raw.mjs';
+import { startBroker, freePort, KIND } from './lib/broker.mjs';
+import { makeCerts } from './lib/certs.mjs';
+import { enc, readVbi, rawConnect } from './lib/raw.mjs';
 import { connect, closeAll, within } from './lib/util.mjs';
 
 const TERND = process.env.TERND || 'build/ternd';
@@ -112,7 +115,8 @@ describe('tern bench', () => {
   });
 
   test('usage errors exit 2', async () => {
-    for (const args of [['nope'], ['pub', '-q', '3'], ['sub', '-s', '10'], ['conn', '-t', 'x'], ['pub', '-L', 'http://x']]) {
+    for (const args of [['nope'], ['pub', '-q', '3'], ['sub', '-s', '10'], ['conn', '-t', 'x'], ['pub', '-L', 'http://x'],
+      ['conn', '--resume'], ['conn', '--persistent', '10'], ['pub', '--persistent', 'x']]) {
       const r = await bench(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     }
@@ -164,6 +168,90 @@ describe('tern bench', () => {
         assert.deepEqual([...topics].sort(), ['tb/bp-p0/0', 'tb/bp-p1/1']);
       } finally {
         await closeAll(watcher);
+        await b.stop();
+      }
+    });
+
+    test('pubsub: 20 publishers -> $share/g/t/# (5 members) and t/# at QoS 1: each message once per group and once per plain subscriber', async () => {
+      const b = await startBroker();
+      try {
+        for (const url of [b.tcpUrl, b.wsUrl]) {
+          // Shared: one delivery per message, spread over the members.
+          let r = await bench(['pubsub', '-L', url, '-P', '20', '-S', '5', '-t', 't/%i', '-f', '$share/g/t/#', '-q', '1', '-d', '1', '-I', '10', '-V', '5']);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.errors, 0);
+          assert.ok(r.json.published >= 20 * 50, `published ${r.json.published}`);
+          assert.equal(r.json.expected, r.json.published);
+          assert.equal(r.json.delivered, r.json.published, r.stdout);
+          assert.equal(r.json.received, r.json.published, 'no message to two members');
+          assert.equal(r.json.lost, 0);
+          assert.equal(r.json.tail, 'complete');
+          // Not shared: every subscriber gets every message.
+          r = await bench(['pubsub', '-L', url, '-P', '20', '-S', '5', '-t', 't/%i', '-f', 't/#', '-q', '1', '-d', '1', '-I', '10']);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.expected, 5 * r.json.published);
+          assert.equal(r.json.delivered, r.json.expected);
+          assert.equal(r.json.lost, 0);
+        }
+      } finally {
+        await b.stop();
+      }
+    });
+
+    test('pubsub --persistent: QoS 1 over persistent sessions loses nothing, and the broker kept them', async () => {
+      const b = await startBroker();
+      try {
+        for (const [v, url] of [['5', b.tcpUrl], ['311', b.wsUrl]]) {
+          const prefix = `tbp${v}-`;
+          const r = await bench(['pubsub', '-L', url, '-P', '3', '-S', '3', '-q', '1', '-d', '1', '-I', '2', '-V', v, '--persistent', '300', '--prefix', prefix]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.persistent, true);
+          assert.equal(r.json.lost, 0, r.stdout);
+          assert.equal(r.json.duplicates, 0);
+          assert.equal(r.json.delivered, r.json.published);
+          // The subscriber's session outlived its connection.
+          const c = await rawConnect(b.port, v === '5'
+            ? { version: 5, clientId: `${prefix}s1`, clean: false, props: { sessionExpiryInterval: 0 } }
+            : { version: 4, clientId: `${prefix}s1`, clean: false });
+          try {
+            assert.equal(c.connack.sessionPresent, true, 'session present');
+          } finally {
+            c.destroy();
+          }
+        }
+      } finally {
+        await b.stop();
+      }
+    });
+
+    test('conn --resume over mqtts and wss: every connection after the first resumes its session', async () => {
+      const certs = makeCerts();
+      const tport = await freePort();
+      let wport = await freePort();
+      while (wport === tport) wport = await freePort();
+      const tls = (port, ws) => [`listener ${port} 127.0.0.1`, ...(ws ? ['protocol websockets'] : []),
+        `certfile ${certs.server.cert}`, `keyfile ${certs.server.key}`].join('\n');
+      const b = await startBroker({ config: `${tls(tport, false)}\n${tls(wport, true)}` });
+      try {
+        for (const url of [`mqtts://localhost:${tport}`, `wss://localhost:${wport}/mqtt`]) {
+          // --par 1: one set-up at a time (see the report for ternd with
+          // several threads and handshakes in parallel).
+          let r = await bench(['conn', '-L', url, '--cafile', certs.ca.cert, '-c', '20', '--par', '1', '--resume', '--pid', String(b.proc.pid)]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.ready, 20);
+          assert.equal(r.json.tls_handshakes, 20);
+          assert.equal(r.json.tls_resumed, 19, r.stdout);
+          r = await bench(['conn', '-L', url, '--cafile', certs.ca.cert, '-c', '5']);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.tls_resumed, 0, 'no resumption without --resume');
+          // A run with publishers and subscribers resumes too.
+          r = await bench(['pubsub', '-L', url, '--cafile', certs.ca.cert, '-P', '3', '-S', '3', '-q', '1', '-d', '0.5', '-I', '5', '--resume']);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.json.tls_handshakes, 6);
+          assert.ok(r.json.tls_resumed >= 1, `resumed ${r.json.tls_resumed}`);
+          assert.equal(r.json.lost, 0);
+        }
+      } finally {
         await b.stop();
       }
     });
