@@ -171,7 +171,10 @@ static bool route_deliver(struct broker *b, struct worker *self,
 	}
 	if (owner == self)
 		conn_pump_locked(s->conn, s);
-	backlog = owner && session_backlogged(b, s, clock_ms());
+	/* The clock is read only for a queue above its mark: read for
+	 * every delivery, clock_gettime was 1 % of a fan-out's CPU time. */
+	backlog = owner && !session_drained(b, s) &&
+	          session_backlogged(b, s, clock_ms());
 	pthread_mutex_unlock(&s->mu);
 	if (owner && owner != self && !atomic_exchange(&s->ready, true))
 		worker_post_pump(owner, s);
