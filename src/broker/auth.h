@@ -6,7 +6,7 @@
  * swaps it in; a snapshot that fails to load, for any listener, is never
  * swapped in, so a broken file keeps the old rules (fail closed) instead of
  * falling back to defaults. Workers hold a reference to the snapshot they
- * use, refreshed once per loop iteration; a connection finds its
+ * use, refreshed before each connection event; a connection finds its
  * listener's rules in it by the listener's index.
  */
 #ifndef TERN_BROKER_AUTH_H

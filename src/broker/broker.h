@@ -257,7 +257,8 @@ void route_redeliver(struct broker *b, struct worker *self,
 
 /*
  * Installs a new auth snapshot (ownership moves to the broker); workers
- * switch to it at their next loop iteration. Any thread.
+ * switch to it before their next connection event (worker_refresh_auth)
+ * and are woken if idle. Any thread.
  */
 void broker_set_auth(struct broker *b, struct auth *a);
 
