@@ -74,6 +74,8 @@ enum limit_hit {
 	LIM_KEEPALIVE,            /* silent for 1.5 x the keep alive */
 	LIM_MAX_KEEPALIVE,        /* v3 keep alive above max_keepalive */
 	LIM_WS_FRAME,             /* WebSocket message over ws_max_frame_size */
+	LIM_PUBLISH_RATE,         /* paused by max_publish_(bytes_)rate */
+	LIM_MEMORY,               /* PUBLISH refused or client closed */
 	LIM_COUNT,
 };
 

@@ -177,6 +177,7 @@ static void publish_rate_charge(struct conn *c, const struct mqtt_publish *pub)
 		return;
 	c->rate->until = now + (wm > wb ? wm : wb);
 	STAT_ADD(c->w->b, rate_limited, 1);
+	STAT_LIMIT(c->w->b, LIM_PUBLISH_RATE);
 	conn_pause(c);
 }
 
@@ -196,6 +197,7 @@ static bool publish_over_memory(struct conn *c, const struct mqtt_publish *pub,
 	if (!memlimit_over(b) || (pub->retain && !pub->payload_len))
 		return false;
 	STAT_ADD(b, mem_refused, 1);
+	STAT_LIMIT(b, LIM_MEMORY);
 	STAT_DROP(b, DROP_MEMORY_LIMIT);
 	publish_ack(c, pub, c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0,
 	            ops0);

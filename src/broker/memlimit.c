@@ -184,6 +184,7 @@ void memlimit_enforce(struct broker *b, uint64_t now)
 	        w ? ", disconnecting it" : "");
 	if (w) {
 		STAT_ADD(b, mem_disconnects, 1);
+		STAT_LIMIT(b, LIM_MEMORY);
 		worker_post_kick(w, conn_id, MQTT_RC_QUOTA_EXCEEDED);
 	}
 	session_unref(s);

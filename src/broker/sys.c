@@ -64,6 +64,8 @@ const char *const sys_limit_names[LIM_COUNT] = {
         [LIM_KEEPALIVE] = "keepalive",
         [LIM_MAX_KEEPALIVE] = "max_keepalive",
         [LIM_WS_FRAME] = "ws_max_frame_size",
+        [LIM_PUBLISH_RATE] = "publish_rate",
+        [LIM_MEMORY] = "memory_limit",
 };
 
 #ifndef TERN_VERSION

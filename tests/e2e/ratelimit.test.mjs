@@ -136,8 +136,10 @@ describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, (
       // checked a little late earns a fraction of a token, so now and
       // then one passes without).
       const min = (N - 200) / 2;
-      const v = await sysUntil(b, ['$SYS/broker/publish/rate_limited'], (x) => x['$SYS/broker/publish/rate_limited'] >= min);
-      assert.ok(v['$SYS/broker/publish/rate_limited'] >= min, `rate_limited ${v['$SYS/broker/publish/rate_limited']}`);
+      const topics = ['$SYS/broker/publish/rate_limited', '$SYS/broker/limits/publish_rate'];
+      const v = await sysUntil(b, topics, (x) => x[topics[0]] >= min && x[topics[1]] >= min);
+      assert.ok(v[topics[0]] >= min, `rate_limited ${v[topics[0]]}`);
+      assert.ok(v[topics[1]] >= min, `limits/publish_rate ${v[topics[1]]}`);
       t.diagnostic(`steady ${rate.toFixed(1)} msg/s; latency median idle ${med(idle).toFixed(2)} ms, under flood ${med(busy).toFixed(2)} ms, worst ${busy[busy.length - 1].toFixed(2)} ms`);
     } finally {
       await closeAll(fast, subc, pinger, echo);
@@ -322,8 +324,10 @@ describe('memory_limit', { skip: KIND !== 'tern' && 'tern-only key' }, () => {
       const m = await s5.expect('publish', { timeout: 3000 });
       assert.equal(m.topic, `${t}/live/after`);
 
-      const v = await sysUntil(b, ['$SYS/broker/memory/refused'], (x) => x['$SYS/broker/memory/refused'] >= N - accepted + 2);
-      assert.ok(v['$SYS/broker/memory/refused'] >= N - accepted + 2, `memory/refused ${v['$SYS/broker/memory/refused']}`);
+      const topics = ['$SYS/broker/memory/refused', '$SYS/broker/limits/memory_limit'];
+      const v = await sysUntil(b, topics, (x) => x[topics[0]] >= N - accepted + 2 && x[topics[1]] >= N - accepted + 2);
+      assert.ok(v[topics[0]] >= N - accepted + 2, `memory/refused ${v[topics[0]]}`);
+      assert.ok(v[topics[1]] >= N - accepted + 2, `limits/memory_limit ${v[topics[1]]}`);
     } finally {
       p5.destroy(); p3.destroy(); s5.destroy();
     }
