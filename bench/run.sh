@@ -35,7 +35,7 @@
 #
 # Environment: BUILD (build dir, default build), BENCH_REPS (3),
 # BENCH_SECONDS (publishing time per run, 3), TERN_THREADS (ternd worker
-# threads, default: one per core), BENCH_ONLY (scenario letters, e.g. "ab";
+# threads, default 2, as issue 9 asks), BENCH_ONLY (scenario letters, e.g. "ab";
 # default all, abcdefghijklmnopqrs), BENCH_SWEEP_SECONDS (publishing time per
 # run of (h), 2), BENCH_SWEEP_REPS (runs of (h), 3), BENCH_SWEEP_DRAIN
 # (longest drain of (h), 3), BENCH_CONNS
@@ -65,7 +65,7 @@ ROOT=$PWD
 BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
-THREADS=${TERN_THREADS:-$(nproc)}
+THREADS=${TERN_THREADS:-2}
 ONLY=${BENCH_ONLY:-abcdefghijklmnopqrs}
 SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-2}
 SWEEP_REPS=${BENCH_SWEEP_REPS:-3}
@@ -613,17 +613,22 @@ if [[ $ONLY == *m* ]]; then
 	done
 fi
 
-# (n): the matrix, every transport of both brokers.
+# (n): the matrix, every transport of both brokers. The drain is at most
+# 3 s at QoS 1 and 2 (1000 publishers have up to 32,000 messages in
+# flight) and 1 s at QoS 0, whose backlog at max rate may take a broker
+# far longer to deliver (or drop) and whose loss is not an error.
 if [[ $ONLY == *n* ]]; then
 	for s in "${MATRIX[@]}"; do
 		IFS='|' read -r id desc args <<<"$s"
 		echo "bench: (n) $desc" >&2
+		drain=3
+		case $args in *"-q 0"*) drain=1 ;; esac
 		for rep in $(seq "$MATRIX_REPS"); do
 			# shellcheck disable=SC2086
 			for var in $(rotate "$rep" $EVERY_VARIANT); do
 				# shellcheck disable=SC2086
 				RESUME=1 run_load "$var" "$id" "$rep" $args \
-					-d "$MATRIX_SECONDS" --drain 3
+					-d "$MATRIX_SECONDS" --drain "$drain"
 			done
 		done
 	done
@@ -1232,7 +1237,8 @@ matrix_table() {
 	local s id desc args t r
 	echo
 	echo "## (n) issue 9: p2p, fan-out, fan-in over every transport" \
-		"(64 B, ${MATRIX_SECONDS} s + at most 3 s drain, $MATRIX_REPS runs)"
+		"(64 B, ${MATRIX_SECONDS} s + at most 1 s drain at QoS 0 and 3 s" \
+		"above, $MATRIX_REPS runs)"
 	echo
 	echo "Medians (min–max) of $MATRIX_REPS runs; t = ternd, m = mosquitto." \
 		"Fan-out and fan-in run at the fixed rate given, so their msg/s" \
