@@ -75,11 +75,15 @@ describe('user: dropping privileges', { skip: (KIND !== 'tern' && 'tern only') |
   test('user nobody: every uid and gid is nobody\'s, groups are nobody\'s, and ternd serves', async () => {
     assert.ok(nobody, 'no user nobody on this system');
     broker = await startBroker({ config: 'user nobody' });
+    // The ports open before the switch (startBroker waits only for them);
+    // the switch is done once ternd says it listens.
+    const deadline = Date.now() + 5000;
+    while (!/Listening:/.test(broker.output()) && Date.now() < deadline) await sleep(20);
+    assert.match(broker.output(), /Running as user nobody \(uid \d+, gid \d+\)[^]*Listening:/);
     const ids = procIds(broker.proc.pid);
     assert.deepEqual(ids.uid, [nobody.uid, nobody.uid, nobody.uid, nobody.uid], 'Uid: real, effective, saved, filesystem');
     assert.deepEqual(ids.gid, [nobody.gid, nobody.gid, nobody.gid, nobody.gid], 'Gid: real, effective, saved, filesystem');
     assert.deepEqual(ids.groups, nobody.groups, 'supplementary groups (initgroups), root\'s group 0 gone');
-    assert.match(broker.output(), /Running as user nobody \(uid \d+, gid \d+\)/);
     // Still serves, over both of the harness's transports.
     const t = uid('priv');
     for (const url of [broker.tcpUrl, broker.wsUrl]) {
