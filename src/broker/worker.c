@@ -31,6 +31,10 @@
 
 /* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
 #define WORKER_TICK_MS 250
+/* Output buffers of each kind a worker keeps for its connections
+ * (outq_pool): at most ~58 KiB; a connect storm beyond 64 replies in one
+ * loop iteration gives the rest back to malloc. */
+#define WORKER_OQ_POOL 64
 
 /*
  * Reserves a place for a new connection under max_connections (global and
@@ -223,6 +227,7 @@ struct worker *worker_new(struct broker *b, int id)
 		return NULL;
 	w->b = b;
 	w->id = id;
+	outq_pool_init(&w->oqpool, WORKER_OQ_POOL);
 	w->spare_fd = -1;
 	worker_take_spare(w);
 	pthread_mutex_init(&w->inbox_mu, NULL);
@@ -269,6 +274,7 @@ void worker_free(struct worker *w)
 		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
 	}
 	worker_free_dead(w);
+	outq_pool_free(&w->oqpool);
 	for (i = 0; i < w->nlsocks; i++)
 		close(w->lsocks[i].io.fd);
 	if (w->spare_fd >= 0)

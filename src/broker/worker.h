@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "event/loop.h"
+#include "net/outq.h"
 
 struct broker;
 struct conn;
@@ -72,6 +73,9 @@ struct worker {
 	/* Read buffer lent to connections with nothing buffered (conn.c). */
 	uint8_t *scratch;
 	size_t scratch_cap;
+	/* Output buffers at their first sizes, shared by its connections'
+	 * queues between sends (outq_pool). */
+	struct outq_pool oqpool;
 
 	struct auth *auth; /* snapshot used by this worker */
 	unsigned auth_gen; /* b->auth_gen it corresponds to */

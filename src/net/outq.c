@@ -6,10 +6,51 @@
  */
 #include "net/outq.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
+
+void outq_pool_init(struct outq_pool *p, unsigned max)
+{
+	memset(p, 0, sizeof(*p));
+	p->max = max;
+}
+
+/* Takes a buffer from a free list, or NULL. */
+static void *pool_take(void **list, unsigned *n)
+{
+	void *b = *list;
+
+	if (b) {
+		*list = *(void **)b;
+		(*n)--;
+	}
+	return b;
+}
+
+/* Puts b on a free list, or frees it when the list is full. */
+static void pool_put(void **list, unsigned *n, unsigned max, void *b)
+{
+	if (*n >= max) {
+		free(b);
+		return;
+	}
+	*(void **)b = *list;
+	*list = b;
+	(*n)++;
+}
+
+void outq_pool_free(struct outq_pool *p)
+{
+	void *b;
+
+	while ((b = pool_take(&p->ents, &p->nents)))
+		free(b);
+	while ((b = pool_take(&p->arenas, &p->narenas)))
+		free(b);
+}
 
 void outq_init(struct outq *q, void (*unref)(void *ref))
 {
@@ -17,16 +58,41 @@ void outq_init(struct outq *q, void (*unref)(void *ref))
 	q->unref = unref;
 }
 
+/* Releases the entry array (grown ones only if `grown`) and the arena
+ * likewise: first-size buffers to the pool, others to malloc. */
+static void outq_release(struct outq *q, bool grown)
+{
+	struct outq_pool *p = q->pool;
+
+	if (q->ents && (grown || q->cap == OUTQ_ENTS0)) {
+		if (p && q->cap == OUTQ_ENTS0)
+			pool_put(&p->ents, &p->nents, p->max, q->ents);
+		else
+			free(q->ents);
+		q->ents = NULL;
+		q->head = q->tail = q->cap = 0;
+	}
+	if (q->arena && (grown || q->arena_cap == OUTQ_ARENA0)) {
+		if (p && q->arena_cap == OUTQ_ARENA0)
+			pool_put(&p->arenas, &p->narenas, p->max, q->arena);
+		else
+			free(q->arena);
+		q->arena = NULL;
+		q->arena_len = q->arena_cap = 0;
+	}
+}
+
 void outq_free(struct outq *q)
 {
+	struct outq_pool *p = q->pool;
 	size_t i;
 
 	for (i = q->head; i < q->tail; i++)
 		if (q->ents[i].ref && q->ents[i].ref != OUTQ_INLINE && q->unref)
 			q->unref(q->ents[i].ref);
-	free(q->ents);
-	free(q->arena);
+	outq_release(q, true);
 	memset(q, 0, sizeof(*q));
+	q->pool = p;
 }
 
 /* Makes room for one more entry at the tail. */
@@ -46,7 +112,12 @@ static int outq_grow_ents(struct outq *q)
 		q->head = 0;
 		return 0;
 	}
-	ncap = q->cap ? q->cap * 2 : 8;
+	if (!q->cap && q->pool &&
+	    (q->ents = pool_take(&q->pool->ents, &q->pool->nents))) {
+		q->cap = OUTQ_ENTS0;
+		return 0;
+	}
+	ncap = q->cap ? q->cap * 2 : OUTQ_ENTS0;
 	e = realloc(q->ents, ncap * sizeof(*e));
 	if (!e)
 		return TERN_ENOMEM;
@@ -58,11 +129,16 @@ static int outq_grow_ents(struct outq *q)
 /* Makes the arena hold at least `need` bytes. */
 static int outq_arena_fit(struct outq *q, size_t need)
 {
-	size_t ncap = q->arena_cap ? q->arena_cap : 512;
+	size_t ncap = q->arena_cap ? q->arena_cap : OUTQ_ARENA0;
 	uint8_t *a;
 
 	if (need <= q->arena_cap)
 		return 0;
+	if (!q->arena_cap && need <= OUTQ_ARENA0 && q->pool &&
+	    (q->arena = pool_take(&q->pool->arenas, &q->pool->narenas))) {
+		q->arena_cap = OUTQ_ARENA0;
+		return 0;
+	}
 	while (ncap < need)
 		ncap *= 2;
 	a = realloc(q->arena, ncap);
@@ -297,10 +373,12 @@ void outq_shrink(struct outq *q)
 {
 	if (q->bytes || q->head != q->tail)
 		return;
-	free(q->ents);
-	free(q->arena);
-	q->ents = NULL;
-	q->arena = NULL;
-	q->head = q->tail = q->cap = 0;
-	q->arena_len = q->arena_cap = 0;
+	outq_release(q, true);
+}
+
+void outq_recycle(struct outq *q)
+{
+	if (!q->pool || q->bytes || q->head != q->tail)
+		return;
+	outq_release(q, false);
 }

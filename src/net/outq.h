@@ -25,6 +25,31 @@ struct outq_ent {
 	uint8_t inl[16]; /* OUTQ_INLINE bytes (a WebSocket frame header) */
 };
 
+/* The first sizes of a queue's buffers: entries, arena bytes. */
+#define OUTQ_ENTS0  8
+#define OUTQ_ARENA0 512
+
+/*
+ * Buffers at their first sizes that drained queues gave back, for the next
+ * queue that has something to send: a connection that replies now and then
+ * holds no buffer between replies and calls malloc for none of them, and
+ * thousands of connections set up at once reuse a few buffers instead of
+ * leaving a freed one each between long-lived structs (holes RSS never gets
+ * back). Free buffers are linked through their first bytes; at most max of
+ * each kind are kept, the rest go back to malloc. One per thread, shared
+ * by that thread's queues only.
+ */
+struct outq_pool {
+	void *ents, *arenas; /* free lists */
+	unsigned nents, narenas, max;
+};
+
+/* Prepares an empty pool keeping at most max buffers of each kind. */
+void outq_pool_init(struct outq_pool *p, unsigned max);
+
+/* Frees the pooled buffers (after every queue using p is freed). */
+void outq_pool_free(struct outq_pool *p);
+
 struct outq {
 	struct outq_ent *ents;
 	size_t head, tail, cap; /* ents[head..tail) are pending */
@@ -38,6 +63,9 @@ struct outq {
 	int framing;
 	size_t unframed_ents;
 	size_t unframed_bytes;
+	/* Where buffers at their first sizes come from and go back to;
+	 * NULL: malloc alone. Set after outq_init, before use. */
+	struct outq_pool *pool;
 };
 
 /* Initialises an empty queue; unref releases references (may be NULL). */
@@ -101,10 +129,19 @@ int outq_replace_unframed(struct outq *q, const uint8_t *hdr, size_t hn,
                           const void *p, size_t n);
 
 /*
- * Frees the arena and entry array of an empty queue, so an idle connection
- * holds no output memory. Does nothing while bytes are pending.
+ * Frees the arena and entry array of an empty queue (to the pool if they
+ * are at their first sizes), so an idle connection holds no output memory.
+ * Does nothing while bytes are pending.
  */
 void outq_shrink(struct outq *q);
+
+/*
+ * For a queue that just drained: gives buffers at their first sizes back to
+ * the pool and keeps larger ones (a queue that grew is busy; outq_shrink
+ * frees them once idle). Costs no malloc, so it suits every drain. Does
+ * nothing without a pool or while bytes are pending.
+ */
+void outq_recycle(struct outq *q);
 
 /* Marks n bytes as written, releasing finished references. */
 void outq_consume(struct outq *q, size_t n);

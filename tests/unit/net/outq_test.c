@@ -3,7 +3,8 @@
  * referenced ranges in queue order, consecutive arena appends merge, consume
  * walks across entries and releases each reference exactly once, the arena
  * rewinds when the queue drains and is compacted when it never does, and
- * the unframed tail can be read and replaced (WebSocket compression).
+ * the unframed tail can be read and replaced (WebSocket compression), and
+ * first-size buffers go round through a pool.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -480,6 +481,77 @@ static void test_shrink(void **state)
 	outq_free(&q);
 }
 
+/* A drained queue recycles first-size buffers into its pool and the next
+ * queue takes those same buffers (no malloc); grown buffers stay with their
+ * queue until outq_shrink, which frees them; a full pool frees the rest;
+ * outq_free gives buffers back too. */
+static void test_pool(void **state)
+{
+	struct outq_pool pool;
+	struct outq a, b, c;
+	struct iovec iov[4];
+	void *ents, *arena;
+	uint8_t big[OUTQ_ARENA0 + 1];
+
+	(void)state;
+	outq_pool_init(&pool, 1);
+	outq_init(&a, NULL);
+	a.pool = &pool;
+	outq_init(&b, NULL);
+	b.pool = &pool;
+	outq_init(&c, NULL);
+	c.pool = &pool;
+
+	assert_int_equal(outq_append(&a, "abc", 3), 0);
+	ents = a.ents;
+	arena = a.arena;
+	outq_recycle(&a); /* pending: kept */
+	assert_ptr_equal(a.arena, arena);
+	outq_consume(&a, 3);
+	outq_recycle(&a);
+	assert_null(a.arena);
+	assert_null(a.ents);
+	assert_int_equal(pool.nents, 1);
+	assert_int_equal(pool.narenas, 1);
+
+	/* b takes a's buffers and works as usual. */
+	assert_int_equal(outq_append(&b, "xy", 2), 0);
+	assert_ptr_equal(b.ents, ents);
+	assert_ptr_equal(b.arena, arena);
+	assert_int_equal(b.cap, OUTQ_ENTS0);
+	assert_int_equal(b.arena_cap, OUTQ_ARENA0);
+	assert_int_equal(pool.nents, 0);
+	assert_int_equal(pool.narenas, 0);
+	assert_int_equal(outq_iov(&b, iov, 4), 1);
+	assert_memory_equal(iov[0].iov_base, "xy", 2);
+
+	/* c needs more than a first-size arena: from malloc, never pooled
+	 * by recycle, freed by shrink. */
+	memset(big, 'z', sizeof(big));
+	assert_int_equal(outq_append(&c, big, sizeof(big)), 0);
+	assert_true(c.arena_cap > OUTQ_ARENA0);
+	outq_consume(&c, sizeof(big));
+	outq_recycle(&c);
+	assert_non_null(c.arena);
+	assert_int_equal(pool.narenas, 0);
+	assert_int_equal(pool.nents, 1); /* c's first-size entries */
+	outq_shrink(&c);
+	assert_null(c.arena);
+	assert_int_equal(pool.narenas, 0);
+
+	/* The pool keeps one of each: b's entries go to malloc, its arena to
+	 * the pool, when b is freed. */
+	outq_free(&b);
+	assert_int_equal(pool.nents, 1);
+	assert_int_equal(pool.narenas, 1);
+	assert_ptr_equal(b.pool, &pool);
+	outq_free(&a);
+	outq_free(&c);
+	outq_pool_free(&pool);
+	assert_int_equal(pool.nents, 0);
+	assert_int_equal(pool.narenas, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +568,7 @@ int main(void)
 	        cmocka_unit_test(test_replace_unframed),
 	        cmocka_unit_test(test_replace_unframed_grows),
 	        cmocka_unit_test(test_shrink),
+	        cmocka_unit_test(test_pool),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
