@@ -121,16 +121,23 @@ describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, (
       // 200 a second. Measured from message 400 to message 1100: 700
       // messages, 3.5 s at the limit.
       const rate = 700 / ((arrivals[1099] - arrivals[399]) / 1000);
-      assert.ok(rate > 170 && rate < 230, `steady rate ${rate.toFixed(1)} msg/s, expected 200 +- 30`);
       assert.equal(arrivals.length, N, 'every QoS 1 message arrived');
-      assert.ok(arrivals[199] < 800, `the burst of 200 took ${arrivals[199].toFixed(0)} ms`);
       assert.ok(fast.connected, 'the limited client is still connected');
-
-      // The other pair is on the same worker (TERN_THREADS=1) or not; in
-      // both cases it is not slowed: median within 25 ms of idle.
+      // What the limit guarantees whatever the build's speed: a message is
+      // read once what came before it, less the burst, is paid for at 200
+      // a second, so the last one cannot come before (N - 1 - 200) / 200 s.
+      assert.ok(arrivals[N - 1] >= ((N - 1 - 200) / 200) * 1000 - 50, `all ${N} arrived after ${arrivals[N - 1].toFixed(0)} ms`);
       const med = (v) => v[Math.floor(v.length / 2)];
-      assert.ok(med(busy) < med(idle) + 25, `median latency ${med(busy).toFixed(1)} ms under the flood vs ${med(idle).toFixed(1)} ms idle`);
-      assert.ok(busy[busy.length - 1] < 250, `worst latency ${busy[busy.length - 1].toFixed(1)} ms`);
+      // Sanitizer builds are several times slower: the broker itself may
+      // then be the bottleneck, so timing is only checked without them.
+      if (!sanitized(b)) {
+        assert.ok(rate > 170 && rate < 230, `steady rate ${rate.toFixed(1)} msg/s, expected 200 +- 30`);
+        assert.ok(arrivals[199] < 800, `the burst of 200 took ${arrivals[199].toFixed(0)} ms`);
+        // The other pair is on the same worker (TERN_THREADS=1) or not;
+        // in both cases it is not slowed: median within 25 ms of idle.
+        assert.ok(med(busy) < med(idle) + 25, `median latency ${med(busy).toFixed(1)} ms under the flood vs ${med(idle).toFixed(1)} ms idle`);
+        assert.ok(busy[busy.length - 1] < 250, `worst latency ${busy[busy.length - 1].toFixed(1)} ms`);
+      }
 
       // Past the burst, most messages pause the client for 5 ms (a pause
       // checked a little late earns a fraction of a token, so now and
@@ -159,7 +166,10 @@ describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, (
       const arrivals = await flood(fast, subc, topic, N, payload);
       // Messages 15 to 45: 30 x 10,000 bytes, 3 s at the limit.
       const rate = 300000 / ((arrivals[44] - arrivals[14]) / 1000);
-      assert.ok(rate > 85000 && rate < 115000, `steady rate ${rate.toFixed(0)} B/s, expected 100000 +- 15000`);
+      if (!sanitized(b)) assert.ok(rate > 85000 && rate < 115000, `steady rate ${rate.toFixed(0)} B/s, expected 100000 +- 15000`);
+      // Burst 100,000 bytes, then 100,000 a second: the last message is
+      // read once the 49 before it, less the burst, are paid: 3.9 s.
+      assert.ok(arrivals[N - 1] >= 3900 - 50, `all ${N} arrived after ${arrivals[N - 1].toFixed(0)} ms`);
       assert.equal(arrivals.length, N);
       assert.ok(fast.connected, 'the limited client is still connected');
       t.diagnostic(`steady ${rate.toFixed(0)} B/s`);
