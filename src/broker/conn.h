@@ -108,6 +108,11 @@ struct conn {
 	uint64_t throttle_until;
 	struct conn *throttle_next;
 
+	/* Fairness: w->delivered when this turn began; on w->pending when
+	 * the turn ran out with packets still buffered (conn_continue). */
+	uint64_t turn_start;
+	struct conn *pending_next;
+
 	/* Acknowledgements held until the store commits (conn_ack.c), a
 	 * ring in arrival order; while non-empty the connection is on its
 	 * worker's ackwait list. Reading pauses while too many are held. */
@@ -139,6 +144,7 @@ struct conn {
 	bool cap_taken;
 	bool in_flush;
 	bool throttled;
+	bool pending;
 	bool in_ackwait;
 	bool ack_paused;
 	bool will_now; /* DISCONNECT 0x04: publish the will */
@@ -231,6 +237,13 @@ bool conn_check_throttle(struct conn *c, uint64_t now);
 /* Resumes reading after a pause (throttle or held acks) once neither
  * holds it any more, and handles what was buffered meanwhile. */
 void conn_resume(struct conn *c);
+
+/*
+ * Goes on with c's buffered packets when its turn ran out (worker.c, for
+ * every connection on w->pending): a new turn, then as conn_resume without
+ * re-arming input.
+ */
+void conn_continue(struct conn *c);
 
 /*
  * Acknowledgements that may wait for the store (conn_ack.c). conn_ack_send

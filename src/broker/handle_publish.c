@@ -215,7 +215,7 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 	const char *topic;
 	size_t tlen;
 	struct msg *m;
-	int rc;
+	int rc, n;
 
 	if (c->state != CONN_ACTIVE)
 		return TERN_EPROTO;
@@ -284,7 +284,9 @@ int handle_publish(struct conn *c, struct mqtt_packet *p)
 		return TERN_ENOMEM;
 	}
 	msg_charge(m, &b->mem.msgs);
-	broker_publish(b, c->w, m, &backlog);
+	n = broker_publish(b, c->w, m, &backlog);
+	/* The packet and its deliveries count towards c's turn (conn.c). */
+	c->w->delivered += 1 + (uint64_t)(n > 0 ? n : 0);
 	msg_unref(m);
 	publish_ack(c, pub, 0, ops0);
 	if (backlog)

@@ -475,6 +475,21 @@ static void worker_release_acks(struct worker *w)
 	}
 }
 
+/* Gives every connection whose turn ran out (conn_parse) another one,
+ * after the events of this iteration had theirs. */
+static void worker_run_pending(struct worker *w)
+{
+	struct conn *c = w->pending, *next;
+
+	/* conn_continue may put c back on a new list; one closed meanwhile
+	 * is still allocated until worker_free_dead. */
+	w->pending = NULL;
+	for (; c; c = next) {
+		next = c->pending_next;
+		conn_continue(c);
+	}
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -490,9 +505,12 @@ void *worker_main(void *arg)
 		int timeout =
 		        now >= w->next_tick ? 0 : (int)(w->next_tick - now);
 
-		/* Held-back publishers are re-checked every millisecond. */
+		/* Held-back publishers are re-checked every millisecond;
+		 * connections whose turn ran out go on at once. */
 		if (w->throttled && timeout > 1)
 			timeout = 1;
+		if (w->pending)
+			timeout = 0;
 
 		if (loop_run_once(w->loop, timeout) < 0) {
 			log_msg(LOG_ERR, "epoll_wait: %s", strerror(errno));
@@ -508,6 +526,8 @@ void *worker_main(void *arg)
 			worker_tick(w, now);
 			w->next_tick = now + WORKER_TICK_MS;
 		}
+		if (w->pending)
+			worker_run_pending(w);
 		worker_flush_all(w);
 		if (w->throttled)
 			worker_check_throttled(w, clock_ms());

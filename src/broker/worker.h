@@ -62,6 +62,11 @@ struct worker {
 	struct conn *dead;       /* closed this iteration, freed at its end */
 	struct conn *throttled;  /* publishers held back (conn_throttle) */
 	struct conn *ackwait;    /* holding acks for the store (conn_ack.c) */
+	/* Connections whose buffered packets wait for their next turn
+	 * (conn_parse's budget), and the deliveries this worker routed
+	 * (broker_publish), which that budget counts. */
+	struct conn *pending;
+	uint64_t delivered;
 	/* Its connections' buffer bytes as last added to b->mem.bufs
 	 * (memlimit_sample). */
 	int64_t mem_bufs;
