@@ -203,7 +203,7 @@ function flood({ clients, qos, size, version = 311, ws = false, tag }) {
     const json = out.trim().split('\n').filter((l) => l.startsWith('{')).pop();
     const said = broker.output().split('\n').filter((l) => l.includes(`flood-${tag}-`)).slice(-10).join('\n');
     assert.equal(code, 0, `tern bench pub ${tag} exited ${code}: ${err.slice(-2000)}\nternd about it:\n${said}`);
-    assert.ok(json, `tern bench pub ${tag}: no JSON report: ${out.slice(-2000)}`);
+    assert.ok(json, `tern bench pub ${tag}: no JSON report: ${out.slice(-2000)}\nstderr: ${err.slice(-2000)}`);
     return JSON.parse(json);
   });
   return p;
@@ -244,11 +244,13 @@ describe('bounded load', () => {
     // Round trips of the well-behaved pair: 2 cores shared by the broker,
     // the flood processes and this test, and a sanitizer build runs its
     // workers several times slower. Measured on such a machine (other
-    // jobs running, load average 10-14): release 1 thread p50 4-47 ms,
-    // p99 100-630 ms; ASan 2 threads p50 38 ms, p99 1.2 s; TSan 4 threads
-    // over ws p50 37 ms, p99 0.5 s. When the broker logged every drop, the
-    // release p50 was 110 ms (p99 0.8 s).
-    const p50Bound = sanitizer ? 400 : 100;
+    // jobs running, load average 10-19): release 1 thread p50 4-47 ms,
+    // p99 100-630 ms; ASan 2 threads p50 38-114 ms, p99 0.7-1.2 s; TSan 4
+    // threads over ws p50 37-403 ms, p99 0.5-0.9 s. When the broker logged
+    // every drop, the release p50 was 110 ms (p99 0.8 s); before a
+    // connection's turn was bounded (conn.c, CONN_TURN_DELIVERIES), the
+    // ASan pair lost messages.
+    const p50Bound = sanitizer ? 1000 : 100;
     const p99Bound = sanitizer ? 3000 : 1000;
 
     let maxRss = base;
