@@ -263,6 +263,8 @@ static int connect_will(struct conn *c, const struct mqtt_connect *cn)
 	                  cn->will_topic.len, NULL, clock_ms());
 	if (!c->will)
 		return TERN_ENOMEM;
+	/* A will is memory a client makes the broker hold (memory_limit). */
+	msg_charge(c->will, &c->w->b->mem.msgs);
 	if (cn->will_props.present & MQTT_PBIT(MQTT_PROP_WILL_DELAY))
 		c->will_delay = cn->will_props.will_delay;
 	return 0;

@@ -403,6 +403,7 @@ static void api_publish(struct api *a, const char *id)
 		fail(a, 500, "Internal Server Error", "out of memory");
 		return;
 	}
+	msg_charge(m, &a->b->mem.msgs); /* memory_limit, as from a client */
 	n = broker_publish(a->b, a->r->w, m, NULL);
 	msg_unref(m);
 	json_obj_begin(&a->j, NULL);

@@ -2,7 +2,8 @@
  * memory_limit: a bound on the memory clients can make the broker hold,
  * and what happens over it.
  *
- * Accounted: every message received from a client (one allocation: topic,
+ * Accounted: every message received from a client, will, admin API
+ * publish or message loaded from the store (one allocation: topic,
  * payload, properties), from its creation until its last reference goes —
  * so queued, in-flight, retained and output-queue copies are all counted,
  * each message once however many hold it — plus each connection's own

@@ -172,6 +172,7 @@ static void load_will(struct load *l, struct session *s,
 	                         x->will_len, &expired);
 	if (!s->will)
 		return;
+	msg_charge(s->will, &l->b->mem.msgs);
 	due = offline + (int64_t)x->will_delay * 1000 - l->wall;
 	s->will_at = l->mono + (due > 0 ? (uint64_t)due : 0);
 }
@@ -256,6 +257,7 @@ static int on_msg(void *ctx, const struct store_msg *x)
 	                   x->props_len, &expired);
 	if (!m)
 		return 0; /* expired or unreadable: its rows are dropped */
+	msg_charge(m, &l->b->mem.msgs); /* memory_limit, as when received */
 	atomic_store(&m->store_id, x->id);
 	if (msgmap_put(&l->mm, x->id, m) != 0) {
 		msg_unref(m);
@@ -358,6 +360,7 @@ static int on_retained(void *ctx, const struct store_retained *x)
 		l->nexpired++;
 		return 0;
 	}
+	msg_charge(m, &l->b->mem.msgs);
 	if (m->payload_len)
 		retain_set(l->b->retain, m);
 	msg_unref(m);

@@ -1,7 +1,8 @@
 /*
  * Tests of refcounted messages (src/broker/msg.c): msg_new copies the topic,
  * payload and forwarded properties out of the decode buffer and drops the
- * rest; msg_expired counts down the expiry interval.
+ * rest; msg_expired counts down the expiry interval; msg_charge's counter
+ * follows the last reference.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,6 +127,32 @@ static void test_refs(void **state)
 	msg_unref(NULL);
 }
 
+/* memory_limit's accounting: a charged message adds its allocation's size
+ * to the counter and gives it back with its last reference, not before. */
+static void test_charge(void **state)
+{
+	atomic_int_fast64_t counter = 0;
+	struct msg *a = msg_new_simple("t/a", "hello", 5, 1, false, 0);
+	struct msg *b = msg_new_simple("t/bb", "", 0, 0, false, 0);
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	/* The struct, the topic with its NUL and the payload. */
+	assert_int_equal(a->alloc_len, sizeof(struct msg) + 4 + 5);
+	assert_int_equal(b->alloc_len, sizeof(struct msg) + 5);
+	msg_charge(a, &counter);
+	msg_charge(b, &counter);
+	assert_int_equal(counter, a->alloc_len + b->alloc_len);
+	msg_ref(a);
+	msg_unref(a);
+	assert_int_equal(counter, a->alloc_len + b->alloc_len);
+	msg_unref(b);
+	assert_int_equal(counter, a->alloc_len);
+	msg_unref(a);
+	assert_int_equal(counter, 0);
+}
+
 static void test_expired(void **state)
 {
 	struct mqtt_publish pub;
@@ -202,6 +229,7 @@ int main(void)
 	        cmocka_unit_test(test_new_simple),
 	        cmocka_unit_test(test_refs),
 	        cmocka_unit_test(test_expired),
+	        cmocka_unit_test(test_charge),
 	        cmocka_unit_test(test_encoded_variants),
 	};
 
