@@ -23,6 +23,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/memlimit.h"
 #include "broker/metrics.h"
 #include "broker/msg.h"
 #include "broker/passwd.h"
@@ -442,6 +443,8 @@ static void api_stats(struct api *a, const char *id)
 	json_u64(&a->j, "bytes_sent", LOAD(bytes_sent));
 	json_i64(&a->j, "queued_messages", LOADI(queued_messages));
 	json_i64(&a->j, "queued_bytes", LOADI(queued_bytes));
+	json_u64(&a->j, "memory_bytes", memlimit_current(b));
+	json_u64(&a->j, "memory_limit", b->mem.limit);
 	json_u64(&a->j, "workers", (uint64_t)b->nworkers);
 	json_obj_end(&a->j);
 }

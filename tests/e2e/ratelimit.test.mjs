@@ -291,7 +291,7 @@ describe('memory_limit', { skip: KIND !== 'tern' && 'tern-only key' }, () => {
 
   test('over the limit with retained messages: v5 QoS 1/2 get 0x97, v3 is acknowledged and dropped, deleting retained messages brings publishing back', { timeout: 30000 }, async () => {
     const LIMIT = 1 << 20;
-    const b = await broker(`memory_limit ${LIMIT}\nsys_interval 1`);
+    const b = await broker(`memory_limit ${LIMIT}\nsys_interval 1\nadmin_token tok-ratelimit`);
     const t = uid('ret');
     const p5 = await rawConnect(b.port, { version: 5, clientId: uid('p5') });
     const p3 = await rawConnect(b.port, { version: 4, clientId: uid('p3') });
@@ -313,6 +313,17 @@ describe('memory_limit', { skip: KIND !== 'tern' && 'tern-only key' }, () => {
       const accepted = reasons.findIndex((r) => r !== 0);
       assert.ok(accepted >= 8 && accepted <= 17, `${accepted} of 64 KiB accepted under 1 MiB (reasons ${reasons.join(',')})`);
       assert.deepEqual(reasons.slice(accepted), Array(N - accepted).fill(0x97), 'every one past the limit refused with 0x97');
+
+      // The figure and the limit over HTTP (admin API, /metrics).
+      const http = (path) => fetch(`http://127.0.0.1:${b.wsPort}${path}`, { headers: { Authorization: 'Bearer tok-ratelimit' } });
+      const stats = await (await http('/api/v1/stats')).json();
+      assert.equal(stats.memory_limit, LIMIT);
+      assert.ok(stats.memory_bytes > LIMIT, `stats memory_bytes ${stats.memory_bytes}`);
+      const metrics = await (await http('/metrics')).text();
+      assert.match(metrics, new RegExp(`^tern_memory_limit_bytes ${LIMIT}$`, 'm'));
+      const gauge = Number(/^tern_memory_bytes (\d+)$/m.exec(metrics)?.[1]);
+      assert.ok(gauge > LIMIT, `tern_memory_bytes ${gauge}`);
+      assert.match(metrics, /^tern_messages_dropped_total\{reason="memory_limit"\} [1-9]/m);
 
       // QoS 2: PUBREC 0x97 ends the exchange.
       p5.publish({ topic: `${t}/live/q2`, payload: 'x', qos: 2, id: 100 });
