@@ -492,6 +492,12 @@ int main(int argc, char **argv)
 	}
 	if (o.test_config) {
 		auth_unref(auth);
+		/* An unknown `user` would stop the real start: say so now. */
+		if (cfg.user && geteuid() == 0 &&
+		    resolve_user(&cfg, &ra) != 0) {
+			config_free(&cfg);
+			return 1;
+		}
 		printf("ternd: configuration OK\n");
 		config_free(&cfg);
 		return 0;

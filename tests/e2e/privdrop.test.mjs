@@ -127,6 +127,11 @@ describe('user: dropping privileges', { skip: (KIND !== 'tern' && 'tern only') |
     assert.equal(code, 1, out);
     assert.match(out, /ternd: user 'tern-no-such-user': no such user/);
     assert.doesNotMatch(out, /Listening:/, 'it must not have served');
+    // --test-config finds it too.
+    const t = await runToExit(['-c', conf, '--test-config']);
+    assert.equal(t.code, 1, t.out);
+    assert.match(t.out, /ternd: user 'tern-no-such-user': no such user/);
+    assert.doesNotMatch(t.out, /configuration OK/);
   });
 
   test('not started as root: the key is ignored with a log line', { skip: !spawnSync('setpriv', ['--help']).stdout && 'needs setpriv' }, async () => {
