@@ -39,8 +39,7 @@ struct tls_ctx {
 struct tls_conn {
 	SSL *ssl;
 	struct tls_ctx *ctx;
-	char err[200];            /* why the handshake failed */
-	uint8_t wbuf[TLS_RECORD]; /* coalesced small writes */
+	char err[200]; /* why the handshake failed */
 };
 
 /* Formats OpenSSL's last error after `what` into err. */
@@ -406,8 +405,8 @@ bool tls_pending(const struct tls_conn *t)
 	return SSL_has_pending(t->ssl) == 1;
 }
 
-/* Gathers up to one record's worth of small leading ranges into wbuf. */
-static size_t tls_gather(struct tls_conn *t, const struct iovec *iov, int n)
+/* Gathers up to one record's worth of small leading ranges into buf. */
+static size_t tls_gather(uint8_t *buf, const struct iovec *iov, int n)
 {
 	size_t used = 0;
 	int i;
@@ -417,7 +416,7 @@ static size_t tls_gather(struct tls_conn *t, const struct iovec *iov, int n)
 
 		if (take > TLS_RECORD - used)
 			take = TLS_RECORD - used;
-		memcpy(t->wbuf + used, iov[i].iov_base, take);
+		memcpy(buf + used, iov[i].iov_base, take);
 		used += take;
 	}
 	return used;
@@ -426,6 +425,12 @@ static size_t tls_gather(struct tls_conn *t, const struct iovec *iov, int n)
 ssize_t tls_writev(struct tls_conn *t, const struct iovec *iov, int n,
                    bool *want_read)
 {
+	/* On the stack, not in the connection: OpenSSL encrypts a record
+	 * into its own buffer before returning, and a retry after WANT_WRITE
+	 * gathers the same bytes again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER),
+	 * so nothing here outlives the call. In struct tls_conn these 16 KiB
+	 * were most of an idle TLS connection's memory. */
+	uint8_t buf[TLS_RECORD];
 	const void *src;
 	size_t len, done = 0;
 	int e;
@@ -439,8 +444,8 @@ ssize_t tls_writev(struct tls_conn *t, const struct iovec *iov, int n,
 		src = iov[0].iov_base;
 		len = iov[0].iov_len;
 	} else {
-		len = tls_gather(t, iov, n);
-		src = t->wbuf;
+		len = tls_gather(buf, iov, n);
+		src = buf;
 	}
 	ERR_clear_error();
 	if (SSL_write_ex(t->ssl, src, len, &done) == 1)
