@@ -43,6 +43,7 @@
 # latency run, 500), BENCH_IDLE_CONNS (connections in (j), 10000),
 # BENCH_MEM_REPS (runs of (j) and (m), 1), BENCH_MATRIX_SECONDS (publishing
 # time per run of (n), 1), BENCH_MATRIX_REPS (runs of (n), 3),
+# BENCH_MATRIX_IDS (loads of (n) to run, e.g. "n1 n9"; all),
 # BENCH_SPEED_MSGS (messages of (o), 500000), BENCH_TLS_SECONDS (publishing
 # time per run of (k), 1),
 # BENCH_TLS_DRAIN (longest drain of (k), 2), BENCH_TLS_REPS (runs of (k)
@@ -82,6 +83,7 @@ TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-2000}
 TLS_KEY=${BENCH_TLS_KEY:-rsa}
 MATRIX_SECONDS=${BENCH_MATRIX_SECONDS:-1}
 MATRIX_REPS=${BENCH_MATRIX_REPS:-3}
+MATRIX_IDS=${BENCH_MATRIX_IDS:-n1 n2 n3 n4 n5 n6 n7 n8 n9 n10}
 LAT_SECONDS=${BENCH_LAT_SECONDS:-3}
 STORM_CONNS=${BENCH_STORM_CONNS:-19000}
 STORM_PROCS=${BENCH_STORM_PROCS:-4}
@@ -620,6 +622,7 @@ fi
 if [[ $ONLY == *n* ]]; then
 	for s in "${MATRIX[@]}"; do
 		IFS='|' read -r id desc args <<<"$s"
+		case " $MATRIX_IDS " in *" $id "*) ;; *) continue ;; esac
 		echo "bench: (n) $desc" >&2
 		drain=3
 		case $args in *"-q 0"*) drain=1 ;; esac
@@ -1253,6 +1256,7 @@ matrix_table() {
 		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 		for s in "${MATRIX[@]}"; do
 			IFS='|' read -r id desc args <<<"$s"
+			case " $MATRIX_IDS " in *" $id "*) ;; *) continue ;; esac
 			r="| ($id) $desc"
 			r="$r | $(REPS=$MATRIX_REPS cell fmt_rate "$id" "ternd$t" delivered_per_s)"
 			r="$r | $(REPS=$MATRIX_REPS cell fmt_rate "$id" "mosquitto$t" delivered_per_s)"
