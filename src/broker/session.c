@@ -331,15 +331,28 @@ static uint32_t session_high_water(const struct broker *b)
 	return hw < SESSION_HIGH_WATER ? hw : SESSION_HIGH_WATER;
 }
 
-bool session_backlogged(const struct broker *b, const struct session *s,
-                        uint64_t now)
+bool session_backlogged(const struct broker *b, struct session *s, uint64_t now)
 {
 	uint64_t maxb = b->cfg->max_queued_bytes;
 
 	if (now < s->slow_until)
 		return false;
-	return s->qlen > session_high_water(b) ||
-	       (maxb && s->qbytes > maxb / 2);
+	if (s->qlen <= session_high_water(b) &&
+	    (!maxb || s->qbytes <= maxb / 2)) {
+		s->backlog_since = 0;
+		return false;
+	}
+	if (!s->backlog_since) {
+		s->backlog_since = now;
+	} else if (now - s->backlog_since >= SESSION_STALL_MS) {
+		/* Stalled whoever waited: with many stalled subscribers a
+		 * publisher was held back 250 ms for each in turn, as only the
+		 * one it waited for was marked (conn_backlog_over). */
+		s->slow_until = now + SESSION_SLOW_MS;
+		s->backlog_since = 0;
+		return false;
+	}
+	return true;
 }
 
 bool session_drained(const struct broker *b, const struct session *s)
@@ -358,6 +371,8 @@ bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out)
 	s->qhead = (s->qhead + 1) % s->qcap;
 	s->qlen--;
 	s->qbytes -= out->m->payload_len;
+	if (s->backlog_since && session_drained(b, s))
+		s->backlog_since = 0;
 	STAT_ADD(b, queued_messages, -1);
 	STAT_ADD(b, queued_bytes, -(int64_t)out->m->payload_len);
 	return true;

@@ -124,6 +124,9 @@ struct session {
 	 * (clock_ms): one debug line a second, not one per message. */
 	uint64_t drops_unlogged;
 	uint64_t drop_logged_at;
+	/* When the queue went over the back-pressure mark (clock_ms; 0: it
+	 * is not over). Under mu. */
+	uint64_t backlog_since;
 };
 
 /* Creates a detached session with one reference. NULL on OOM. */
@@ -187,8 +190,12 @@ bool session_dequeue(struct broker *b, struct session *s, struct qmsg *out);
  * max_queued_bytes), at most 1000 messages, and it has not been
  * marked slow; it has drained once it is back at or below that mark, so
  * the queue stays near half its bound while the consumer keeps pace.
+ * A session backlogged for SESSION_STALL_MS in a row is stalled: marked
+ * slow for SESSION_SLOW_MS, whichever publisher waited for it.
  */
-bool session_backlogged(const struct broker *b, const struct session *s,
+#define SESSION_STALL_MS 250
+#define SESSION_SLOW_MS  1000
+bool session_backlogged(const struct broker *b, struct session *s,
                         uint64_t now);
 bool session_drained(const struct broker *b, const struct session *s);
 
