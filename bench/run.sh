@@ -34,7 +34,7 @@
 # throughput with persistent sessions, in memory and on disk.
 #
 # Environment: BUILD (build dir, default build), BENCH_REPS (3),
-# BENCH_SECONDS (publishing time per run, 3), TERN_THREADS (ternd worker
+# BENCH_SECONDS (publishing time per run, 2), TERN_THREADS (ternd worker
 # threads, default 2, as issue 9 asks), BENCH_ONLY (scenario letters, e.g. "ab";
 # default all, abcdefghijklmnopqrs), BENCH_SWEEP_SECONDS (publishing time per
 # run of (h), 2), BENCH_SWEEP_REPS (runs of (h), 3), BENCH_SWEEP_DRAIN
@@ -56,16 +56,19 @@
 # half over tcp, half over ws, 4), BENCH_SCALE_SECONDS (publishing time
 # of (r) and (s), 2).
 #
-# Time: about 30 minutes for every scenario on a 2-core machine, (n) the
-# longest (10 loads x 8 transports x 3 runs, 1 s each plus set-up and
-# drain: about 12 minutes).
+# Time, estimated from runs of single scenarios (a whole run was not
+# timed): about 35 minutes for every scenario on a quiet 2-core machine;
+# (n) is the longest (10 loads x 8 transports x 3 runs, 1 s each plus
+# set-up, up to 2,000 connections, and drain: about 3.5 s a run, 14
+# minutes), then (h) (120 runs, about 7 minutes). On a loaded machine
+# (load average 18) a run of (n) took 8.7 s.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
-SECONDS_PER_RUN=${BENCH_SECONDS:-3}
+SECONDS_PER_RUN=${BENCH_SECONDS:-2}
 THREADS=${TERN_THREADS:-2}
 ONLY=${BENCH_ONLY:-abcdefghijklmnopqrs}
 SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-2}
