@@ -440,27 +440,26 @@ static int conn_setup(struct load *L)
 }
 
 /*
- * Subscriber j's share group is the first subscriber with the same group
- * name (itself if it is the first), or -1 when j's filter is not shared.
+ * Subscriber j's shared subscription is the first subscriber with the
+ * same one (itself if it is the first), or -1 when j's filter is not
+ * shared. A shared subscription is its share name and its filter
+ * together (MQTT 5 4.8.2): the whole "$share/GROUP/FILTER" string.
  */
 static void share_groups(const struct load *L, int *group)
 {
 	unsigned j, k, subs = L->o.subs, first = L->o.pubs;
 
 	for (j = 0; j < subs; j++) {
-		size_t gl, kl;
-		const char *g = L->c[first + j].topic;
+		size_t gl;
+		const char *f = L->c[first + j].topic;
 
 		group[j] = -1;
-		if (bench_share_split(g, &gl) == g)
+		if (bench_share_split(f, &gl) == f)
 			continue;
 		group[j] = (int)j;
 		for (k = 0; k < j; k++) {
-			const char *h = L->c[first + k].topic;
-
-			bench_share_split(h, &kl);
-			if (group[k] == (int)k && kl == gl &&
-			    !memcmp(g + 7, h + 7, gl)) {
+			if (group[k] == (int)k &&
+			    !strcmp(f, L->c[first + k].topic)) {
 				group[j] = (int)k;
 				break;
 			}
@@ -470,8 +469,8 @@ static void share_groups(const struct load *L, int *group)
 
 /*
  * For each publisher, the deliveries one message makes: one per matching
- * subscriber, but one per shared-subscription group however many of its
- * members match (MQTT 5 4.8.2: each message goes to one member).
+ * subscriber, but one per shared subscription however many members it
+ * has (MQTT 5 4.8.2: each message goes to one of them).
  */
 static int count_fans(struct load *L)
 {
