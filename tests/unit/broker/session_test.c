@@ -192,16 +192,27 @@ static void test_queue_byte_bound(void **state)
 	assert_int_equal(
 	        session_enqueue(&f->b, f->s, two, 1, false, false, NULL, 0), 0);
 
-	/* A message larger than the whole bound never fits. */
+	/* A message larger than the whole bound is taken only by an empty
+	 * queue (so a client that keeps up still gets it), and nothing is
+	 * queued behind it. */
 	session_clear_messages(&f->b, f->s);
 	assert_int_equal(f->s->qbytes, 0);
 	assert_int_equal(
+	        session_enqueue(&f->b, f->s, big, 1, false, false, NULL, 0), 0);
+	assert_int_equal(f->s->qbytes, 11);
+	assert_int_equal(
+	        session_enqueue(&f->b, f->s, two, 1, false, false, NULL, 0),
+	        TERN_ELIMIT);
+	assert_int_equal(
 	        session_enqueue(&f->b, f->s, big, 1, false, false, NULL, 0),
 	        TERN_ELIMIT);
+	assert_int_equal(gauge(&f->b.st.queued_bytes), 11);
+	assert_int_equal(gauge(&f->b.st.queued_messages), 1);
+	session_clear_messages(&f->b, f->s);
 	assert_int_equal(gauge(&f->b.st.queued_bytes), 0);
-	assert_int_equal(gauge(&f->b.st.queued_messages), 0);
 	assert_int_equal(refs(four), 1);
 	assert_int_equal(refs(two), 1);
+	assert_int_equal(refs(big), 1);
 	msg_unref(four);
 	msg_unref(two);
 	msg_unref(big);
