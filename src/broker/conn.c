@@ -510,7 +510,7 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
  * waited 300 ms in release and over a second under ASan, long enough for
  * its own queue to fill and drop.
  */
-#define CONN_TURN_DELIVERIES 4096
+#define CONN_TURN_DELIVERIES 1024
 
 static bool conn_turn_over(const struct conn *c)
 {
