@@ -261,13 +261,16 @@ describe('bounded load', () => {
     // the flood processes and this test, and a sanitizer build runs its
     // workers several times slower. Measured on such a machine (other
     // jobs running, load average 10-19): release 1 thread p50 4-47 ms,
-    // p99 100-630 ms; ASan 2 threads p50 38-114 ms, p99 0.7-1.2 s; TSan 4
-    // threads over ws p50 37-403 ms, p99 0.5-0.9 s. When the broker logged
+    // p99 100-630 ms; ASan 2 threads p50 38-114 ms, p99 0.2-1.2 s; TSan 4
+    // threads over ws p50 21 ms-1.2 s, p99 0.2-1.7 s. When the broker logged
     // every drop, the release p50 was 110 ms (p99 0.8 s); before a
     // connection's turn was bounded (conn.c, CONN_TURN_DELIVERIES), the
     // ASan pair lost messages.
-    const p50Bound = sanitizer ? 1000 : 100;
-    const p99Bound = sanitizer ? 3000 : 1000;
+    // Under a sanitizer the figures swing with the machine's load (TSan
+    // p50 from 21 ms to 1.2 s between two runs a minute apart), so those
+    // bounds only catch a collapse; the release ones are the measure.
+    const p50Bound = sanitizer ? 2000 : 100;
+    const p99Bound = sanitizer ? 4000 : 1000;
 
     let maxRss = base;
     const sampler = setInterval(() => { try { maxRss = Math.max(maxRss, rss()); } catch { /* exited */ } }, 100);
