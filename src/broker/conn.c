@@ -20,6 +20,7 @@
 #include "broker/addrcap.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/memlimit.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
 #include "broker/session.h"
@@ -35,6 +36,9 @@
 #define CONN_MAX_CONNECT (1u << 20)
 /* Largest single read; the buffer grows only as data actually arrives. */
 #define CONN_READ_CHUNK 65536
+/* Over memory_limit, read buffers may not grow beyond this (twice the
+ * worker's scratch buffer: packets up to that size are still read). */
+#define CONN_RBUF_OVER_LIMIT (256u << 10)
 /* Reads per readiness event, so one busy client cannot starve others. */
 #define CONN_READS_PER_EVENT 4
 
@@ -586,7 +590,8 @@ int conn_parse(struct conn *c)
 }
 
 /* Ensures room to read; the buffer doubles only when full. A borrowed
- * worker buffer that fills up is replaced by one of the connection's own. */
+ * worker buffer that fills up is replaced by one of the connection's own.
+ * Returns 0, TERN_ENOMEM, or TERN_ELIMIT (memory_limit). */
 static int conn_rbuf_room(struct conn *c)
 {
 	size_t ncap;
@@ -595,6 +600,10 @@ static int conn_rbuf_room(struct conn *c)
 	if (c->rcap - c->rlen - c->rraw >= 1024)
 		return 0;
 	ncap = c->rcap ? c->rcap * 2 : 4096;
+	/* Over memory_limit, a packet this large being received would make
+	 * the broker hold more still: its sender is the offender. */
+	if (ncap > CONN_RBUF_OVER_LIMIT && memlimit_over(c->w->b))
+		return TERN_ELIMIT;
 	if (c->rbuf_borrowed) {
 		nb = malloc(ncap);
 		if (!nb)
@@ -609,6 +618,22 @@ static int conn_rbuf_room(struct conn *c)
 	c->rbuf = nb;
 	c->rcap = ncap;
 	return 0;
+}
+
+/* The connection's read buffer could not grow (conn_rbuf_room): closed,
+ * with 0x97 and counted when memory_limit refused it. */
+static void conn_rbuf_refused(struct conn *c, int rc)
+{
+	struct broker *b = c->w->b;
+
+	if (rc != TERN_ELIMIT) {
+		conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		return;
+	}
+	STAT_ADD(b, mem_disconnects, 1);
+	STAT_LIMIT(b, LIM_MEMORY);
+	conn_close(c, MQTT_RC_QUOTA_EXCEEDED,
+	           "memory_limit exceeded while receiving a large packet");
 }
 
 /*
@@ -843,7 +868,7 @@ static ssize_t conn_io_writev(struct conn *c, const struct iovec *iov, int n,
 
 static void conn_read_some(struct conn *c)
 {
-	int i;
+	int i, rc;
 
 	if (c->tls && c->proxy_pending && conn_proxy_peek(c) != 0)
 		return;
@@ -856,8 +881,8 @@ static void conn_read_some(struct conn *c)
 		size_t room;
 		ssize_t n;
 
-		if (conn_rbuf_room(c) != 0) {
-			conn_close(c, MQTT_RC_IMPL_SPECIFIC, "out of memory");
+		if ((rc = conn_rbuf_room(c)) != 0) {
+			conn_rbuf_refused(c, rc);
 			return;
 		}
 		room = c->rcap - c->rlen - c->rraw;

@@ -19,7 +19,9 @@
  * queue (counted as dropped) and its client, if connected, is
  * disconnected with 0x97. The holder is chosen rather than the publisher:
  * disconnecting a publisher frees nothing, the bytes sit in the queues of
- * the consumers that do not read them.
+ * the consumers that do not read them. A read buffer that would grow past
+ * CONN_RBUF_OVER_LIMIT meanwhile closes its connection with 0x97
+ * (conn.c): a huge packet being received is held by its sender.
  */
 #ifndef TERN_BROKER_MEMLIMIT_H
 #define TERN_BROKER_MEMLIMIT_H

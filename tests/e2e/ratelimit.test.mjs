@@ -353,4 +353,56 @@ describe('memory_limit', { skip: KIND !== 'tern' && 'tern-only key' }, () => {
       p5.destroy(); p3.destroy(); s5.destroy();
     }
   });
+
+  test('a client streaming one huge PUBLISH while over the limit is disconnected with 0x97 before the broker holds it all', { timeout: 30000 }, async () => {
+    const LIMIT = 768 << 10;
+    const b = await broker(`memory_limit ${LIMIT}\nsys_interval 1`);
+    const t = uid('huge');
+    const sub5 = await rawConnect(b.port, { version: 5, clientId: uid('sub') });
+    const big = await rawConnect(b.port, { version: 5, clientId: uid('big') });
+    const small = await rawConnect(b.port, { version: 5, clientId: uid('small') });
+    try {
+      sub5.subscribe(1, [[`${t}/#`, 1]]);
+      await sub5.expect('suback');
+      // A QoS 1 PUBLISH of 8 MiB, sent 128 KiB every 50 ms: its read
+      // buffer passes the limit (counted at the worker's 250 ms tick)
+      // and may not grow further.
+      const total = 8 << 20;
+      const head = Buffer.from(enc.publish({ topic: `${t}/big`, payload: Buffer.alloc(0), qos: 1, id: 1 }, 5));
+      // Re-encode the fixed header with the full remaining length.
+      const body = head.subarray(2); // topic, packet id, properties (< 128 bytes)
+      const remaining = body.length + total;
+      const vbi = [];
+      for (let n = remaining; ; ) { let d = n % 128; n = Math.floor(n / 128); if (n) d |= 128; vbi.push(d); if (!n) break; }
+      big.sendRaw(Buffer.concat([Buffer.from([head[0], ...vbi]), body]));
+      const chunk = Buffer.alloc(128 << 10, 5);
+      let sent = 0;
+      while (sent < total && !big.isClosed) {
+        big.sendRaw(chunk);
+        sent += chunk.length;
+        await sleep(50);
+      }
+      const d = await big.expect('disconnect', { timeout: 3000 });
+      assert.equal(d.reason, 0x97, `DISCONNECT reason 0x${d.reason?.toString(16)}`);
+      await big.closed(3000);
+      assert.ok(sent < total, `the whole ${total} bytes were taken (${sent} sent)`);
+      assert.ok(sent <= 4 << 20, `${sent} bytes sent before the disconnect`);
+
+      // The others go on once the buffer is given back (next tick).
+      let ok = false;
+      for (let i = 0; i < 20 && !ok; i++) {
+        small.publish({ topic: `${t}/small`, payload: `s${i}`, qos: 1, id: 10 + i });
+        ok = (await small.expect('puback', { timeout: 3000 })).reason === 0;
+        if (!ok) await sleep(100);
+      }
+      assert.ok(ok, 'a small publish accepted again');
+      const m = await sub5.expect('publish', { timeout: 3000 });
+      assert.equal(m.topic, `${t}/small`);
+      const topics = ['$SYS/broker/memory/disconnects', '$SYS/broker/limits/memory_limit'];
+      const v = await sysUntil(b, topics, (x) => x[topics[0]] >= 1 && x[topics[1]] >= 1);
+      assert.ok(v[topics[0]] >= 1 && v[topics[1]] >= 1, JSON.stringify(v));
+    } finally {
+      big.destroy(); small.destroy(); sub5.destroy();
+    }
+  });
 });
