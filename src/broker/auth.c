@@ -242,17 +242,62 @@ enum jwt_result auth_jwt_verify(const struct auth *a, size_t listener,
 	                  out);
 }
 
-struct auth_grant *auth_grant_new(struct acl *acl)
+struct auth_grant *auth_grant_new(struct acl *acl, char *json, size_t json_len)
 {
 	struct auth_grant *g = malloc(sizeof(*g));
 
 	if (!g) {
 		acl_free(acl);
+		free(json);
 		return NULL;
 	}
 	atomic_init(&g->refs, 1);
 	g->acl = acl;
+	g->json = json;
+	g->json_len = json ? json_len : 0;
 	return g;
+}
+
+/* A copy of len bytes (at least one allocated); NULL on OOM. */
+static char *bytes_dup(const char *p, size_t len)
+{
+	char *d = malloc(len ? len : 1);
+
+	if (d && len)
+		memcpy(d, p, len);
+	return d;
+}
+
+int auth_grant_parse(const char *json, size_t len, struct auth_grant **out)
+{
+	struct acl *acl = NULL;
+	enum jwt_result r = jwt_acl_parse(json, len, &acl);
+	char *copy;
+
+	*out = NULL;
+	if (r != JWT_OK)
+		return r == JWT_NOMEM ? TERN_ENOMEM : TERN_EINVAL;
+	if (!(copy = bytes_dup(json, len))) {
+		acl_free(acl);
+		return TERN_ENOMEM;
+	}
+	*out = auth_grant_new(acl, copy, len);
+	return *out ? 0 : TERN_ENOMEM;
+}
+
+struct auth_grant *auth_grant_deny_all(const char *json, size_t len)
+{
+	struct acl *acl = NULL;
+	char *copy;
+
+	/* An ACL without rules denies everything (acl.h). */
+	if (acl_new(&acl) != 0)
+		return NULL;
+	if (!(copy = bytes_dup(json, len))) {
+		acl_free(acl);
+		return NULL;
+	}
+	return auth_grant_new(acl, copy, len);
 }
 
 void auth_grant_unref(struct auth_grant *g)
@@ -261,6 +306,7 @@ void auth_grant_unref(struct auth_grant *g)
 	    atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	acl_free(g->acl);
+	free(g->json);
 	free(g);
 }
 

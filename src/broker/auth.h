@@ -107,15 +107,32 @@ enum jwt_result auth_jwt_verify(const struct auth *a, size_t listener,
 /*
  * What a token's topics claim lets one connection do, on top of the
  * listener's rules: shared by the connection and its session (which checks
- * deliveries with it), immutable, freed with the last reference.
- * auth_grant_new() takes over acl (freeing it if it fails: NULL).
+ * deliveries with it), immutable, freed with the last reference. It keeps
+ * the claim's JSON text, which a durable session stores (persist.h) and
+ * auth_grant_parse() turns back into the same grant after a restart.
+ * auth_grant_new() takes over acl and json (freeing both if it fails:
+ * NULL).
  */
 struct auth_grant {
 	atomic_uint refs;
 	struct acl *acl;
+	char *json; /* the topics claim (jwt_claims.acl_json); not a string */
+	size_t json_len;
 };
 
-struct auth_grant *auth_grant_new(struct acl *acl);
+struct auth_grant *auth_grant_new(struct acl *acl, char *json, size_t json_len);
+
+/*
+ * A grant rebuilt from a stored claim text with the token's parser
+ * (jwt_acl_parse). Returns 0 with *out (one reference), TERN_EINVAL when
+ * the text is not a valid topics claim, or TERN_ENOMEM.
+ */
+int auth_grant_parse(const char *json, size_t len, struct auth_grant **out);
+
+/* A grant that allows nothing (fail closed: a stored claim that no longer
+ * parses), keeping json (copied) so that it is stored again as it was.
+ * NULL on OOM. */
+struct auth_grant *auth_grant_deny_all(const char *json, size_t len);
 
 static inline struct auth_grant *auth_grant_ref(struct auth_grant *g)
 {

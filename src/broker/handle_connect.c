@@ -198,11 +198,14 @@ static int connect_jwt(struct conn *c, const struct mqtt_connect *cn)
 	 * rounded down. */
 	if (cl.until)
 		c->token_until = clock_ms() + (uint64_t)(cl.until - now) * 1000;
-	if (cl.acl && !(c->grant = auth_grant_new(cl.acl))) {
+	if (cl.acl && !(c->grant = auth_grant_new(cl.acl, cl.acl_json,
+	                                          cl.acl_json_len))) {
 		cl.acl = NULL;
+		cl.acl_json = NULL;
 		return TERN_ENOMEM;
 	}
 	cl.acl = NULL;
+	cl.acl_json = NULL;
 	jwt_claims_free(&cl);
 	return 0;
 }

@@ -539,7 +539,25 @@ static enum jwt_result check_claims(const struct jwt *j, const char *p,
 	out->username = json_dup(&v[C_USER], &nomem);
 	if (!out->username)
 		return nomem ? JWT_NOMEM : JWT_BAD_CLAIMS;
-	return parse_acl(&v[C_ACL], &out->acl);
+	if ((r = parse_acl(&v[C_ACL], &out->acl)) != JWT_OK || !out->acl)
+		return r;
+	/* parse_acl accepted an object: its text is the grant's record. */
+	if (!(out->acl_json = malloc(v[C_ACL].len)))
+		return JWT_NOMEM;
+	memcpy(out->acl_json, v[C_ACL].p, v[C_ACL].len);
+	out->acl_json_len = v[C_ACL].len;
+	return JWT_OK;
+}
+
+enum jwt_result jwt_acl_parse(const char *json, size_t len, struct acl **out)
+{
+	/* parse_acl checks that the text is exactly one object. */
+	struct json_val v = {JSON_OBJECT, json, len};
+
+	*out = NULL;
+	if (!json || !len)
+		return JWT_BAD_CLAIMS;
+	return parse_acl(&v, out);
 }
 
 void jwt_claims_free(struct jwt_claims *c)
@@ -548,6 +566,7 @@ void jwt_claims_free(struct jwt_claims *c)
 		return;
 	free(c->username);
 	acl_free(c->acl);
+	free(c->acl_json);
 	memset(c, 0, sizeof(*c));
 }
 

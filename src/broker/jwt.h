@@ -82,6 +82,12 @@ struct jwt_claims {
 	int64_t exp;     /* NumericDate, 0 when the token has none */
 	int64_t until;   /* exp + leeway: refused from then on; 0: never */
 	struct acl *acl; /* the topics claim; owned; NULL when absent */
+	/* The topics claim's JSON object exactly as the token held it
+	 * (owned, not NUL-terminated; NULL when absent): what a durable
+	 * session stores to rebuild acl with jwt_acl_parse() after a
+	 * restart, instead of the token, which is a bearer credential. */
+	char *acl_json;
+	size_t acl_json_len;
 };
 
 /*
@@ -113,6 +119,15 @@ bool jwt_looks_like(const uint8_t *password, size_t len);
  */
 enum jwt_result jwt_verify(const struct jwt *j, const uint8_t *token,
                            size_t len, int64_t now, struct jwt_claims *out);
+
+/*
+ * Rebuilds the ACL of a topics claim from its JSON text (acl_json above)
+ * with the parser jwt_verify() uses, so a session restored from the store
+ * and a CONNECT with the same token cannot disagree. Returns JWT_OK with
+ * *out (freed with acl_free), JWT_BAD_CLAIMS when the text is not a valid
+ * topics claim (a JSON object, as jwt.h's header says), or JWT_NOMEM.
+ */
+enum jwt_result jwt_acl_parse(const char *json, size_t len, struct acl **out);
 
 /* Frees what jwt_verify() put into c and zeroes it; NULL is accepted. */
 void jwt_claims_free(struct jwt_claims *c);

@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/session.h"
@@ -119,6 +120,8 @@ static void append(struct persist *p, struct session *s, struct pop *op)
 
 void pop_release(struct pop *op)
 {
+	if (op->kind == OP_SESS_PUT && op->ptr)
+		auth_grant_unref(((struct pop_owner *)op->ptr)->grant);
 	session_unref(op->s);
 	msg_unref(op->m);
 	free(op->ptr);
@@ -134,12 +137,39 @@ static void op_init(struct pop *op, uint8_t kind, struct session *s)
 	op->s = s ? session_ref(s) : NULL;
 }
 
+/* A copy of who s belongs to (caller holds s->mu); NULL on OOM. */
+static struct pop_owner *owner_of(const struct session *s)
+{
+	size_t ulen = s->username ? strlen(s->username) : 0;
+	struct pop_owner *o = malloc(sizeof(*o) + ulen);
+
+	if (!o)
+		return NULL;
+	o->grant = auth_grant_ref(s->grant);
+	o->has_listener =
+	        s->listener != AUTH_ANY_LISTENER && s->listener <= UINT32_MAX;
+	o->listener = o->has_listener ? (uint32_t)s->listener : 0;
+	o->has_user = s->username != NULL;
+	o->user_len = ulen;
+	memcpy(o->user, s->username ? s->username : "", ulen);
+	return o;
+}
+
 void persist_session_put(struct session *s, const struct msg *will,
                          uint32_t will_delay, int64_t offline_wall)
 {
 	struct pop op;
 
 	op_init(&op, OP_SESS_PUT, s);
+	/* Without its owner the record would restore with fewer rules
+	 * than it had (no grant): better not written at all. */
+	if (!(op.ptr = owner_of(s))) {
+		log_msg(LOG_ERR, "Out of memory queueing a store write; "
+		                 "it is lost.");
+		STAT_ADD(s->p->b, store_errors, 1);
+		pop_release(&op);
+		return;
+	}
 	op.version = s->version;
 	op.u32 = s->expiry;
 	op.wall = offline_wall;
@@ -589,6 +619,9 @@ void persist_stop(struct persist *p)
 		pthread_mutex_destroy(&p->batches[i].mu);
 	}
 	store_close(p->st);
+	for (i = 0; p->lkind && i < (int)p->nlkind; i++)
+		free(p->lkind[i]);
+	free(p->lkind);
 	free(p->ops);
 	free(p->enc);
 	free(p->batches);

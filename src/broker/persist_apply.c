@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/msg.h"
 #include "broker/persist_int.h"
 #include "broker/session.h"
@@ -227,6 +228,10 @@ bool pop_is_delete(const struct pop *op)
 
 static int apply_session(struct persist *p, const struct pop *op)
 {
+	/* Always set by persist_session_put; an empty owner stands in for
+	 * operations made without one (unit tests of compaction). */
+	static const struct pop_owner none;
+	const struct pop_owner *o = op->ptr ? op->ptr : &none;
 	struct store_session x = {0};
 	int n = 0;
 
@@ -236,6 +241,22 @@ static int apply_session(struct persist *p, const struct pop *op)
 	x.expiry = op->u32;
 	x.offline_since = op->wall;
 	x.will_delay = op->will_delay;
+	if (o->has_user) {
+		x.username = (const uint8_t *)o->user;
+		x.username_len = o->user_len;
+	}
+	if (o->has_listener) {
+		x.has_listener = true;
+		x.listener = o->listener;
+		x.listener_kind =
+		        o->listener < p->nlkind ? p->lkind[o->listener] : NULL;
+	}
+	/* The claim's text, never the token (a bearer credential). */
+	if (o->grant) {
+		x.grant =
+		        (const uint8_t *)(o->grant->json ? o->grant->json : "");
+		x.grant_len = o->grant->json_len;
+	}
 	if (op->m && (n = persist_encode(p, op->m, false)) < 0)
 		return n;
 	if (n > 0) {

@@ -32,6 +32,18 @@ enum pop_kind {
 	OP_RET_DEL,
 };
 
+/* SESS_PUT's ptr: who the session belongs to, taken on the thread that
+ * made the operation (under the session's mu), so that the store thread
+ * never reads the session's mutable fields. Owns a grant reference. */
+struct pop_owner {
+	struct auth_grant *grant; /* NULL: no topics claim */
+	uint32_t listener;
+	bool has_listener; /* false: not known (restored, not reconnected) */
+	bool has_user;
+	size_t user_len;
+	char user[]; /* user_len bytes */
+};
+
 /* One change to durable state. Owns a session reference (s), a message
  * reference (m: queued message, retained message or will) and ptr. */
 struct pop {
@@ -48,7 +60,8 @@ struct pop {
 	uint64_t msg_id; /* Q_PUT/Q_UPD: the message's store id */
 	uint64_t gc_id;  /* Q_UPD: a message the row stops referencing */
 	int64_t wall;    /* SESS_PUT: offline since, wall ms; 0 online */
-	void *ptr;       /* SUB_*: filter bytes (len); Q_PUT: subids */
+	void *ptr;       /* SUB_*: filter bytes (len); Q_PUT: subids; SESS_PUT:
+	                  * struct pop_owner */
 	struct subs_opts opts;
 };
 
@@ -90,6 +103,12 @@ struct persist {
 	uint8_t *enc;
 	size_t enc_cap;
 
+	/* Listener i's description (persist_listener_kind), stored with a
+	 * session of listener i; made at open, immutable (the listeners do
+	 * not change while ternd runs). */
+	char **lkind;
+	size_t nlkind;
+
 	/* Batch markers of sessions that left the table (broker.sess_mu). */
 	struct {
 		struct pbatch *pb;
@@ -98,6 +117,12 @@ struct persist {
 };
 
 enum apply_mode { APPLY_ALL, APPLY_DELETES };
+
+/* What identifies listener i of cfg across restarts, as stored with a
+ * session: protocol, TLS, address, port and whether a `listener` line made
+ * it ("mqtt+tls 0.0.0.0:8883"). malloc'd; NULL on OOM. */
+struct listener_cfg;
+char *persist_listener_kind(const struct listener_cfg *l);
 
 /* Releases an operation's references. */
 void pop_release(struct pop *op);

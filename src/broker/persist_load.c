@@ -17,7 +17,9 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/config.h"
 #include "broker/msg.h"
 #include "broker/persist_int.h"
 #include "broker/retain.h"
@@ -177,6 +179,70 @@ static void load_will(struct load *l, struct session *s,
 	s->will_at = l->mono + (due > 0 ? (uint64_t)due : 0);
 }
 
+char *persist_listener_kind(const struct listener_cfg *l)
+{
+	char buf[512];
+	int n = snprintf(
+	        buf, sizeof(buf), "%s%s%s %s:%u",
+	        l->from_file ? "" : "default ",
+	        l->protocol == PROTO_WEBSOCKETS ? "websockets" : "mqtt",
+	        l->certfile ? "+tls" : "", l->bind ? l->bind : "*", l->port);
+
+	return n > 0 && (size_t)n < sizeof(buf) ? strdup(buf) : NULL;
+}
+
+/*
+ * The listener a restored session last connected on, whose rules apply to
+ * its deliveries (auth.h). Only when this configuration's listener at that
+ * index is the one it was (same description): listeners added, removed or
+ * reordered between runs would otherwise hand the session another
+ * listener's rules. Anything else is unknown, AUTH_ANY_LISTENER: only what
+ * every listener allows, as for a client that has not said who it is.
+ */
+static size_t restored_listener(const struct load *l,
+                                const struct store_session *x)
+{
+	const struct persist *p = l->p;
+
+	if (!x->has_listener || x->listener >= p->nlkind || !x->listener_kind ||
+	    !p->lkind[x->listener] ||
+	    strcmp(p->lkind[x->listener], x->listener_kind) != 0)
+		return AUTH_ANY_LISTENER;
+	return x->listener;
+}
+
+/* The stored owner: username, listener, token grant. A grant that no
+ * longer parses allows nothing (fail closed) until the client reconnects
+ * with a token. */
+static int load_owner(struct load *l, struct session *s,
+                      const struct store_session *x)
+{
+	int rc;
+
+	/* A username holding U+0000 is no MQTT username (corrupt): none,
+	 * so %u rules do not match it. */
+	if (x->username && !memchr(x->username, 0, x->username_len)) {
+		if (!(s->username = malloc(x->username_len + 1)))
+			return TERN_ENOMEM;
+		memcpy(s->username, x->username, x->username_len);
+		s->username[x->username_len] = '\0';
+	}
+	s->listener = restored_listener(l, x);
+	if (!x->grant)
+		return 0;
+	rc = auth_grant_parse((const char *)x->grant, x->grant_len, &s->grant);
+	if (rc == TERN_EINVAL) {
+		log_msg(LOG_WARNING,
+		        "Store: session %s has a token grant that does not "
+		        "parse; it receives nothing until it reconnects.",
+		        s->client_id);
+		s->grant = auth_grant_deny_all((const char *)x->grant,
+		                               x->grant_len);
+		rc = s->grant ? 0 : TERN_ENOMEM;
+	}
+	return rc;
+}
+
 static int on_session(void *ctx, const struct store_session *x)
 {
 	struct load *l = ctx;
@@ -208,6 +274,8 @@ static int on_session(void *ctx, const struct store_session *x)
 	session_unref(s); /* the table holds it */
 	s->version = x->version;
 	s->expiry = x->expiry;
+	if (load_owner(l, s, x) != 0)
+		return TERN_ENOMEM;
 	s->p = l->p;
 	set_offline(l, s, elapsed);
 	if (x->will)
@@ -430,6 +498,21 @@ static struct persist *persist_new(struct broker *b, int nworkers)
 	return p;
 }
 
+/* Describes every listener of cfg, once (persist.lkind). */
+static int listener_kinds(struct persist *p, const struct config *cfg)
+{
+	size_t i;
+
+	p->lkind = calloc(cfg->nlisteners + 1, sizeof(*p->lkind));
+	if (!p->lkind)
+		return TERN_ENOMEM;
+	p->nlkind = cfg->nlisteners;
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (!(p->lkind[i] = persist_listener_kind(&cfg->listeners[i])))
+			return TERN_ENOMEM;
+	return 0;
+}
+
 int persist_open(struct broker *b, int nworkers, char *err, size_t errlen)
 {
 	const struct config *cfg = b->cfg;
@@ -456,6 +539,10 @@ int persist_open(struct broker *b, int nworkers, char *err, size_t errlen)
 	}
 	if (why[0])
 		log_msg(LOG_WARNING, "Store: %s.", why);
+	if ((rc = listener_kinds(p, cfg)) != 0) {
+		persist_stop(p);
+		return rc;
+	}
 	store_set_max_bytes(p->st, cfg->persistence_max_bytes);
 	atomic_store(&p->max_bytes, cfg->persistence_max_bytes);
 	if ((rc = load_all(p, b)) != 0) {

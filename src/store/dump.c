@@ -2,10 +2,13 @@
  * store_dump: every record of a store in human-readable lines, for
  * operators (`ternd --dump-store`). Byte strings are printed with
  * non-printable bytes escaped as \xNN, payloads cut at 64 bytes; the opaque
- * property and will blobs are shown by length only.
+ * property and will blobs are shown by length only. A session's username,
+ * listener and token grant (the topics claim's JSON, not the token) are
+ * shown as stored.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "store/store.h"
@@ -57,6 +60,22 @@ static int on_session(void *ctx, const struct store_session *s)
 	if (s->will)
 		fprintf(f, " will=%zu bytes delay=%" PRIu32 "s", s->will_len,
 		        s->will_delay);
+	if (s->username) {
+		fputs(" user=", f);
+		put_bytes(f, s->username, s->username_len, SIZE_MAX);
+	}
+	if (s->has_listener)
+		fprintf(f, " listener=%" PRIu32, s->listener);
+	if (s->listener_kind) {
+		fputs(" (", f);
+		put_bytes(f, (const uint8_t *)s->listener_kind,
+		          strlen(s->listener_kind), SIZE_MAX);
+		fputc(')', f);
+	}
+	if (s->grant) {
+		fputs(" grant=", f);
+		put_bytes(f, s->grant, s->grant_len, SIZE_MAX);
+	}
 	fputc('\n', f);
 	return 0;
 }

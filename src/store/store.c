@@ -56,8 +56,9 @@ static const char *const stmt_sql[S_COUNT] = {
                       "excluded.props WHERE excluded.seq > retained.seq",
         [S_RET_DEL] = "DELETE FROM retained WHERE topic = ? AND seq < ?",
         [S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(client_id, version, "
-                       "expiry, offline_since, will_delay, will) "
-                       "VALUES(?,?,?,?,?,?)",
+                       "expiry, offline_since, will_delay, will, username, "
+                       "listener, listener_kind, grant) "
+                       "VALUES(?,?,?,?,?,?,?,?,?,?)",
         [S_SESS_DEL] = "DELETE FROM sessions WHERE client_id = ?",
         [S_SESS_DEL_SUBS] = "DELETE FROM subs WHERE client_id = ?",
         [S_SESS_DEL_Q] = "DELETE FROM queue WHERE client_id = ? "
@@ -90,7 +91,7 @@ struct store {
 	size_t ngc, gc_cap;
 };
 
-/* Schema version 1. Each entry of `migrations` takes the schema from
+/* Schema version 2. Each entry of `migrations` takes the schema from
  * version i to i + 1; a new version appends an entry, never edits one. */
 static const char *const migrations[] = {
         /* 0 -> 1: the first schema. */
@@ -119,6 +120,13 @@ static const char *const migrations[] = {
         "CREATE INDEX queue_msg ON queue(msg_id);"
         "CREATE TABLE inq2(client_id BLOB NOT NULL, pid INTEGER NOT NULL,"
         " PRIMARY KEY(client_id, pid)) WITHOUT ROWID;",
+        /* 1 -> 2: whose session it is (struct store_session). A v1 row
+         * gets NULLs: no username, listener unknown, no grant, which is
+         * what a v1 ternd assumed when it loaded the row. */
+        "ALTER TABLE sessions ADD COLUMN username BLOB;"
+        "ALTER TABLE sessions ADD COLUMN listener INTEGER;"
+        "ALTER TABLE sessions ADD COLUMN listener_kind TEXT;"
+        "ALTER TABLE sessions ADD COLUMN grant BLOB;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
@@ -544,6 +552,16 @@ int store_session_put(struct store *st, const struct store_session *x)
 	sqlite3_bind_int64(s, 4, x->offline_since);
 	sqlite3_bind_int64(s, 5, x->will_delay);
 	bind_opt_blob(s, 6, x->will, x->will_len);
+	bind_opt_blob(s, 7, x->username, x->username_len);
+	if (x->has_listener)
+		sqlite3_bind_int64(s, 8, x->listener);
+	else
+		sqlite3_bind_null(s, 8);
+	if (x->listener_kind)
+		sqlite3_bind_text(s, 9, x->listener_kind, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 9);
+	bind_opt_blob(s, 10, x->grant, x->grant_len);
 	return run(s);
 }
 
@@ -757,6 +775,17 @@ static int row_session(sqlite3_stmt *s, const struct store_visitor *v,
 	x.offline_since = sqlite3_column_int64(s, 3);
 	x.will_delay = (uint32_t)sqlite3_column_int64(s, 4);
 	x.will = col_opt_blob(s, 5, &x.will_len);
+	x.username = col_opt_blob(s, 6, &x.username_len);
+	/* An index that does not fit is no listener ternd could have. */
+	if (sqlite3_column_type(s, 7) == SQLITE_INTEGER) {
+		int64_t li = sqlite3_column_int64(s, 7);
+
+		x.has_listener = li >= 0 && li <= UINT32_MAX;
+		x.listener = x.has_listener ? (uint32_t)li : 0;
+	}
+	if (sqlite3_column_type(s, 8) != SQLITE_NULL)
+		x.listener_kind = (const char *)sqlite3_column_text(s, 8);
+	x.grant = col_opt_blob(s, 9, &x.grant_len);
 	return v->session(ctx, &x);
 }
 
@@ -870,7 +899,8 @@ int store_load(struct store *st, const struct store_visitor *v, void *ctx)
 	} steps[] = {
 	        {v->session != NULL,
 	         "SELECT client_id, version, expiry, offline_since, "
-	         "will_delay, will FROM sessions",
+	         "will_delay, will, username, listener, listener_kind, grant "
+	         "FROM sessions",
 	         row_session},
 	        {v->sub != NULL,
 	         "SELECT client_id, filter, qos, no_local, rap, rh, sub_id "

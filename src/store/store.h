@@ -30,7 +30,7 @@
 struct store;
 
 /* The schema this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* PRAGMA application_id of a tern store: "tern" in ASCII. */
 #define STORE_APP_ID 0x7465726e
 
@@ -79,6 +79,21 @@ struct store_session {
 	uint32_t will_delay;   /* s */
 	const uint8_t *will;   /* opaque encoded will; NULL = none */
 	size_t will_len;
+	/* Schema 2: who the session belongs to, so that the rules that
+	 * applied to it before a restart apply after it (a v1 row reads as
+	 * NULL / unknown). The username (NULL = none); the index of the
+	 * listener of its last connection, valid when has_listener, with a
+	 * description of that listener (NUL-terminated, NULL = none) so a
+	 * loader can tell whether the same index still means the same
+	 * listener; and the raw JSON text of its token's topics claim (NULL
+	 * = no grant). Never the token itself: it is a bearer credential. */
+	const uint8_t *username;
+	size_t username_len;
+	bool has_listener;
+	uint32_t listener;
+	const char *listener_kind;
+	const uint8_t *grant;
+	size_t grant_len;
 };
 
 struct store_sub {

@@ -650,6 +650,66 @@ static void test_acl_claim(void **state)
 	jwt_free(j);
 }
 
+/* The topics claim's text is kept as the token held it (what a durable
+ * session stores), and jwt_acl_parse() turns it into the same rules; the
+ * bad claims jwt_verify refuses it refuses too. */
+static void test_acl_json(void **state)
+{
+	static const char claim[] = "{ \"sub\" : [\"in/%u/#\"], "
+	                            "\"pub\":[\"out/%c\"] }";
+	static const char *const bad[] = {
+	        "[\"a\"]",
+	        "{\"pub\":\"a\"}",
+	        "{\"sub\":[\"a/#/b\"]}",
+	        "{\"pub\":[\"a\\u0000\"]}",
+	        "\"all\"",
+	        "{",
+	        "{} x",
+	        "",
+	};
+	struct jwt_opts o = hs_opts();
+	struct jwt *j = make(&o);
+	struct jwt_claims c;
+	struct acl *acl = NULL;
+	char tok[1024], pay[256];
+
+	(void)state;
+	snprintf(pay, sizeof(pay),
+	         "{\"sub\":\"u\",\"exp\":2000000000,\"acl\":%s}", claim);
+	mint_hs(pay, tok);
+	assert_int_equal(
+	        jwt_verify(j, (const uint8_t *)tok, strlen(tok), NOW, &c),
+	        JWT_OK);
+	assert_int_equal(c.acl_json_len, strlen(claim));
+	assert_memory_equal(c.acl_json, claim, strlen(claim));
+	assert_int_equal(jwt_acl_parse(c.acl_json, c.acl_json_len, &acl),
+	                 JWT_OK);
+	assert_true(acl_check(acl, "d", "u", "in/u/x", 6, ACL_READ));
+	assert_false(acl_check(acl, "d", "v", "in/u/x", 6, ACL_READ));
+	assert_true(acl_check(acl, "d", "u", "out/d", 5, ACL_WRITE));
+	assert_false(acl_check(acl, "d", "u", "out/d", 5, ACL_READ));
+	acl_free(acl);
+	jwt_claims_free(&c);
+	assert_null(c.acl_json);
+
+	/* No claim, no text. */
+	mint_hs("{\"sub\":\"u\",\"exp\":2000000000}", tok);
+	assert_int_equal(
+	        jwt_verify(j, (const uint8_t *)tok, strlen(tok), NOW, &c),
+	        JWT_OK);
+	assert_null(c.acl_json);
+	jwt_claims_free(&c);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		acl = (struct acl *)1;
+		assert_int_equal(jwt_acl_parse(bad[i], strlen(bad[i]), &acl),
+		                 JWT_BAD_CLAIMS);
+		assert_null(acl);
+	}
+	assert_int_equal(jwt_acl_parse(NULL, 0, &acl), JWT_BAD_CLAIMS);
+	jwt_free(j);
+}
+
 static void test_keys(void **state)
 {
 	struct jwt *j = NULL;
@@ -740,6 +800,7 @@ int main(void)
 	        cmocka_unit_test(test_iss_aud),
 	        cmocka_unit_test(test_username_claim),
 	        cmocka_unit_test(test_acl_claim),
+	        cmocka_unit_test(test_acl_json),
 	        cmocka_unit_test(test_keys),
 	        cmocka_unit_test(test_length_limit),
 	        cmocka_unit_test(test_looks_like),

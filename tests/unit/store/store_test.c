@@ -1,6 +1,7 @@
 /*
  * Tests of the SQLite store (src/store/store.c): creating, reopening and
- * migrating the schema; a round trip of every record kind; the ordering
+ * migrating the schema (from a v1 file made here with the v1 SQL); a
+ * round trip of every record kind; the ordering
  * rules (queue rows by seq, retained writes by seq, message garbage
  * collection); and files that must be refused with a clear error, never a
  * crash: truncated, random bytes, another SQLite database, a newer schema,
@@ -104,6 +105,22 @@ static int v_session(void *ctx, const struct store_session *x)
 	return 0;
 }
 
+/* The schema 2 fields of a session (owner_visitor). */
+static int v_owner(void *ctx, const struct store_session *x)
+{
+	seen_add(ctx, "owner %.*s u=%.*s l=%s%u k=%s g=%.*s",
+	         (int)x->client_id_len, x->client_id,
+	         x->username ? (int)x->username_len : 4,
+	         x->username ? (const char *)x->username : "NULL",
+	         x->has_listener ? "" : "?", x->listener,
+	         x->listener_kind ? x->listener_kind : "NULL",
+	         x->grant ? (int)x->grant_len : 4,
+	         x->grant ? (const char *)x->grant : "NULL");
+	return 0;
+}
+
+static const struct store_visitor owner_visitor = {.session = v_owner};
+
 static int v_sub(void *ctx, const struct store_sub *x)
 {
 	seen_add(ctx, "sub %.*s %.*s q%u nl%d rap%d rh%u id%u",
@@ -196,9 +213,18 @@ static void write_all(struct store *st)
 	static const uint8_t props[3] = {1, 2, 3};
 	static const uint8_t will[5] = {9, 9, 9, 9, 9};
 	static const uint32_t ids[2] = {7, 42};
-	struct store_session se = {B("dev1"), 5,    3600,        1700000000000,
-	                           30,        will, sizeof(will)};
-	struct store_session se2 = {B("dev2"), 4, UINT32_MAX, 0, 0, NULL, 0};
+	struct store_session se = {.client_id = (const uint8_t *)"dev1",
+	                           .client_id_len = 4,
+	                           .version = 5,
+	                           .expiry = 3600,
+	                           .offline_since = 1700000000000,
+	                           .will_delay = 30,
+	                           .will = will,
+	                           .will_len = sizeof(will)};
+	struct store_session se2 = {.client_id = (const uint8_t *)"dev2",
+	                            .client_id_len = 4,
+	                            .version = 4,
+	                            .expiry = UINT32_MAX};
 	struct store_sub sub = {B("dev1"), B("a/+"), 2, true, true, 1, 42};
 	struct store_sub sub2 = {B("dev1"), B("$share/g/b"), 1, false, false, 0,
 	                         0};
@@ -496,6 +522,157 @@ static void test_migration_from_zero(void **state)
 	store_close(st);
 }
 
+/* The schema 2 fields round trip; NULL stays NULL (no username, listener
+ * unknown, no grant), an empty username stays empty, and a put replaces
+ * them all. */
+static void test_owner_round_trip(void **state)
+{
+	static const char grant[] = "{\"sub\": [\"a/#\"]}";
+	struct fixture *f = *state;
+	struct store *st = open_ok(f->path);
+	struct store_session a = {.client_id = B("a"),
+	                          .version = 5,
+	                          .expiry = 60,
+	                          .username = B("alice"),
+	                          .has_listener = true,
+	                          .listener = 3,
+	                          .listener_kind = "mqtt+tls *:8883",
+	                          .grant = B(grant)};
+	struct store_session b = {.client_id = B("b"), .version = 4};
+	struct store_session c = {.client_id = B("c"),
+	                          .version = 4,
+	                          .username = (const uint8_t *)"",
+	                          .has_listener = true};
+	struct seen s;
+	static const char *const want[] = {
+	        "owner a u=alice l=3 k=mqtt+tls *:8883 g={\"sub\": [\"a/#\"]}",
+	        "owner b u=NULL l=?0 k=NULL g=NULL",
+	        "owner c u= l=0 k=NULL g=NULL",
+	};
+	static const char *const want2[] = {
+	        "owner a u=NULL l=?0 k=NULL g=NULL",
+	        "owner b u=NULL l=?0 k=NULL g=NULL",
+	        "owner c u= l=0 k=NULL g=NULL",
+	};
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_session_put(st, &a), 0);
+	assert_int_equal(store_session_put(st, &b), 0);
+	assert_int_equal(store_session_put(st, &c), 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	st = open_ok(f->path);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_load(st, &owner_visitor, &s), 0);
+	expect_lines(&s, want, 3);
+	/* A later put of the session without an owner clears it. */
+	a = (struct store_session){.client_id = B("a"), .version = 5};
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_session_put(st, &a), 0);
+	assert_int_equal(store_commit(st), 0);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_load(st, &owner_visitor, &s), 0);
+	expect_lines(&s, want2, 3);
+	store_close(st);
+}
+
+/* The schema version 1 as ternd 1 created it (store.c's first migration,
+ * copied here on purpose: the test must not follow edits to it). */
+static const char v1_sql[] =
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+        "CREATE TABLE msgs(id INTEGER PRIMARY KEY, topic BLOB NOT NULL,"
+        " payload BLOB NOT NULL, qos INTEGER NOT NULL,"
+        " retain INTEGER NOT NULL, expiry_at INTEGER NOT NULL, props BLOB);"
+        "CREATE TABLE retained(topic BLOB PRIMARY KEY,"
+        " seq INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " qos INTEGER NOT NULL, expiry_at INTEGER NOT NULL, props BLOB)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE sessions(client_id BLOB PRIMARY KEY,"
+        " version INTEGER NOT NULL, expiry INTEGER NOT NULL,"
+        " offline_since INTEGER NOT NULL, will_delay INTEGER NOT NULL,"
+        " will BLOB) WITHOUT ROWID;"
+        "CREATE TABLE subs(client_id BLOB NOT NULL, filter BLOB NOT NULL,"
+        " qos INTEGER NOT NULL, no_local INTEGER NOT NULL,"
+        " rap INTEGER NOT NULL, rh INTEGER NOT NULL,"
+        " sub_id INTEGER NOT NULL, PRIMARY KEY(client_id, filter))"
+        " WITHOUT ROWID;"
+        "CREATE TABLE queue(client_id BLOB NOT NULL, seq INTEGER NOT NULL,"
+        " msg_id INTEGER, qos INTEGER NOT NULL, retain INTEGER NOT NULL,"
+        " dup INTEGER NOT NULL, shared INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, pid INTEGER NOT NULL, subids BLOB,"
+        " PRIMARY KEY(client_id, seq)) WITHOUT ROWID;"
+        "CREATE INDEX queue_msg ON queue(msg_id);"
+        "CREATE TABLE inq2(client_id BLOB NOT NULL, pid INTEGER NOT NULL,"
+        " PRIMARY KEY(client_id, pid)) WITHOUT ROWID;"
+        "INSERT INTO meta VALUES('last_alive', 1234);"
+        "INSERT INTO sessions VALUES(CAST('dev1' AS BLOB), 5, 3600,"
+        " 1700000000000, 30, x'0909090909');"
+        "INSERT INTO sessions VALUES(CAST('dev2' AS BLOB), 4, 4294967295,"
+        " 0, 0, NULL);"
+        "INSERT INTO subs VALUES(CAST('dev1' AS BLOB),"
+        " CAST('a/+' AS BLOB), 2, 1, 1, 1, 42);"
+        "INSERT INTO msgs VALUES(5, CAST('a/b' AS BLOB),"
+        " CAST('hello' AS BLOB), 2, 1, 1800000000000, x'010203');"
+        "INSERT INTO queue VALUES(CAST('dev1' AS BLOB), 1, 5, 2, 0, 0, 0,"
+        " 0, 0, NULL);"
+        "INSERT INTO inq2 VALUES(CAST('dev1' AS BLOB), 9);"
+        "INSERT INTO retained VALUES(CAST('r/t' AS BLOB), 3,"
+        " CAST('kept' AS BLOB), 1, 0, NULL);";
+
+/* A v1 store is migrated to v2 on open and keeps every row; its sessions
+ * have no username, no known listener and no grant. A read-only open
+ * (dump) does not migrate it. */
+static void test_migration_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = NULL;
+	struct seen s;
+	char sql[160], err[256];
+	static const char *const want[] = {
+	        "session dev1 v5 e3600 off1700000000000 wd30 will5",
+	        "session dev2 v4 e4294967295 off0 wd0 will999",
+	        "sub dev1 a/+ q2 nl1 rap1 rh1 id42",
+	        "msg 5 a/b hello q2 r1 x1800000000000 p3",
+	        "q dev1 #1 m5 q2 r0 d0 s0 st0 pid0 ids0:0",
+	        "inq2 dev1 9",
+	        "ret r/t s3 kept q1 x0 p999",
+	};
+	static const char *const owners[] = {
+	        "owner dev1 u=NULL l=?0 k=NULL g=NULL",
+	        "owner dev2 u=NULL l=?0 k=NULL g=NULL",
+	};
+	sqlite3 *db = NULL;
+	int64_t ver = 0;
+	sqlite3_stmt *q = NULL;
+
+	snprintf(sql, sizeof(sql),
+	         "PRAGMA application_id = %d; PRAGMA user_version = 1;",
+	         STORE_APP_ID);
+	exec_sql(f->path, v1_sql);
+	exec_sql(f->path, sql);
+	assert_int_equal(
+	        store_open(f->path, STORE_OPEN_READONLY, &st, err, sizeof(err)),
+	        TERN_EVERSION);
+	st = open_ok(f->path);
+	load(st, &s);
+	expect_lines(&s, want, 7);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_load(st, &owner_visitor, &s), 0);
+	expect_lines(&s, owners, 2);
+	assert_int_equal(store_get_alive(st), 1234);
+	store_close(st);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
+	        SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	ver = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	assert_int_equal(ver, 2);
+}
+
 static void test_empty_file_is_new(void **state)
 {
 	struct fixture *f = *state;
@@ -568,6 +745,43 @@ static void test_readonly(void **state)
 	store_close(st);
 }
 
+/* --dump-store shows a session's owner: the username, the listener and
+ * the grant's JSON. */
+static void test_dump_owner(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f->path);
+	struct store_session a = {.client_id = B("a"),
+	                          .version = 5,
+	                          .expiry = 60,
+	                          .username = B("al\x01"
+	                                        "ce"),
+	                          .has_listener = true,
+	                          .listener = 1,
+	                          .listener_kind = "websockets *:8080",
+	                          .grant = B("{\"all\":[\"x/#\"]}")};
+	char err[256] = "", *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_session_put(st, &a), 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	assert_int_equal(
+	        store_open(f->path, STORE_OPEN_READONLY, &st, err, sizeof(err)),
+	        0);
+	out = open_memstream(&buf, &len);
+	assert_int_equal(store_dump(st, out), 0);
+	fclose(out);
+	assert_non_null(strstr(buf, "# tern store, schema 2"));
+	assert_non_null(strstr(buf, " user=al\\x01ce listener=1 "
+	                            "(websockets *:8080) "
+	                            "grant={\"all\":[\"x/#\"]}\n"));
+	free(buf);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +812,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_move_bad_aside, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_owner_round_trip, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_dump_owner, setup,
+	                                        teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
