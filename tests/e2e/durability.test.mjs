@@ -8,9 +8,10 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync, truncateSync, openSync, writeSync, closeSync, statfsSync, rmSync } from 'node:fs';
+import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { startBroker, KIND, THREADS } from './lib/broker.mjs';
+import { startBroker, freePort, KIND, THREADS } from './lib/broker.mjs';
 import { rawConnect, enc } from './lib/raw.mjs';
 import { connect, closeAll, uid, sleep, within } from './lib/util.mjs';
 
@@ -523,9 +524,174 @@ describe('durability', { skip }, () => {
       const dir = await realStore();
       const r = spawnSync(ternd, ['--dump-store', dir], { timeout: 10000, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stdout, /^# tern store, schema 1/);
+      assert.match(r.stdout, /^# tern store, schema 2/);
       assert.match(r.stdout, /session s-[0-9a-f]+ v4 expiry=never/);
       assert.match(r.stdout, /sub s-[0-9a-f]+ a\/# qos=1/);
     });
   });
+});
+
+// Issues 6/7: a session restored from the store keeps who it belongs to
+// (store schema 2): its username (for %u ACL patterns), the listener it
+// last connected on (per_listener_settings true) and its JWT topics
+// grant. Until the client reconnects, messages are queued for it by those
+// rules, not by "nothing known": the grant must not widen (fail closed) and
+// %u / its own listener's ACL must not drop what it may read. Each test
+// runs with a SIGTERM and a SIGKILL restart.
+describe('durability: a restored session keeps its username, listener and token grant', { skip }, () => {
+  const SECRET = `dur-jwt-secret-${crypto.randomBytes(16).toString('hex')}`;
+  const b64 = (x) => Buffer.from(x).toString('base64url');
+  // An HS256 token for `sub` whose topics claim is acl.
+  function token(subject, acl) {
+    const si = `${b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${b64(JSON.stringify({ sub: subject, exp: Math.floor(Date.now() / 1000) + 3600, acl }))}`;
+    return `${si}.${crypto.createHmac('sha256', SECRET).update(si).digest('base64url')}`;
+  }
+
+  // Stops (SIGTERM) or crashes (SIGKILL, after the store thread had time
+  // to commit the session's last record) the broker.
+  async function down(b, how) {
+    if (how === 'term') return b.stop();
+    await sleep(300);
+    return b.kill();
+  }
+
+  // Publishes QoS 1 messages (topic -> payload) as an anonymous v3.1.1
+  // client on port, each acknowledged.
+  async function publishAll(port, topics) {
+    const p = await rawConnect(port, { version: 4, clientId: uid('pub') });
+    let id = 0;
+    for (const t of topics) {
+      p.publish({ topic: t, qos: 1, id: ++id, payload: `m:${t}` });
+      await p.expect('puback');
+    }
+    p.disconnect();
+  }
+
+  for (const how of ['term', 'kill']) {
+    test(`JWT: the grant of the session's last token narrows deliveries while offline across a restart (${how})`, async () => {
+      const dir = dataDir();
+      const secret = path.join(dir, 'jwt.secret');
+      writeFileSync(secret, SECRET);
+      const T = uid('g');
+      const id = uid('jwt');
+      const extra = `jwt_hs256_secret_file ${secret}`;
+      const v5 = (acl) => ({ version: 5, clientId: id, clean: false, password: token('tok-user', acl), props: { sessionExpiryInterval: 3600 } });
+      let b = await start(dir, null, extra);
+      try {
+        // Subscribed to both with a token granting both...
+        let s = await rawConnect(b.port, v5({ sub: [`${T}/a/#`, `${T}/b/#`] }));
+        s.subscribe(1, [[`${T}/a/#`, 1], [`${T}/b/#`, 1]]);
+        const ack = await s.expect('suback');
+        assert.deepEqual(ack.reasons, [1, 1]);
+        s.disconnect();
+        // ...then back with a token granting a/# only: it decides.
+        s = await rawConnect(b.port, v5({ sub: [`${T}/a/#`] }));
+        assert.equal(s.connack.sessionPresent, true);
+        s.disconnect();
+        await down(b, how);
+        b = await start(dir, b, extra);
+        await publishAll(b.port, [`${T}/a/x`, `${T}/b/x`]);
+        s = await rawConnect(b.port, v5({ sub: [`${T}/a/#`] }));
+        assert.equal(s.connack.sessionPresent, true);
+        const got = await drain(s, { quiet: 500 });
+        s.disconnect();
+        assert.deepEqual(got.map((m) => m.topic), [`${T}/a/x`], 'only what the last token granted');
+        // The store holds the claim, never the token.
+        await b.stop();
+        const r = spawnSync(process.env.TERND || 'build/ternd', ['--dump-store', dir], { timeout: 10000, encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        const line = r.stdout.split('\n').find((l) => l.startsWith(`session ${id} `));
+        assert.ok(line, r.stdout);
+        assert.ok(line.includes(`user=tok-user `), line);
+        assert.ok(line.includes(`grant={"sub":["${T}/a/#"]}`), line);
+        assert.ok(!r.stdout.includes(token('tok-user', { sub: [`${T}/a/#`] }).split('.')[2]), 'no token signature in the store');
+        b = await start(dir, b, extra);
+      } finally {
+        await b.stop();
+      }
+    });
+
+    test(`ACL: a %u pattern matches the restored session's username (${how})`, async () => {
+      const dir = dataDir();
+      const acl = path.join(dir, 'acl');
+      writeFileSync(acl, 'pattern read u/%u/#\npattern write #\n');
+      const extra = `acl_file ${acl}`;
+      const id = uid('alice');
+      const alice = { version: 4, clientId: id, clean: false, username: 'alice' };
+      let b = await start(dir, null, extra);
+      try {
+        let s = await rawConnect(b.port, alice);
+        s.subscribe(1, [['u/alice/#', 1]]);
+        assert.deepEqual((await s.expect('suback')).reasons, [1]);
+        s.disconnect();
+        await down(b, how);
+        b = await start(dir, b, extra);
+        await publishAll(b.port, ['u/alice/x', 'u/bob/x']);
+        s = await rawConnect(b.port, alice);
+        assert.equal(s.connack.sessionPresent, true);
+        const got = await drain(s, { quiet: 500 });
+        s.disconnect();
+        assert.deepEqual(got.map((m) => `${m.topic} ${m.payload}`), ['u/alice/x m:u/alice/x']);
+      } finally {
+        await b.stop();
+      }
+    });
+
+    // Listeners (startBroker): 0 websockets, 1 TCP (b.port), 2 `other`.
+    // Their ACLs differ: TCP lets everyone read s/#, `other` does not.
+    // Each listener also lets everyone write.
+    async function perListener(dir, files, ports, on, global = '') {
+      return startBroker({
+        port: on?.port,
+        wsPort: on?.wsPort,
+        anonymous: false,
+        global: `per_listener_settings true\n${durableConfig(dir)}${global}`,
+        config: [
+          'allow_anonymous true', `acl_file ${files.tcp}`,
+          `listener ${ports.other} 127.0.0.1`, 'allow_anonymous true', `acl_file ${files.other}`,
+        ].join('\n'),
+      });
+    }
+
+    test(`per_listener_settings: the restored session follows its own listener's ACL; another listener at its index after a config change gets the rule for unknown listeners (${how})`, async () => {
+      const dir = dataDir();
+      const files = { tcp: path.join(dir, 'tcp.acl'), other: path.join(dir, 'other.acl') };
+      writeFileSync(files.tcp, 'pattern read s/#\npattern write #\n');
+      writeFileSync(files.other, 'pattern read o/#\npattern write #\n');
+      const ports = { other: await freePort() };
+      const id = uid('pl');
+      const me = { version: 4, clientId: id, clean: false };
+      let b = await perListener(dir, files, ports);
+      try {
+        let s = await rawConnect(b.port, me);
+        s.subscribe(1, [['s/#', 1]]);
+        assert.deepEqual((await s.expect('suback')).reasons, [1]);
+        s.disconnect();
+        await down(b, how);
+        b = await perListener(dir, files, ports, b);
+        await publishAll(b.port, ['s/1']);
+        s = await rawConnect(b.port, me);
+        assert.equal(s.connack.sessionPresent, true);
+        let got = await drain(s, { quiet: 500 });
+        s.disconnect();
+        assert.deepEqual(got.map((m) => m.topic), ['s/1'], 'its own listener (TCP) lets it read s/#');
+
+        // The operator adds a listener in front: index 1 is now the
+        // websockets listener (no ACL). The session must not get its
+        // rules; it gets only what every listener allows, and `other`
+        // does not allow s/#.
+        await down(b, how);
+        const front = await freePort();
+        b = await perListener(dir, files, ports, b, `\nlistener ${front} 127.0.0.1\nallow_anonymous true`);
+        await publishAll(b.port, ['s/2']);
+        s = await rawConnect(b.port, me);
+        assert.equal(s.connack.sessionPresent, true);
+        got = await drain(s, { quiet: 500 });
+        s.disconnect();
+        assert.deepEqual(got.map((m) => m.topic), [], 'listener moved: nothing beyond what every listener allows');
+      } finally {
+        await b.stop();
+      }
+    });
+  }
 });
