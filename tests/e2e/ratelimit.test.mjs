@@ -117,8 +117,9 @@ describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, (
       const busy = await latencies(pinger, echo, other, 20);
       const arrivals = await done;
 
-      // The first second's worth (the burst) passes at once; from then on
-      // 200 a second. Measured from message 400 to message 1100: 700
+      // The first second's worth (the burst) passes at once (how fast
+      // depends on the client: unit/base/tbucket_test checks the burst);
+      // from then on 200 a second. Measured from message 400 to message 1100: 700
       // messages, 3.5 s at the limit.
       const rate = 700 / ((arrivals[1099] - arrivals[399]) / 1000);
       assert.equal(arrivals.length, N, 'every QoS 1 message arrived');
@@ -132,7 +133,6 @@ describe('publish rate limits', { skip: KIND !== 'tern' && 'tern-only keys' }, (
       // then be the bottleneck, so timing is only checked without them.
       if (!sanitized(b)) {
         assert.ok(rate > 170 && rate < 230, `steady rate ${rate.toFixed(1)} msg/s, expected 200 +- 30`);
-        assert.ok(arrivals[199] < 800, `the burst of 200 took ${arrivals[199].toFixed(0)} ms`);
         // The other pair is on the same worker (TERN_THREADS=1) or not;
         // in both cases it is not slowed: median within 25 ms of idle.
         assert.ok(med(busy) < med(idle) + 25, `median latency ${med(busy).toFixed(1)} ms under the flood vs ${med(idle).toFixed(1)} ms idle`);
