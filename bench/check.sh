@@ -11,7 +11,7 @@
 # difference of the messages delivered is the cost of one delivered
 # message, with everything fixed cancelled out. Each figure is compared
 # with bench/baseline.json; more than BENCH_CHECK_LIMIT percent (10) above
-# its baseline fails.
+# its baseline fails (after two more runs of that scenario, on the median).
 #
 #   bench/check.sh            compare with the baseline (exit 1 on a regression)
 #   bench/check.sh --update   measure and rewrite bench/baseline.json
@@ -193,6 +193,23 @@ if [ "$UPDATE" = 0 ] && [ -f "$BASELINE" ] &&
 		"this is $CC_NOW: the counts may differ for that alone" >&2
 fi
 
+# over_limit NAME VALUE: VALUE is more than LIMIT% above NAME's baseline.
+over_limit() {
+	local b
+	b=$(base_of "$1")
+	awk -v a="$2" -v b="${b:-0}" -v l="$LIMIT" \
+		'BEGIN { exit !(b > 0 && a > b * (1 + l / 100)) }'
+}
+
+# median3 A B C
+median3() {
+	printf '%s\n' "$@" | sort -g | sed -n 2p
+}
+
+# The same binary gives the same count to within a few percent, but now
+# and then one run lands a few percent off (how reads happened to batch).
+# So the baseline is the median of three runs, and a check that finds a
+# scenario over the limit measures it twice more and judges the median.
 START=$(date +%s)
 declare -A NOW
 names=()
@@ -200,9 +217,20 @@ for s in "${SCENARIOS[@]}"; do
 	IFS='|' read -r name args counts <<<"$s"
 	read -r small large <<<"$counts"
 	for t in $TRANSPORTS; do
-		NOW[$name-$t]=$(measure "$t" "$args" "$small" "$large") ||
+		n=$name-$t
+		names+=("$n")
+		v1=$(measure "$t" "$args" "$small" "$large") ||
 			die "$name over $t could not be measured"
-		names+=("$name-$t")
+		if [ "$UPDATE" = 1 ] || over_limit "$n" "$v1"; then
+			[ "$UPDATE" = 1 ] ||
+				echo "bench-check: $n: $v1 over the limit, measuring twice more" >&2
+			v2=$(measure "$t" "$args" "$small" "$large") ||
+				die "$name over $t could not be measured"
+			v3=$(measure "$t" "$args" "$small" "$large") ||
+				die "$name over $t could not be measured"
+			v1=$(median3 "$v1" "$v2" "$v3")
+		fi
+		NOW[$n]=$v1
 	done
 done
 
