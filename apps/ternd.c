@@ -447,17 +447,19 @@ static void wait_signals(const sigset_t *set, struct broker *b,
 /*
  * glibc's allocator starts by giving memory back to the kernel as soon as
  * 128 KiB lie free at the top of a heap, and maps each block of 128 KiB or
- * more on its own. A broker relaying 64 KiB messages frees a message and a
- * read buffer per message, so the top of its heaps went back and forth:
- * 2-9 page faults (zeroed pages) per message and 25-35 % of its CPU time
- * per 64 KiB message (docs/benchmarks.md, Findings). Blocks up to 4 MiB now
- * come from the heaps and up to 8 MiB may stay free at the top of each;
- * larger messages are still mapped and unmapped one by one.
+ * more on its own (raising both limits only after it has seen such a block
+ * freed). A broker relaying 64 KiB messages frees a message and a read
+ * buffer per message, so the top of its heaps went back and forth: 2-9
+ * page faults (zeroed pages) per message and a fifth or more of its CPU
+ * time per 64 KiB message (docs/benchmarks.md, Findings). Blocks up to
+ * 32 MiB (glibc's largest setting; an 8 MiB message's read buffer grows to
+ * 16 MiB) now come from the heaps, and up to 32 MiB may stay free at the
+ * top of each, about where glibc itself moves them after one such message.
  */
 static void tune_malloc(void)
 {
-	mallopt(M_MMAP_THRESHOLD, 4 << 20);
-	mallopt(M_TRIM_THRESHOLD, 8 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 32 << 20);
 }
 
 int main(int argc, char **argv)
