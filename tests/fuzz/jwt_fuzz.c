@@ -12,7 +12,9 @@
  * - a token signed here never fails with JWT_BAD_SIGNATURE;
  * - a token that verified, with any one byte of its signature changed, no
  *   longer does (JWT_BAD_SIGNATURE or JWT_MALFORMED);
- * - the verifier with only an RSA key never accepts an HS256 token.
+ * - the verifier with only an RSA key never accepts an HS256 token;
+ * - an accepted topics claim's text (what a durable session stores)
+ *   parses again with jwt_acl_parse into the same rules, on a few topics.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -110,6 +112,28 @@ static char *mint(const uint8_t *d, size_t len, size_t *outlen)
 	return t;
 }
 
+/* The claim text a durable session stores gives the same rules again
+ * (jwt_acl_parse), on a few topics built from the claims. */
+static void check_rebuilt(const struct jwt_claims *c)
+{
+	const char *topics[] = {"#", c->username, "a", "a/b"};
+	struct acl *again = NULL;
+	enum jwt_result r = jwt_acl_parse(c->acl_json, c->acl_json_len, &again);
+
+	if (r == JWT_NOMEM)
+		return;
+	CHECK(r == JWT_OK && again);
+	for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++) {
+		size_t n = strlen(topics[i]);
+
+		for (int a = ACL_READ; a <= ACL_SUBSCRIBE; a <<= 1)
+			CHECK(acl_check(c->acl, "d", c->username, topics[i], n,
+			                a) == acl_check(again, "d", c->username,
+			                                topics[i], n, a));
+	}
+	acl_free(again);
+}
+
 static enum jwt_result verify(const struct jwt *j, const uint8_t *t, size_t len)
 {
 	struct jwt_claims c;
@@ -127,8 +151,11 @@ static enum jwt_result verify(const struct jwt *j, const uint8_t *t, size_t len)
 			                 ACL_SUBSCRIBE) ||
 			      acl_check(c.acl, NULL, c.username, "#", 1,
 			                ACL_SUBSCRIBE));
+		CHECK(!c.acl == !c.acl_json);
+		if (c.acl)
+			check_rebuilt(&c);
 	} else {
-		CHECK(!c.username && !c.acl);
+		CHECK(!c.username && !c.acl && !c.acl_json);
 	}
 	jwt_claims_free(&c);
 	return r;
