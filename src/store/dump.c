@@ -154,7 +154,7 @@ int store_dump(struct store *st, FILE *out)
 	        on_session, on_sub, on_msg, on_qrow, on_inq2, on_retained};
 
 	fprintf(out, "# tern store, schema %d, %" PRIu64 " bytes, last alive ",
-	        STORE_SCHEMA_VERSION, store_size(st));
+	        store_schema(st), store_size(st));
 	put_time(out, store_get_alive(st));
 	fputc('\n', out);
 	return store_load(st, &v, out);

@@ -85,6 +85,7 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	bool readonly;
+	int64_t version; /* the file's schema; older only when read-only */
 	/* Message ids whose last queue row may have gone in this
 	 * transaction; checked at commit. */
 	uint64_t *gc;
@@ -250,7 +251,12 @@ static int check_schema(struct store *st, const char *path, char *err,
 		     path, ver, STORE_SCHEMA_VERSION);
 		return TERN_EVERSION;
 	}
+	st->version = ver;
 	if (ver == STORE_SCHEMA_VERSION)
+		return 0;
+	/* A read-only open (the dump) reads an older schema as it is, so an
+	 * operator can look at a store before a new ternd migrates it. */
+	if (st->readonly && ver >= 1)
 		return 0;
 	if (st->readonly) {
 		errf(err, errlen, "%s has schema version %" PRId64 " (old)",
@@ -361,6 +367,7 @@ static int open_once(const char *path, unsigned flags, struct store **out,
 		if (from < STORE_SCHEMA_VERSION &&
 		    (rc = migrate(st, from, err, errlen)) != 0)
 			goto fail;
+		st->version = STORE_SCHEMA_VERSION;
 		if ((rc = prepare_all(st, err, errlen)) != 0)
 			goto fail;
 	}
@@ -890,6 +897,22 @@ static int load_table(struct store *st, const char *sql, row_fn fn,
 	return map_rc(rc);
 }
 
+int store_schema(const struct store *st)
+{
+	return (int)st->version;
+}
+
+/* Sessions; a schema 1 file (read-only) has no owner columns. */
+static const char *session_sql(const struct store *st)
+{
+	if (st->version < 2)
+		return "SELECT client_id, version, expiry, offline_since, "
+		       "will_delay, will, NULL, NULL, NULL, NULL FROM sessions";
+	return "SELECT client_id, version, expiry, offline_since, "
+	       "will_delay, will, username, listener, listener_kind, grant "
+	       "FROM sessions";
+}
+
 int store_load(struct store *st, const struct store_visitor *v, void *ctx)
 {
 	const struct {
@@ -897,11 +920,7 @@ int store_load(struct store *st, const struct store_visitor *v, void *ctx)
 		const char *sql;
 		row_fn fn;
 	} steps[] = {
-	        {v->session != NULL,
-	         "SELECT client_id, version, expiry, offline_since, "
-	         "will_delay, will, username, listener, listener_kind, grant "
-	         "FROM sessions",
-	         row_session},
+	        {v->session != NULL, session_sql(st), row_session},
 	        {v->sub != NULL,
 	         "SELECT client_id, filter, qos, no_local, rap, rh, sub_id "
 	         "FROM subs ORDER BY client_id, filter",

@@ -143,7 +143,8 @@ struct store_visitor {
 /*
  * Opens (creating if missing, unless STORE_OPEN_READONLY) the store at
  * path, checks it (SQLite header, PRAGMA quick_check, application id,
- * schema version) and migrates an older schema. On success *out owns the
+ * schema version) and migrates an older schema (read-only: reads it as it
+ * is, see store_schema). On success *out owns the
  * store. On failure err says what is wrong and what to do.
  */
 int store_open(const char *path, unsigned flags, struct store **out, char *err,
@@ -206,6 +207,11 @@ int store_checkpoint(struct store *st);
 
 /* Pages in use times page size, in bytes. */
 uint64_t store_size(struct store *st);
+
+/* The schema version of the open file: STORE_SCHEMA_VERSION, or an older
+ * one for a read-only open, which reads an older file without migrating
+ * it (its sessions have no owner: no username, listener or grant). */
+int store_schema(const struct store *st);
 
 /* Prints every record in human-readable form. Returns 0 or an error. */
 int store_dump(struct store *st, FILE *out);

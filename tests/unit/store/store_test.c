@@ -576,6 +576,24 @@ static void test_owner_round_trip(void **state)
 	store_close(st);
 }
 
+/* PRAGMA user_version of the file at path. */
+static int64_t user_version(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t ver = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
+	        SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		ver = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return ver;
+}
+
 /* The schema version 1 as ternd 1 created it (store.c's first migration,
  * copied here on purpose: the test must not follow edits to it). */
 static const char v1_sql[] =
@@ -620,8 +638,8 @@ static const char v1_sql[] =
         " CAST('kept' AS BLOB), 1, 0, NULL);";
 
 /* A v1 store is migrated to v2 on open and keeps every row; its sessions
- * have no username, no known listener and no grant. A read-only open
- * (dump) does not migrate it. */
+ * have no username, no known listener and no grant. Before that, a
+ * read-only open (the dump) reads it as v1 without migrating it. */
 static void test_migration_from_v1(void **state)
 {
 	struct fixture *f = *state;
@@ -641,9 +659,9 @@ static void test_migration_from_v1(void **state)
 	        "owner dev1 u=NULL l=?0 k=NULL g=NULL",
 	        "owner dev2 u=NULL l=?0 k=NULL g=NULL",
 	};
-	sqlite3 *db = NULL;
-	int64_t ver = 0;
-	sqlite3_stmt *q = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out;
 
 	snprintf(sql, sizeof(sql),
 	         "PRAGMA application_id = %d; PRAGMA user_version = 1;",
@@ -652,8 +670,27 @@ static void test_migration_from_v1(void **state)
 	exec_sql(f->path, sql);
 	assert_int_equal(
 	        store_open(f->path, STORE_OPEN_READONLY, &st, err, sizeof(err)),
-	        TERN_EVERSION);
+	        0);
+	assert_int_equal(store_schema(st), 1);
+	load(st, &s);
+	expect_lines(&s, want, 7);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(store_load(st, &owner_visitor, &s), 0);
+	expect_lines(&s, owners, 2);
+	out = open_memstream(&buf, &len);
+	assert_int_equal(store_dump(st, out), 0);
+	fclose(out);
+	assert_non_null(strstr(buf, "# tern store, schema 1,"));
+	assert_non_null(strstr(buf,
+	                       "session dev1 v5 expiry=3600s offline_since="
+	                       "2023-11-14T22:13:20Z will=5 bytes "
+	                       "delay=30s\n"));
+	free(buf);
+	store_close(st);
+	assert_int_equal(user_version(f->path), 1);
+
 	st = open_ok(f->path);
+	assert_int_equal(store_schema(st), 2);
 	load(st, &s);
 	expect_lines(&s, want, 7);
 	memset(&s, 0, sizeof(s));
@@ -661,16 +698,7 @@ static void test_migration_from_v1(void **state)
 	expect_lines(&s, owners, 2);
 	assert_int_equal(store_get_alive(st), 1234);
 	store_close(st);
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(
-	        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
-	        SQLITE_OK);
-	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	ver = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
-	sqlite3_close(db);
-	assert_int_equal(ver, 2);
+	assert_int_equal(user_version(f->path), 2);
 }
 
 static void test_empty_file_is_new(void **state)
