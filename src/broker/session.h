@@ -55,13 +55,21 @@ struct sub_rec {
 	struct subs_opts opts;
 };
 
+/*
+ * Every client has one, connected or not, so its size counts in the memory
+ * per idle connection: the small fields fill what would be padding (four
+ * beside refs, two beside version and transport, expiry beside qcap), and
+ * the struct has no holes.
+ */
 struct session {
 	atomic_uint refs;
+	bool in_table;
+	atomic_bool ready; /* on some worker's ready list */
+	uint16_t next_pid; /* the next outgoing packet id; under mu */
 	pthread_mutex_t mu;
 	char *client_id;
 	char *username; /* of the attached (or last) connection; under mu */
 	struct session *hnext; /* session table chain, under broker.sess_mu */
-	bool in_table;
 
 	/* Attachment; under mu. conn is dereferenced only by worker w. */
 	struct worker *w;
@@ -71,6 +79,8 @@ struct session {
 	/* Of the attached (or last) connection, for the admin API, which
 	 * may not dereference conn from another worker; under mu. */
 	uint8_t transport; /* enum transport_kind */
+	uint16_t recv_max; /* client's Receive Maximum (outgoing window) */
+	uint32_t client_max_packet; /* 0 = no limit */
 	/* Index of that connection's listener, whose rules (auth.h) apply
 	 * to deliveries also while offline; AUTH_ANY_LISTENER for a session
 	 * restored from the store that has not reconnected. */
@@ -80,10 +90,7 @@ struct session {
 	struct auth_grant *grant;
 	char peer[64];         /* "host:port" (SOCK_ADDRSTRLEN) */
 	uint64_t connected_at; /* clock_ms() of its CONNECT */
-	uint16_t recv_max;     /* client's Receive Maximum (outgoing window) */
-	uint32_t client_max_packet; /* 0 = no limit */
 
-	uint32_t expiry;        /* session expiry interval (s) */
 	uint64_t offline_since; /* clock_ms() when the last connection left */
 
 	struct sub_rec *subsv; /* under mu */
@@ -92,12 +99,12 @@ struct session {
 	/* Queue (ring buffer) of messages not yet sent; under mu. */
 	struct qmsg *q;
 	uint32_t qhead, qlen, qcap;
+	uint32_t expiry; /* session expiry interval (s) */
 	uint64_t qbytes;
 
 	/* Outgoing QoS 1/2 in flight, in send order; under mu. */
 	struct qmsg *infl;
-	uint32_t ninfl, infl_cap;
-	uint16_t next_pid;
+	uint32_t ninfl, infl_cap; /* next_pid is at the top */
 
 	/* Incoming QoS 2 packet ids awaiting PUBREL; under mu. */
 	uint16_t *in_qos2;
@@ -116,7 +123,6 @@ struct session {
 	uint64_t pb_gen;
 	uint64_t store_seq;
 
-	atomic_bool ready; /* on some worker's ready list */
 	/* Publishers are not held back for this session before this time
 	 * (clock_ms): it did not drain when last asked to. Under mu. */
 	uint64_t slow_until;
