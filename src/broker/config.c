@@ -916,7 +916,11 @@ void config_init(struct config *c)
 	c->max_inflight_messages = 20;
 	c->max_connections = -1;
 	c->max_connections_per_address = -1;
-	c->max_subscriptions_per_client = -1;
+	/* Safe defaults no ordinary client meets: a client that needs more
+	 * filters, or deeper topics, has them raised for it (EMQX also
+	 * caps levels at 128). */
+	c->max_subscriptions_per_client = 10000;
+	c->max_topic_levels = 128;
 	c->memory_limit = CONFIG_MEMORY_AUTO;
 	c->max_keepalive = 65535;
 	c->connect_timeout = 10;

@@ -826,7 +826,13 @@ static void test_topic_limits(void **state)
 
 	(void)state;
 	config_init(&c);
+	/* The defaults: no length limit beyond the protocol's, 128 levels. */
+	assert_int_equal(c.max_topic_levels, 128);
+	assert_int_equal(c.max_subscriptions_per_client, 10000);
 	assert_false(config_topic_over_limit(&c, "a/b/c/d", 7));
+	assert_false(config_topic_over_limit(
+	        &c, "0/1/2/3/4/5/6/7/8/9/a/b/c/d/e/f", 31));
+	c.max_topic_levels = 0;
 	c.max_topic_length = 5;
 	assert_false(config_topic_over_limit(&c, "a/b/c", 5));
 	assert_true(config_topic_over_limit(&c, "a/b/cd", 6));
