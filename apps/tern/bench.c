@@ -141,14 +141,55 @@ static bool quotas_done(const struct load *L)
 }
 
 /*
+ * With --pid, during the drain: reads the broker's CPU time every
+ * BUSY_PROBE_NS and notes in t_busy when it used more than BUSY_PERMILLE
+ * of a CPU since the last reading. A broker working through a backlog
+ * (publishers' input still in its sockets, deep queues) may deliver
+ * nothing for longer than IDLE_NS while it works, and is not idle.
+ */
+static void probe_broker(struct load *L, uint64_t now)
+{
+	long long t;
+
+	if (L->o.pid <= 0 || now - L->probe_at < BUSY_PROBE_NS)
+		return;
+	t = bench_proc_ticks(L->o.pid);
+	if (t >= 0 && L->probe_ticks >= 0 &&
+	    (double)(t - L->probe_ticks) / (double)sysconf(_SC_CLK_TCK) * 1e3 >
+	            (double)(now - L->probe_at) / NS_PER_S * BUSY_PERMILLE)
+		L->t_busy = now;
+	L->probe_ticks = t;
+	L->probe_at = now;
+}
+
+/*
+ * Nothing moved for IDLE_NS: no byte read or written on any connection,
+ * and the broker (with --pid) not busy. Measured from the start of the
+ * drain at the earliest: a broker that delivered nothing in the last
+ * second of publishing may be behind, not done (the tail that once ended
+ * at once with 0 of millions delivered).
+ */
+static bool quiet(const struct load *L, uint64_t now)
+{
+	uint64_t last = L->t_last_rx;
+
+	if (L->t_last_tx > last)
+		last = L->t_last_tx;
+	if (L->t_busy > last)
+		last = L->t_busy;
+	return now - last >= IDLE_NS;
+}
+
+/*
  * Whether the run is over: everything sent, acked and delivered, or
- * everything sent and acked and nothing arrived for a while (the rest is
+ * everything sent and acked and nothing moved for a while (the rest is
  * lost), or the drain timeout passed.
  */
 static bool drained(struct load *L, uint64_t now)
 {
 	unsigned i;
 
+	probe_broker(L, now);
 	L->tail = TAIL_TIMEOUT;
 	if (now >= L->t_drain_end || bench_stop > 1)
 		return true;
@@ -160,7 +201,7 @@ static bool drained(struct load *L, uint64_t now)
 	if (L->o.mode == MODE_PUB || L->st.delivered >= bench_stats_expected(L))
 		return true;
 	L->tail = TAIL_IDLE;
-	return now - L->t_last_rx >= IDLE_NS;
+	return quiet(L, now);
 }
 
 /* The RUN phase is over for this mode. */
@@ -210,6 +251,11 @@ static int advance(struct load *L, uint64_t now)
 			L->t_end = now;
 		L->phase = PH_DRAIN;
 		L->t_drain_end = now + (uint64_t)(L->o.drain * NS_PER_S);
+		/* The idle time of the tail counts from here at the earliest.
+		 */
+		L->t_busy = now;
+		L->probe_at = now;
+		L->probe_ticks = bench_proc_ticks(L->o.pid);
 		break;
 	case PH_DRAIN:
 		if (drained(L, now))
@@ -666,7 +712,7 @@ int cmd_bench(int argc, char **argv)
 		goto out;
 	bench_conn_disconnect_all(L);
 	bench_report_run(L);
-	rc = L->st.errors ? 1 : 0;
+	rc = bench_report_verdict(L);
 out:
 	load_free(L);
 	return rc;

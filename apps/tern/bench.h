@@ -50,7 +50,9 @@
 #define MAX_PUB_ID     1048576 /* `sub`: publisher ids tracked */
 #define MAX_TOPIC      256
 #define SETUP_NS       (10 * NS_PER_S)
-#define IDLE_NS        (NS_PER_S) /* drain ends after this long idle */
+#define IDLE_NS        (NS_PER_S)     /* drain ends after this long idle */
+#define BUSY_PROBE_NS  (NS_PER_S / 4) /* drain: broker CPU read this often */
+#define BUSY_PERMILLE  100 /* broker CPU share (per mille) that is not idle */
 #define MAX_EVENTS     256
 #define TIMER_TAG      UINT32_MAX
 #define ID_WORDS       (65536 / 64)
@@ -233,7 +235,11 @@ struct load {
 	uint64_t t_end;
 	uint64_t t_drain_end;
 	uint64_t t_stop;
-	uint64_t t_last_rx;
+	uint64_t t_last_rx;    /* the last byte read, on any connection */
+	uint64_t t_last_tx;    /* the last byte written, on any connection */
+	uint64_t t_busy;       /* drain: the broker last seen using CPU */
+	uint64_t probe_at;     /* drain: when its CPU time was last read */
+	long long probe_ticks; /* and what it was then, or -1 */
 	uint64_t t_first_delivery;
 	uint64_t t_last_delivery;
 	uint64_t timer_at;    /* absolute time the timerfd is armed for, or 0 */
@@ -337,5 +343,7 @@ void bench_put_le64(uint8_t *p, uint64_t v);
 void bench_report_live(struct load *L, uint64_t now);
 void bench_report_run(const struct load *L);
 void bench_report_conn(const struct load *L);
+/* pub, sub, pubsub: 0, or 1 after saying on stderr why the run failed. */
+int bench_report_verdict(const struct load *L);
 
 #endif

@@ -324,12 +324,16 @@ static ssize_t sock_write(struct load *L, struct conn *c, const uint8_t *p,
 		bool want_read;
 
 		n = tls_writev(c->tls, &iov, 1, &want_read);
+		if (n > 0)
+			L->t_last_tx = bench_now();
 		if (n >= 0 || n == TERN_EAGAIN)
 			return n > 0 ? n : 0;
 		bench_conn_fail(L, c, "TLS write failed");
 		return -1;
 	}
 	n = write(c->fd, p, len);
+	if (n > 0)
+		L->t_last_tx = bench_now();
 	if (n >= 0)
 		return n;
 	if (errno != EAGAIN && errno != EINTR) {

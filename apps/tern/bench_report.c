@@ -289,3 +289,62 @@ void bench_report_conn(const struct load *L)
 	       a->tcp_inuse, b->tcp_inuse, a->tcp_mem, b->tcp_mem, a->slab_kb,
 	       b->slab_kb, bcpu, ccpu, tls);
 }
+
+/* Why the drain ended with messages missing. */
+static const char *tail_reason(const struct load *L, char *buf, size_t cap)
+{
+	if (L->tail == TAIL_TIMEOUT)
+		snprintf(buf, cap,
+		         "still on their way when --drain %.1f s ran out",
+		         L->o.drain);
+	else
+		snprintf(buf, cap,
+		         "nothing arrived for %.1f s after the last byte went "
+		         "out%s (the broker dropped or never sent them)",
+		         (double)IDLE_NS / NS_PER_S,
+		         L->o.pid > 0 ? " and the broker went idle" : "");
+	return buf;
+}
+
+/*
+ * The exit status of pub, sub and pubsub: 1 if a connection failed, if
+ * the publishers published nothing or if nothing of what they published
+ * arrived, each said on stderr. Some messages missing is a figure, not a
+ * failure (a broker may drop QoS 0 under load, MQTT 4.3.1, and any QoS
+ * when a queue overflows): the lost count reports it, and stderr says how
+ * the drain ended.
+ */
+int bench_report_verdict(const struct load *L)
+{
+	uint64_t pub = published(L, NULL);
+	uint64_t expected = bench_stats_expected(L), lost = bench_stats_lost(L);
+	char why[160];
+
+	if (L->st.errors) {
+		fprintf(stderr,
+		        "tern bench: %" PRIu64 " connection(s) failed\n",
+		        L->st.errors);
+		return 1;
+	}
+	if (L->o.mode == MODE_SUB)
+		return 0;
+	if (L->o.pubs > 0 && pub == 0) {
+		fprintf(stderr, "tern bench: no message was published\n");
+		return 1;
+	}
+	if (L->o.mode != MODE_PUBSUB || lost == 0)
+		return 0;
+	tail_reason(L, why, sizeof(why));
+	if (L->st.delivered == 0) {
+		fprintf(stderr,
+		        "tern bench: none of the %" PRIu64
+		        " messages expected was delivered: %s\n",
+		        expected, why);
+		return 1;
+	}
+	fprintf(stderr,
+	        "tern bench: %" PRIu64 " of %" PRIu64
+	        " messages expected were not delivered (QoS %u): %s\n",
+	        lost, expected, L->o.qos, why);
+	return 0;
+}

@@ -78,7 +78,80 @@ function fakeServer(seqs) {
   return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({ srv, port: srv.address().port, seen })));
 }
 
+// A broker that is slow on purpose, speaking just enough MQTT 3.1.1:
+// CONNACK, SUBACK, and each QoS 0 PUBLISH forwarded as it came to the
+// subscribers of exactly its topic `delayMs` after it arrived (or never,
+// with delayMs < 0: a broker that drops everything).
+function slowBroker(delayMs) {
+  const subs = new Map();
+  let received = 0;
+  const srv = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const r = buf.length > 1 ? readVbi(buf, 1) : null;
+        if (!r || buf.length < 1 + r[1] + r[0]) break;
+        const pkt = buf.subarray(0, 1 + r[1] + r[0]);
+        const body = pkt.subarray(1 + r[1]);
+        buf = buf.subarray(pkt.length);
+        const type = pkt[0] >> 4;
+        if (type === 1) sock.write(Buffer.from([0x20, 2, 0, 0]));
+        if (type === 8) {
+          const filter = body.subarray(4, 4 + body.readUInt16BE(2)).toString();
+          if (!subs.has(filter)) subs.set(filter, []);
+          subs.get(filter).push(sock);
+          sock.write(Buffer.from([0x90, 3, body[0], body[1], 0]));
+        }
+        if (type === 3) {
+          received++;
+          const topic = body.subarray(2, 2 + body.readUInt16BE(0)).toString();
+          const copy = Buffer.from(pkt);
+          if (delayMs >= 0) {
+            setTimeout(() => { for (const s of subs.get(topic) || []) if (!s.destroyed) s.write(copy); }, delayMs);
+          }
+        }
+      }
+    });
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({ srv, port: srv.address().port, received: () => received })));
+}
+
 describe('tern bench', () => {
+  test('pubsub waits for a broker that delivers everything late (1.5 s behind) instead of ending the tail at once', async () => {
+    // Nothing arrives while publishing (1.2 s): the drain must not count
+    // that as a second of idleness and stop with 0 delivered, as it did.
+    const { srv, port, received } = await slowBroker(1500);
+    try {
+      const r = await bench(['pubsub', '-L', `mqtt://127.0.0.1:${port}`, '-P', '5', '-S', '5', '-t', 'bench/%i', '-q', '0', '-I', '20', '-d', '1.2', '--drain', '10', '--quiet']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.json, r.stdout);
+      assert.ok(r.json.published >= 5 * 50, `published ${r.json.published}`);
+      assert.equal(received(), r.json.published);
+      assert.equal(r.json.delivered, r.json.published, r.stdout);
+      assert.equal(r.json.lost, 0);
+      assert.equal(r.json.tail, 'complete');
+    } finally {
+      srv.close();
+    }
+  });
+
+  test('pubsub against a broker that delivers nothing exits 1 and says why', async () => {
+    const { srv, port, received } = await slowBroker(-1);
+    try {
+      const r = await bench(['pubsub', '-L', `mqtt://127.0.0.1:${port}`, '-P', '3', '-S', '3', '-t', 'bench/%i', '-q', '0', '-I', '20', '-d', '0.5', '--quiet']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.ok(r.json, r.stdout);
+      assert.ok(r.json.published > 0 && received() === r.json.published, `published ${r.json.published}, received ${received()}`);
+      assert.equal(r.json.delivered, 0);
+      assert.equal(r.json.tail, 'idle');
+      assert.match(r.stderr, /none of the \d+ messages expected was delivered: nothing arrived for 1\.0 s/);
+    } finally {
+      srv.close();
+    }
+  });
+
   test('sub counts a lost, a duplicated and a reordered message from a fake server', async () => {
     // 5 never comes, 4 comes twice, 2 comes after 3.
     const { srv, port, seen } = await fakeServer([0, 1, 3, 2, 4, 4, 6, 7]);
@@ -126,6 +199,27 @@ describe('tern bench', () => {
   });
 
   describe('against ternd', { skip: KIND !== 'tern' && 'ternd only' }, () => {
+    test('pubsub: 200 -> 200 p2p at QoS 0, 20 msg/s each, loses nothing over tcp and ws', async () => {
+      const b = await startBroker();
+      try {
+        for (const url of [b.tcpUrl, b.wsUrl]) {
+          const r = await bench(['pubsub', '-L', url, '-P', '200', '-S', '200', '-t', 'bench/%i', '-q', '0', '-I', '50', '-d', '1.5', '--quiet', '--pid', String(b.proc.pid)], 60000);
+          assert.equal(r.code, 0, r.stderr);
+          assert.ok(r.json, r.stdout);
+          assert.equal(r.json.errors, 0);
+          assert.ok(r.json.published >= 200 * 25, `published ${r.json.published}`);
+          assert.equal(r.json.expected, r.json.published);
+          assert.equal(r.json.delivered, r.json.published, r.stdout);
+          assert.equal(r.json.lost, 0);
+          assert.equal(r.json.duplicates, 0);
+          assert.equal(r.json.reordered, 0);
+          assert.equal(r.json.tail, 'complete');
+        }
+      } finally {
+        await b.stop();
+      }
+    });
+
     test('pubsub: 3 -> 3 at QoS 1 for 1 s over tcp and ws loses nothing', async () => {
       const b = await startBroker();
       try {
