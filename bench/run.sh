@@ -54,7 +54,8 @@
 # BENCH_LAT_SECONDS (publishing time of (p), 3), BENCH_STORM_CONNS
 # (connections of (q), 19000), BENCH_STORM_PROCS (client processes of (q),
 # half over tcp, half over ws, 4), BENCH_SCALE_SECONDS (publishing time
-# of (r) and (s), 2).
+# of (r) and (s), 2), BENCH_OUT_DIR (where the tables and failed brokers'
+# logs go, bench/results).
 #
 # Time, estimated from runs of single scenarios (a whole run was not
 # timed): about 35 minutes for every scenario on a quiet 2-core machine;
@@ -62,7 +63,12 @@
 # set-up, up to 2,000 connections, and drain: about 3.5 s a run, 14
 # minutes), then (h) (120 runs, about 7 minutes). On a loaded machine
 # (load average 18) a run of (n) took 8.7 s.
-set -euo pipefail
+set -eEuo pipefail
+# set -e ends the script at the first failing command: the ERR trap (-E
+# carries it into functions) notes which, and the EXIT trap (cleanup) says
+# it, so that no failure exits silently.
+FAILED=""
+trap 'FAILED="line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -96,7 +102,7 @@ IDLE_SECONDS=2
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 LOAD=$BUILD/tern
 TERND=$BUILD/ternd
-OUT_DIR=$ROOT/bench/results
+OUT_DIR=${BENCH_OUT_DIR:-$ROOT/bench/results}
 
 # Scenario letter | what it is | `tern bench` arguments (the mode first).
 SCENARIOS=(
@@ -182,6 +188,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 die() {
 	echo "bench: $*" >&2
+	FAILED=""
 	exit 1
 }
 
@@ -201,12 +208,22 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX")
 TLS_DIR=""
 BROKER_PID=""
+# The EXIT trap: the script's status is the one it exits with, not that of
+# the trap's last command (which once turned every run without TLS, such
+# as BENCH_ONLY=i, into a silent exit 1).
 cleanup() {
+	local rc=$?
+	if [ "$rc" -ne 0 ] && [ -n "$FAILED" ]; then
+		echo "bench: stopped at $FAILED" >&2
+	fi
 	if [ -n "$BROKER_PID" ]; then
 		kill -KILL "$BROKER_PID" 2>/dev/null || true
 	fi
 	rm -rf "$WORK"
-	[ -n "$TLS_DIR" ] && rm -rf "$TLS_DIR"
+	if [ -n "$TLS_DIR" ]; then
+		rm -rf "$TLS_DIR"
+	fi
+	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
