@@ -970,6 +970,7 @@ int conn_flush(struct conn *c)
 		}
 		STAT_ADD(c->w->b, bytes_sent, (uint64_t)w);
 		outq_consume(&c->oq, (size_t)w);
+		c->tx_recent = true;
 	}
 	if (c->io.events & EPOLLOUT)
 		loop_modify(c->w->loop, &c->io, c->io.events & ~EPOLLOUT);
@@ -1330,9 +1331,17 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 	const struct config *cfg = c->w->b->cfg;
 
 	/* An idle connection gives back its buffers (they are allocated
-	 * again on the next packet), keeping memory per idle client small. */
+	 * again on the next packet), keeping memory per idle client small.
+	 * Output buffers stay while the connection wrote something since
+	 * the last tick: a subscriber receives without sending, so last_rx
+	 * says nothing about its output, and freeing its grown entry array
+	 * at every tick made a busy fan-out regrow it by doubling (realloc)
+	 * after each. A queue that drains gives its first-size buffers to
+	 * the worker's pool anyway (conn_flush), so an idle connection
+	 * still holds none once its grown ones go here. */
 	if (!c->in_flush && now - c->last_rx >= 1000) {
-		outq_shrink(&c->oq);
+		if (!c->tx_recent)
+			outq_shrink(&c->oq);
 		if (c->rlen == 0 && c->rraw == 0 && c->rbuf &&
 		    !c->rbuf_borrowed) {
 			free(c->rbuf);
@@ -1340,6 +1349,7 @@ void conn_check_timeouts(struct conn *c, uint64_t now)
 			c->rcap = 0;
 		}
 	}
+	c->tx_recent = false;
 	if (c->state == CONN_HTTP || c->state == CONN_CONNECTING) {
 		if (now - c->accepted_at < cfg->connect_timeout * 1000ull)
 			return;

@@ -150,6 +150,9 @@ struct conn {
 	bool will_now; /* DISCONNECT 0x04: publish the will */
 	bool normal_disconnect;
 	bool stopping; /* closed because ternd stops (worker_free) */
+	/* Wrote something since the last tick (conn_check_timeouts keeps
+	 * a busy queue's grown buffers). Fills the last padding byte. */
+	bool tx_recent;
 };
 
 /* Accepts fd from listener ls on worker w (fd ownership moves here). */
