@@ -31,6 +31,10 @@
 
 /* Deadlines (keepalive, CONNECT, will delay) are checked this often. */
 #define WORKER_TICK_MS 250
+/* A worker wakes the workers it posted to at the end of its iteration,
+ * or earlier once this many posts wait, so that a long iteration does not
+ * hold the deliveries back. */
+#define WORKER_WAKE_BATCH 64
 /* Output buffers of each kind a worker keeps for its connections
  * (outq_pool): at most ~58 KiB; a connect storm beyond 64 replies in one
  * loop iteration gives the rest back to malloc. */
@@ -315,12 +319,58 @@ static bool worker_inbox_push(struct worker *to, const struct inbox_item *it)
 	return wake;
 }
 
+/* The worker whose thread this is; NULL on other threads (the store
+ * thread, the main thread). */
+static _Thread_local struct worker *worker_self;
+
+/* Wakes every worker posted to since the last round. */
+static void worker_wake_due(struct worker *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nwake_due; i++)
+		loop_wake(w->wake_due[i]->loop);
+	w->nwake_due = 0;
+	w->posts_due = 0;
+}
+
+/*
+ * After a post to `to`: wakes it now from a thread that is not a worker,
+ * else remembers it for worker_wake_due() at the end of this worker's
+ * iteration. In a fan-in each delivery to a subscriber on another worker
+ * woke that worker (an eventfd write, an epoll wake-up and a read); now
+ * the deliveries of one iteration share one wake-up.
+ */
+static void worker_wake_later(struct worker *to, bool wake)
+{
+	struct worker *self = worker_self;
+	unsigned i;
+
+	if (!self) {
+		if (wake)
+			loop_wake(to->loop);
+		return;
+	}
+	if (wake) {
+		for (i = 0; i < self->nwake_due; i++)
+			if (self->wake_due[i] == to)
+				break;
+		if (i == self->nwake_due) {
+			if (i == WORKER_WAKE_DUE)
+				loop_wake(to->loop);
+			else
+				self->wake_due[self->nwake_due++] = to;
+		}
+	}
+	if (++self->posts_due >= WORKER_WAKE_BATCH && self->nwake_due)
+		worker_wake_due(self);
+}
+
 void worker_post_pump(struct worker *to, struct session *s)
 {
 	struct inbox_item it = {.kind = INBOX_PUMP, .s = session_ref(s)};
 
-	if (worker_inbox_push(to, &it))
-		loop_wake(to->loop);
+	worker_wake_later(to, worker_inbox_push(to, &it));
 }
 
 void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason)
@@ -328,8 +378,7 @@ void worker_post_kick(struct worker *to, uint64_t conn_id, uint8_t reason)
 	struct inbox_item it = {
 	        .kind = INBOX_KICK, .reason = reason, .conn_id = conn_id};
 
-	if (worker_inbox_push(to, &it))
-		loop_wake(to->loop);
+	worker_wake_later(to, worker_inbox_push(to, &it));
 }
 
 void worker_want_flush(struct worker *w, struct conn *c)
@@ -497,6 +546,7 @@ void *worker_main(void *arg)
 
 	if (b->persist)
 		persist_thread_init(b->persist, w->id);
+	worker_self = w;
 	worker_refresh_auth(w);
 	w->next_tick = clock_ms() + WORKER_TICK_MS;
 	w->next_sys = clock_ms();
@@ -528,12 +578,17 @@ void *worker_main(void *arg)
 		}
 		if (w->pending)
 			worker_run_pending(w);
+		/* Before our own writes, so the targets work meanwhile. */
+		worker_wake_due(w);
 		worker_flush_all(w);
 		if (w->throttled)
 			worker_check_throttled(w, clock_ms());
 		worker_free_dead(w);
 		if (b->persist)
 			persist_kick(b->persist, w->id, w->ackwait != NULL);
+		/* Posts made by the steps after the first round. */
+		worker_wake_due(w);
 	}
+	worker_wake_due(w);
 	return NULL;
 }

@@ -2,8 +2,10 @@
  * Worker threads (DESIGN.md §3). Each worker owns an event loop, its own
  * copy of every listening socket (SO_REUSEPORT spreads accepts), and the
  * connections it accepted. Other threads reach a worker only through its
- * inbox: "pump this session" and "close this connection" messages, with at
- * most one eventfd wake-up per worker per loop iteration.
+ * inbox: "pump this session" and "close this connection" messages. A worker
+ * posting to another wakes it once, at the end of its loop iteration (or
+ * after WORKER_WAKE_BATCH posts), and a target that is not asleep is not
+ * woken by a syscall at all (loop_wake).
  *
  * One iteration: wait for events and run their callbacks; drain the inbox;
  * send the acknowledgements whose store commit happened; flush every
@@ -41,6 +43,10 @@ enum inbox_kind {
 	INBOX_KICK,     /* close conn_id with reason (session takeover) */
 };
 
+/* Targets a worker remembers to wake at the end of its iteration; a
+ * further one is woken at once. */
+#define WORKER_WAKE_DUE 16
+
 struct inbox_item {
 	uint8_t kind;
 	uint8_t reason;
@@ -74,6 +80,11 @@ struct worker {
 	pthread_mutex_t inbox_mu;
 	struct inbox_item *inbox, *inbox_spare;
 	size_t ninbox, inbox_cap, spare_cap;
+	/* Workers this one posted to in the current iteration and has not
+	 * woken yet, and the posts made since the last wake-up round: one
+	 * wake-up per target per iteration instead of one per delivery. */
+	struct worker *wake_due[WORKER_WAKE_DUE];
+	unsigned nwake_due, posts_due;
 
 	/* Read buffer lent to connections with nothing buffered (conn.c). */
 	uint8_t *scratch;

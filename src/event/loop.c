@@ -1,7 +1,11 @@
 /*
  * epoll-backed implementation of loop.h. The eventfd is registered like any
- * descriptor; `wake_pending` makes sure that many producers waking one loop
- * in the same iteration cause a single write(2).
+ * descriptor, but written only to a loop that is (about to be) blocked in
+ * epoll_wait: `wake_pending` says a wake-up is owed, `sleeping` that the
+ * loop's thread may block. A loop that is busy when woken sees the flag
+ * before it next blocks, so it costs the waker one atomic exchange and
+ * neither side a syscall; many wakes of a sleeping loop cost one write(2)
+ * and one read(2).
  */
 #include "event/loop.h"
 
@@ -18,8 +22,10 @@
 struct loop {
 	int epfd;
 	struct loop_io wake_io;
-	atomic_int wake_pending; /* a write to the eventfd is outstanding */
-	int woken;               /* seen by this loop's thread only */
+	atomic_int wake_pending; /* loop_wake() since the last run_once */
+	atomic_int sleeping;     /* the loop's thread is in (or entering)
+	                          * epoll_wait with a timeout */
+	int woken; /* a wake taken by run_once; this loop's thread only */
 };
 
 static void loop_on_wake(struct loop_io *io, uint32_t events)
@@ -85,29 +91,44 @@ void loop_del(struct loop *l, struct loop_io *io)
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 }
 
-/* Drains the eventfd and re-arms wake_pending. */
+/* Empties the eventfd: one read returns and resets its whole counter. */
 static void loop_drain_wake(struct loop *l)
 {
 	uint64_t v;
 
-	/* Read before clearing the flag. Clearing first lets a racing
-	 * loop_wake() write between the two steps; the read then consumes
-	 * that write while the flag stays set, and every later wake is
-	 * skipped forever. A wake that sees the flag still set here is
-	 * covered by this wake-up (woken is reported after the drain); one
-	 * that comes after the clear writes again. */
-	while (read(l->wake_io.fd, &v, sizeof(v)) == sizeof(v))
-		;
-	atomic_store(&l->wake_pending, 0);
-	l->woken = 1;
+	if (read(l->wake_io.fd, &v, sizeof(v)) < 0)
+		return; /* EAGAIN: a stale readiness, nothing to clear */
+}
+
+/*
+ * Marks the thread as about to block and returns the timeout to block
+ * with: 0 when a wake is already owed. Both sides use sequentially
+ * consistent operations on two flags (a store then a load here, an
+ * exchange then a load in loop_wake), so at least one sees the other's
+ * write: either this thread sees wake_pending and does not block, or the
+ * waker sees `sleeping` and writes the eventfd. Both may happen; the
+ * write is then drained by a later iteration, uncounted.
+ */
+static int loop_prepare_wait(struct loop *l, int timeout_ms)
+{
+	if (timeout_ms == 0)
+		return 0;
+	atomic_store(&l->sleeping, 1);
+	if (atomic_load(&l->wake_pending)) {
+		atomic_store_explicit(&l->sleeping, 0, memory_order_relaxed);
+		return 0;
+	}
+	return timeout_ms;
 }
 
 int loop_run_once(struct loop *l, int timeout_ms)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
-	int n, i;
+	int n, i, handled = 0;
 
-	n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout_ms);
+	n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS,
+	               loop_prepare_wait(l, timeout_ms));
+	atomic_store_explicit(&l->sleeping, 0, memory_order_relaxed);
 	if (n < 0)
 		return errno == EINTR ? 0 : TERN_EIO;
 	for (i = 0; i < n; i++) {
@@ -118,8 +139,18 @@ int loop_run_once(struct loop *l, int timeout_ms)
 			continue;
 		}
 		io->cb(io, evs[i].events);
+		handled++;
 	}
-	return n;
+	/* An owed wake counts as one event, however it was noticed, and is
+	 * taken here so that it is counted once. A load first: most
+	 * iterations owe none, and a load leaves the cache line shared with
+	 * the wakers. */
+	if (atomic_load(&l->wake_pending) &&
+	    atomic_exchange(&l->wake_pending, 0)) {
+		l->woken = 1;
+		handled++;
+	}
+	return handled;
 }
 
 void loop_wake(struct loop *l)
@@ -127,10 +158,13 @@ void loop_wake(struct loop *l)
 	uint64_t one = 1;
 
 	if (atomic_exchange(&l->wake_pending, 1))
+		return; /* owed already: the loop will see it */
+	if (!atomic_load(&l->sleeping))
+		return; /* busy: it checks wake_pending before blocking */
+	/* The only failure, EAGAIN, means the counter is non-zero already:
+	 * the loop wakes anyway. */
+	if (write(l->wake_io.fd, &one, sizeof(one)) < 0)
 		return;
-	/* EAGAIN means the counter is already non-zero: the loop will wake. */
-	if (write(l->wake_io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		atomic_store(&l->wake_pending, 0);
 }
 
 int loop_take_wakeup(struct loop *l)

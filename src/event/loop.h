@@ -42,19 +42,22 @@ void loop_del(struct loop *l, struct loop_io *io);
 
 /*
  * Waits up to timeout_ms (-1 forever) and runs the callbacks of ready
- * descriptors. Returns the number of events handled, or TERN_EIO. A wake-up
- * from loop_wake() counts as an event and sets the woken flag read by
- * loop_take_wakeup().
+ * descriptors. Returns the number of events handled, or TERN_EIO. Does not
+ * block while a wake-up from loop_wake() is owed; it counts as one event
+ * and sets the woken flag read by loop_take_wakeup().
  */
 int loop_run_once(struct loop *l, int timeout_ms);
 
 /*
- * Wakes the loop from another thread. Coalesced: while a wake-up is pending,
- * further calls cost one atomic exchange and no syscall.
+ * Wakes the loop from any thread: its thread returns from (or does not
+ * enter) the wait, and loop_take_wakeup() reports it. Coalesced: while a
+ * wake-up is owed, further calls cost one atomic exchange and no syscall,
+ * and a loop that is not blocked in epoll_wait is not written to at all.
  */
 void loop_wake(struct loop *l);
 
-/* Returns 1 (and clears it) if the loop was woken since the last call. */
+/* Returns 1 (and clears it) if the loop was woken since the last call.
+ * Loop's thread only. */
 int loop_take_wakeup(struct loop *l);
 
 #endif

@@ -3,7 +3,9 @@
  * descriptors with their events, loop_modify changes the mask and skips the
  * syscall when it is unchanged, loop_del stops callbacks, and loop_wake
  * wakes a blocked loop from another thread, coalescing many calls into one
- * wake-up. An alarm bounds every blocking wait.
+ * wake-up, and no wake-up is lost in the race between a loop going to sleep
+ * and a waker deciding whether to write the eventfd. An alarm bounds every
+ * blocking wait.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -321,6 +324,55 @@ static void test_wake_not_lost_under_contention(void **state)
 	loop_free(l);
 }
 
+struct pinger {
+	struct loop *l;
+	atomic_int round; /* the round the loop waits in */
+	int rounds;
+};
+
+static void *pinger_main(void *arg)
+{
+	struct pinger *p = arg;
+	int i;
+
+	for (i = 0; i < p->rounds; i++) {
+		while (atomic_load(&p->round) < i)
+			sched_yield();
+		loop_wake(p->l);
+	}
+	return NULL;
+}
+
+/*
+ * One wake per round, sent while the loop is going to sleep, asleep, or
+ * just awake: loop_wake writes the eventfd only to a loop that may block,
+ * so a wake that finds it busy must be seen before it next blocks. A lost
+ * one leaves the loop in epoll_wait for the whole second.
+ */
+static void test_wake_races_sleep(void **state)
+{
+	struct pinger p = {.l = loop_new(), .rounds = 3000};
+	pthread_t th;
+	int i;
+
+	assert_non_null(p.l);
+	atomic_init(&p.round, 0);
+	assert_int_equal(pthread_create(&th, NULL, pinger_main, &p), 0);
+	for (i = 0; i < p.rounds; i++) {
+		int empty = 0;
+
+		atomic_store(&p.round, i);
+		/* A stale eventfd write (both sides saw each other's flag)
+		 * makes at most one iteration with nothing owed. */
+		while (!loop_take_wakeup(p.l)) {
+			assert_true(empty++ < 2);
+			assert_true(loop_run_once(p.l, 1000) >= 0);
+		}
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	loop_free(p.l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +380,7 @@ int main(void)
 	        cmocka_unit_test(test_hangup_reported),
 	        cmocka_unit_test(test_modify),
 	        cmocka_unit_test(test_wake_coalesced),
+	        cmocka_unit_test(test_wake_races_sleep),
 	        cmocka_unit_test(test_wake_from_thread),
 	        cmocka_unit_test(test_wake_many_threads),
 	        cmocka_unit_test(test_wake_not_lost_under_contention),
