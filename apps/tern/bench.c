@@ -9,7 +9,7 @@
  * publishes for -d seconds or until -n messages are out (`sub`: receives
  * until -d, -n or a signal). DRAIN waits for what is still on its way:
  * acknowledgements, and in `pubsub` the deliveries, until everything
- * arrived, nothing arrived for a second, or --drain passed. Every resource
+ * arrived, nothing moved for a second, or --drain passed. Every resource
  * is bounded, and the run ends whatever the broker does.
  *
  * The throughput reported is the number of messages delivered while
