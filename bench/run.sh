@@ -55,7 +55,8 @@
 # (connections of (q), 19000), BENCH_STORM_PROCS (client processes of (q),
 # half over tcp, half over ws, 4), BENCH_SCALE_SECONDS (publishing time
 # of (r) and (s), 2), BENCH_OUT_DIR (where the tables and failed brokers'
-# logs go, bench/results).
+# logs go, bench/results), BENCH_STOP_WAIT (seconds a broker has to exit
+# after SIGTERM before SIGKILL, 20).
 #
 # Time, estimated from runs of single scenarios (a whole run was not
 # timed): about 35 minutes for every scenario on a quiet 2-core machine;
@@ -361,18 +362,36 @@ start_broker() {
 	die "$kind did not start; its log: $(tail -3 "$log")"
 }
 
-# Stops the broker; fails if it had already died or exits with an error.
+# Stops the broker; fails if it had already died, did not exit within
+# STOP_WAIT seconds of SIGTERM (then SIGKILL) or exited with an error, and
+# says which in BROKER_STOP. A broker flooded by a max-rate run (n4 over
+# TLS: mosquitto still working through megabytes of input) may take
+# seconds to see the signal; 5 s once turned that into a SIGKILL whose
+# cause the report did not give.
+STOP_WAIT=${BENCH_STOP_WAIT:-20}
 stop_broker() {
-	local rc=0
-	kill -0 "$BROKER_PID" 2>/dev/null || rc=1
+	local rc=0 alive=1 i
+	BROKER_STOP=""
+	if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+		rc=1
+		alive=0
+	fi
 	kill -TERM "$BROKER_PID" 2>/dev/null || true
-	for _ in $(seq 100); do
+	for ((i = 0; i < STOP_WAIT * 20; i++)); do
 		kill -0 "$BROKER_PID" 2>/dev/null || break
 		sleep 0.05
 	done
-	kill -KILL "$BROKER_PID" 2>/dev/null && rc=1
+	if kill -KILL "$BROKER_PID" 2>/dev/null; then
+		rc=1
+		BROKER_STOP="did not exit within $STOP_WAIT s of SIGTERM; killed with SIGKILL"
+	fi
 	BROKER_RC=0
 	wait "$BROKER_PID" 2>/dev/null || BROKER_RC=$?
+	if [ "$alive" = 0 ]; then
+		BROKER_STOP="had died before the end of the run (exit status $BROKER_RC)"
+	elif [ -z "$BROKER_STOP" ] && [ "$BROKER_RC" -ne 0 ]; then
+		BROKER_STOP="exited with status $BROKER_RC after SIGTERM"
+	fi
 	[ "$BROKER_RC" -ne 0 ] && rc=1
 	BROKER_PID=""
 	return $rc
@@ -410,9 +429,8 @@ run_load() {
 		--quiet "$@" \
 		>"$base.out" 2>"$base.err" || rc=$?
 	if ! stop_broker; then
-		echo "- ($id) $var rep $rep: broker died or did not stop" \
-			"cleanly (exit status $BROKER_RC; log ends:" \
-			"\"$(tail -1 "$base.log" | cut -c1-120)\");" \
+		echo "- ($id) $var rep $rep: the broker $BROKER_STOP (log" \
+			"ends: \"$(tail -1 "$base.log" | cut -c1-120)\");" \
 			"command: tern bench $mode -L $url ${tls[*]} $*" >>"$PROBLEMS"
 		mkdir -p "$OUT_DIR"
 		cp "$base.log" "$OUT_DIR/$id.$var.$rep.broker.log"
@@ -760,7 +778,7 @@ run_storm() {
 	kill -TERM "${pids[@]}" 2>/dev/null || true
 	for i in "${pids[@]}"; do wait "$i" 2>/dev/null || true; done
 	if ! stop_broker; then
-		echo "- (q) $kind rep $rep: broker died or did not stop cleanly" \
+		echo "- (q) $kind rep $rep: the broker $BROKER_STOP" \
 			"(log ends: \"$(tail -1 "$base.log" | cut -c1-120)\")" \
 			>>"$PROBLEMS"
 	fi
@@ -848,7 +866,7 @@ run_pair() {
 	awk -v n="$n" -v t="$((t1 - t0))" -v N="$SPEED_MSGS" 'BEGIN { printf \
 		"{\"qos\":0,\"published\":%d,\"delivered\":%d,\"lost\":%d,\"elapsed_s\":%.3f,\"delivered_per_s\":%.1f}\n",
 		N, n, N - n, t / 1e9, n / (t / 1e9) }' >"$WORK/o.$how.$rep.json"
-	stop_broker || echo "- (o) ternd did not stop cleanly" >>"$PROBLEMS"
+	stop_broker || echo "- (o) ternd: the broker $BROKER_STOP" >>"$PROBLEMS"
 	printf '  o    %-15s rep %d: %s\n' "mosquitto-$how" "$rep" \
 		"$(cat "$WORK/o.$how.$rep.json")" >&2
 }
