@@ -31,7 +31,9 @@ function bench(args, ms = 20000) {
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`tern bench timed out:\n${stderr}`)); }, ms);
-    p.on('exit', (code) => {
+    // 'close', not 'exit': the last of stdout (the JSON line) may still be
+    // on its way when the process has exited.
+    p.on('close', (code) => {
       clearTimeout(timer);
       const last = stdout.trim().split('\n').pop() || '';
       let json = null;
