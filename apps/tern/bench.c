@@ -331,16 +331,23 @@ static int loop(struct load *L)
 		if (L->phase == PH_SETUP && open_due(L, now) != 0)
 			return -1;
 		n = epoll_wait(L->ep, ev, MAX_EVENTS, poll_timeout(L, now));
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			fprintf(stderr, "tern bench: epoll_wait: %s\n",
+			        strerror(errno));
 			return -1;
+		}
 		for (i = 0; n > 0 && i < (unsigned)n; i++) {
 			uint64_t ticks;
 
 			if (ev[i].data.u32 == TIMER_TAG) {
 				/* Expired or not, it is no longer armed. */
 				if (read(L->tfd, &ticks, sizeof(ticks)) < 0 &&
-				    errno != EAGAIN)
+				    errno != EAGAIN) {
+					fprintf(stderr,
+					        "tern bench: timerfd: %s\n",
+					        strerror(errno));
 					return -1;
+				}
 				L->timer_at = 0;
 				continue;
 			}
@@ -563,15 +570,20 @@ static int setup(struct load *L)
 	L->payload = malloc(L->o.payload);
 	L->ep = epoll_create1(EPOLL_CLOEXEC);
 	L->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (!L->c || !L->payload || L->ep < 0 || L->tfd < 0)
+	if (!L->c || !L->payload || L->ep < 0 || L->tfd < 0) {
+		fprintf(stderr, "tern bench: cannot set up the run: %s\n",
+		        strerror(errno));
 		return -1;
+	}
 	for (i = 0; i < L->nconn; i++)
 		L->c[i].fd = -1;
 	memset(L->payload, 'x', L->o.payload);
 	ev.events = EPOLLIN;
 	ev.data.u32 = TIMER_TAG;
-	if (epoll_ctl(L->ep, EPOLL_CTL_ADD, L->tfd, &ev) != 0)
+	if (epoll_ctl(L->ep, EPOLL_CTL_ADD, L->tfd, &ev) != 0) {
+		fprintf(stderr, "tern bench: epoll_ctl: %s\n", strerror(errno));
 		return -1;
+	}
 	for (i = 0; i < L->nconn; i++) {
 		bool pub = i < L->o.pubs;
 
@@ -585,8 +597,10 @@ static int setup(struct load *L)
 			L->c[i].quota = L->o.limit / L->o.pubs +
 			                (i < L->o.limit % L->o.pubs);
 	}
-	if (count_fans(L) != 0)
+	if (count_fans(L) != 0) {
+		fprintf(stderr, "tern bench: out of memory\n");
 		return -1;
+	}
 	L->t_setup_end = bench_now() + SETUP_NS + L->conn_period * L->nconn +
 	                 (uint64_t)L->nconn * NS_PER_S / 100;
 	return 0;
@@ -601,8 +615,10 @@ static int raise_fd_limit(const struct load *L)
 	        16;
 	struct rlimit r;
 
-	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0) {
+		fprintf(stderr, "tern bench: getrlimit: %s\n", strerror(errno));
 		return -1;
+	}
 	if (r.rlim_cur < r.rlim_max) {
 		r.rlim_cur = r.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &r);
@@ -696,8 +712,12 @@ int cmd_bench(int argc, char **argv)
 	if (L->o.tls && bench_conn_tls_init(L) != 0)
 		goto out;
 	if (L->o.mode == MODE_CONN) {
-		if (conn_setup(L) != 0)
+		if (conn_setup(L) != 0) {
+			fprintf(stderr,
+			        "tern bench: cannot set up the run: %s\n",
+			        strerror(errno));
 			goto out;
+		}
 		pick_sources(L);
 		if (conn_loop(L) != 0) {
 			fprintf(stderr, "tern bench: connection test failed\n");
