@@ -10,6 +10,7 @@
 #include "event/loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -107,7 +108,7 @@ static void loop_drain_wake(struct loop *l)
  * exchange then a load in loop_wake), so at least one sees the other's
  * write: either this thread sees wake_pending and does not block, or the
  * waker sees `sleeping` and writes the eventfd. Both may happen; the
- * write is then drained by a later iteration, uncounted.
+ * write then wakes a later iteration spuriously.
  */
 static int loop_prepare_wait(struct loop *l, int timeout_ms)
 {
@@ -125,6 +126,7 @@ int loop_run_once(struct loop *l, int timeout_ms)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
 	int n, i, handled = 0;
+	bool woke = false;
 
 	n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS,
 	               loop_prepare_wait(l, timeout_ms));
@@ -136,17 +138,22 @@ int loop_run_once(struct loop *l, int timeout_ms)
 
 		if (io == &l->wake_io) {
 			loop_drain_wake(l);
+			woke = true;
 			continue;
 		}
 		io->cb(io, evs[i].events);
 		handled++;
 	}
-	/* An owed wake counts as one event, however it was noticed, and is
-	 * taken here so that it is counted once. A load first: most
-	 * iterations owe none, and a load leaves the cache line shared with
-	 * the wakers. */
+	/* A wake counts as one event, however it was noticed (the eventfd,
+	 * or wake_pending seen before or after the wait), and the owed one
+	 * is taken here so that it is counted once. A stale eventfd write
+	 * (both sides saw each other's flag) makes a spurious wake-up, as an
+	 * eventfd always could. A load first: most iterations owe none, and
+	 * a load leaves the cache line shared with the wakers. */
 	if (atomic_load(&l->wake_pending) &&
-	    atomic_exchange(&l->wake_pending, 0)) {
+	    atomic_exchange(&l->wake_pending, 0))
+		woke = true;
+	if (woke) {
 		l->woken = 1;
 		handled++;
 	}
