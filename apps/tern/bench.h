@@ -53,7 +53,7 @@
 #define IDLE_NS        (NS_PER_S)     /* drain ends after this long idle */
 #define BUSY_PROBE_NS  (NS_PER_S / 4) /* drain: broker CPU read this often */
 #define BUSY_PERMILLE  100 /* broker CPU share (per mille) that is not idle */
-#define MAX_EVENTS     1024
+#define MAX_EVENTS     256
 #define READ_BURST     16 /* input buffers read per readable event */
 #define TIMER_TAG      UINT32_MAX
 #define ID_WORDS       (65536 / 64)
