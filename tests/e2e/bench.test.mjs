@@ -4,7 +4,10 @@
 // hundred connections over several loopback source addresses; the topic
 // templates (%i, %c) reach the broker; a shared subscription counts each
 // message once per group; --persistent leaves sessions the broker kept;
-// --resume resumes TLS sessions.
+// --resume resumes TLS sessions. Brokers that are slow or lossy on
+// purpose: a drain waits for a broker 1.5 s behind instead of giving up at
+// once, a partial loss is counted and said, and a run in which nothing
+// arrives exits 1 with the reason.
 //
 // The tern binary sits next to ternd: $TERND (default build/ternd) with
 // "tern" for "ternd".
@@ -83,8 +86,9 @@ function fakeServer(seqs) {
 // A broker that is slow on purpose, speaking just enough MQTT 3.1.1:
 // CONNACK, SUBACK, and each QoS 0 PUBLISH forwarded as it came to the
 // subscribers of exactly its topic `delayMs` after it arrived (or never,
-// with delayMs < 0: a broker that drops everything).
-function slowBroker(delayMs) {
+// with delayMs < 0: a broker that drops everything; keep(n) false drops
+// the n-th PUBLISH received, from 1).
+function slowBroker(delayMs, keep = () => true) {
   const subs = new Map();
   let received = 0;
   const srv = net.createServer((sock) => {
@@ -110,7 +114,7 @@ function slowBroker(delayMs) {
           received++;
           const topic = body.subarray(2, 2 + body.readUInt16BE(0)).toString();
           const copy = Buffer.from(pkt);
-          if (delayMs >= 0) {
+          if (delayMs >= 0 && keep(received)) {
             setTimeout(() => { for (const s of subs.get(topic) || []) if (!s.destroyed) s.write(copy); }, delayMs);
           }
         }
@@ -134,6 +138,22 @@ describe('tern bench', () => {
       assert.equal(r.json.delivered, r.json.published, r.stdout);
       assert.equal(r.json.lost, 0);
       assert.equal(r.json.tail, 'complete');
+    } finally {
+      srv.close();
+    }
+  });
+
+  test('pubsub against a broker that drops every other message: exit 0, the loss counted and said on stderr', async () => {
+    const { srv, port, received } = await slowBroker(0, (n) => n % 2 === 0);
+    try {
+      const r = await bench(['pubsub', '-L', `mqtt://127.0.0.1:${port}`, '-P', '2', '-S', '2', '-t', 'bench/%i', '-q', '0', '-I', '20', '-d', '0.5', '--quiet']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.json, r.stdout);
+      assert.equal(received(), r.json.published);
+      assert.equal(r.json.delivered, Math.floor(r.json.published / 2));
+      assert.equal(r.json.lost, r.json.published - r.json.delivered);
+      assert.equal(r.json.tail, 'idle');
+      assert.match(r.stderr, new RegExp(`${r.json.lost} of ${r.json.published} messages expected were not delivered \\(QoS 0\\): nothing arrived for 1\\.0 s`));
     } finally {
       srv.close();
     }
