@@ -56,8 +56,8 @@ async function drain(c, { quiet = 800, limit = 30000 } = {}) {
 // "tag:seq", odd seq = QoS 2) with up to 64 in flight, until done or the
 // connection dies. Returns the sequence numbers acknowledged (PUBACK for
 // QoS 1, PUBREC for QoS 2: the points where the broker takes over).
-async function publishRun(port, topic, tag, n) {
-  const c = await rawConnect(port, { version: 4, clientId: uid('pub') });
+// c is connected already, so a kill can only land while publishing.
+async function publishRun(c, topic, tag, n) {
   const acked = new Set();
   const byId = new Map();
   const total = 2 * n;
@@ -131,7 +131,8 @@ describe('durability', { skip }, () => {
       const rounds = ['kill', 'kill', 'kill', 'term'];
       for (let i = 0; i < rounds.length; i++) {
         const tag = `r${i}`;
-        const run = publishRun(b.port, T, tag, 300);
+        const pubc = await rawConnect(b.port, { version: 4, clientId: uid('pub') });
+        const run = publishRun(pubc, T, tag, 300);
         if (rounds[i] === 'kill') {
           await sleep(5 + Math.floor(Math.random() * 150));
           await b.kill();
