@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(err, err2) == 0);
 	} else {
 		CHECK(again.nlisteners == c.nlisteners);
-		CHECK(again.sec.sec.allow_anonymous == c.sec.allow_anonymous);
+		CHECK(again.sec.allow_anonymous == c.sec.allow_anonymous);
 		anon = c.sec.allow_anonymous;
 		CHECK(config_finish(&c) == 0);
 		CHECK(c.nlisteners >= 1);
