@@ -121,7 +121,7 @@ struct broker_stats {
 	atomic_uint_fast64_t mem_refused;
 	atomic_uint_fast64_t mem_limit_hits;
 	atomic_uint_fast64_t mem_disconnects;
-	/* CONNECTs with a JWT by outcome (sys_jwt_causes): accepted, the
+	/* CONNECTs with a JWT by outcome (sys_jwt_cause): accepted, the
 	 * enum jwt_result causes, and a username other than the token's. */
 	atomic_uint_fast64_t jwt_auth[JWT_COUNTERS];
 	/* Connections closed because their token's exp passed. */

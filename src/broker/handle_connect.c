@@ -188,7 +188,7 @@ static int connect_jwt(struct conn *c, const struct mqtt_connect *cn)
 	if (r != JWT_OK) {
 		jwt_claims_free(&cl);
 		snprintf(why, sizeof(why), "token refused (%s)",
-		         sys_jwt_causes[r]);
+		         sys_jwt_cause(r));
 		return connect_refuse(c, MQTT3_CONNACK_BAD_CREDENTIALS,
 		                      MQTT_RC_BAD_USER_OR_PASSWORD, why);
 	}

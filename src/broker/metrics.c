@@ -206,7 +206,7 @@ static void put_jwt(FILE *f, struct broker *b)
 	       "CONNECTs with a JSON Web Token, accepted or refused by cause.");
 	for (int i = 0; i < JWT_COUNTERS; i++)
 		fprintf(f, "tern_jwt_auth_total{result=\"%s\"} %" PRIu64 "\n",
-		        sys_jwt_causes[i], LOAD(jwt_auth[i]));
+		        sys_jwt_cause(i), LOAD(jwt_auth[i]));
 	one(f, "tern_jwt_expired_disconnects_total", "counter",
 	    "Connections closed because their token expired.",
 	    (int64_t)LOAD(jwt_expired_disconnects));

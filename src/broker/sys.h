@@ -17,9 +17,10 @@ extern const char *const sys_tls_causes[];
 /* Names of the limits of enum limit_hit (broker.h), as $SYS topics
  * (broker/limits/NAME) and /metrics labels spell them. */
 extern const char *const sys_limit_names[];
-/* Outcomes of CONNECTs with a JWT (stats.jwt_auth, broker.h): "accepted"
- * first, then the causes of refusal. */
-extern const char *const sys_jwt_causes[];
+/* The name of outcome i (0 <= i < JWT_COUNTERS) of CONNECTs with a JWT
+ * (stats.jwt_auth, broker.h): "accepted", a cause of refusal, or
+ * "wrong_username". */
+const char *sys_jwt_cause(int i);
 
 /* Publishes every $SYS/broker/... topic as a retained QoS 0 message. */
 void sys_publish(struct broker *b, struct worker *w, uint64_t now);
