@@ -29,6 +29,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROOT=$PWD
 BUILD=${BUILD:-build}
 LIMIT=${BENCH_CHECK_LIMIT:-10}
@@ -85,28 +87,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_open() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-	local p
-	while :; do
-		# Below the kernel's ephemeral range (32768 on), where
-		# other programs' outgoing connections and port-0 listeners
-		# would take it.
-		p=$((20000 + RANDOM % 12000))
-		port_open "$p" || break
-	done
-	echo "$p"
-}
-
 # attempt TRANSPORT ARGS...: runs a fresh ternd (one worker thread)
 # under callgrind and `tern bench pubsub ARGS` against it; prints
 # "instructions delivered". Fails (saying why on stderr) on any loss above
 # QoS 0, an error, or a broker that does not exit cleanly.
 attempt() {
-	local t=$1 port wsport url out rc=0 i
+	local t=$1 port wsport url out rc=0
 	shift
 	port=$(free_port)
 	wsport=$(free_port)
@@ -121,13 +107,9 @@ attempt() {
 		>"$WORK/ternd.log" 2>&1 &
 	PID=$!
 	# Valgrind takes a second or two to start ternd.
-	for i in $(seq 300); do
-		port_open "$port" && port_open "$wsport" && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if ! kill -0 "$PID" 2>/dev/null; then
+	if ! wait_ports "$PID" 600 "$port" "$wsport"; then
 		echo "bench-check: ternd did not start: $(tail -2 "$WORK/ternd.log")" >&2
+		kill -KILL "$PID" 2>/dev/null || true
 		wait "$PID" || true
 		PID=""
 		return 1

@@ -72,6 +72,8 @@ FAILED=""
 trap 'FAILED="line $LINENO: \"$BASH_COMMAND\" failed with status $?"' ERR
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROOT=$PWD
 BUILD=${BUILD:-build}
 REPS=${BENCH_REPS:-3}
@@ -229,32 +231,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Something accepts connections on 127.0.0.1:$1.
-port_open() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Every port given accepts connections.
-ports_open() {
-	local p
-	for p in "$@"; do
-		port_open "$p" || return 1
-	done
-}
-
-# A loopback port nobody listens on now.
-free_port() {
-	local p
-	while :; do
-		# Below the kernel's ephemeral range (32768 on), where
-		# other programs' outgoing connections and port-0 listeners
-		# would take it.
-		p=$((20000 + RANDOM % 12000))
-		port_open "$p" || break
-	done
-	echo "$p"
-}
-
 # make_tls: a throwaway CA and a server certificate for localhost,
 # 127.0.0.1 and ::1 in TLS_DIR (BENCH_TLS_KEY: RSA 2048 or P-256). The
 # directory and key are world-readable: mosquitto started as root reads
@@ -351,12 +327,8 @@ start_broker() {
 			"$MOSQUITTO" -c "$conf" >"$log" 2>&1 &
 		fi
 		BROKER_PID=$!
-		for _ in $(seq 100); do
-			kill -0 "$BROKER_PID" 2>/dev/null || break
-			# shellcheck disable=SC2086
-			ports_open $ports && return 0
-			sleep 0.05
-		done
+		# shellcheck disable=SC2086
+		wait_ports "$BROKER_PID" 100 $ports && return 0
 		stop_broker >/dev/null 2>&1 || true
 	done
 	die "$kind did not start; its log: $(tail -3 "$log")"
