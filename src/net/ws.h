@@ -80,6 +80,7 @@ struct ws_decoder {
 	uint8_t opcode; /* opcode of the current frame */
 	bool fin;
 	uint8_t mask[4];
+	bool masked;          /* mask is not all zero */
 	uint64_t remaining;   /* payload bytes left in the current frame */
 	uint64_t offset;      /* payload bytes done (for the mask phase) */
 	bool in_message;      /* a fragmented binary message is open */
