@@ -27,16 +27,25 @@ if (process.env.TERN_E2E_TRANSPORT && !['ws', 'tcp'].includes(process.env.TERN_E
   throw new Error(`TERN_E2E_TRANSPORT must be tcp or ws, not ${process.env.TERN_E2E_TRANSPORT}`);
 }
 
-export async function freePort() {
-  return new Promise((resolve, reject) => {
+// A loopback port nobody listens on now, below the kernel's ephemeral
+// range (32768 on): test files run side by side (scripts/test.sh), and a
+// port taken from the ephemeral range could become another client's
+// source port before the broker binds it.
+function listenOn(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (await listenOn(port)) return port;
+  }
+  throw new Error('no free loopback port between 20000 and 32767');
 }
 
 function waitForPort(port, proc, ms) {
@@ -77,7 +86,20 @@ const SANITIZER = /(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|
 //                does not start and the error says why
 // Returns { kind, port, wsPort, host, url, tcpUrl, wsUrl, transport, stop(),
 // kill(), output() }.
+// A broker that could not bind a port another test took between
+// freePort() and its start is started again on new ports (when the caller
+// did not choose them).
 export async function startBroker(opts = {}) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (tries === 3 || opts.port || opts.wsPort || !/in use/i.test(err.message)) throw err;
+    }
+  }
+}
+
+async function startOnce(opts) {
   const port = opts.port || await freePort();
   let wsPort = opts.wsPort || await freePort();
   while (wsPort === port) wsPort = await freePort();
