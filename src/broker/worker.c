@@ -186,7 +186,11 @@ static int worker_listen(struct worker *w, const struct listener_cfg *lc)
 	}
 	for (i = 0; i < naddr; i++) {
 		struct listener_sock *ls = &w->lsocks[w->nlsocks];
-		int fd = sock_listen(addrs[i], lc->port, 1);
+		/* The first worker checks that no other process listens
+		 * there: the others then join its SO_REUSEPORT group. */
+		int fd = w->id == 0 && sock_port_free(addrs[i], lc->port) != 0
+		                 ? TERN_EIO
+		                 : sock_listen(addrs[i], lc->port, 1);
 
 		if (fd < 0) {
 			/* A machine without IPv6 still serves 127.0.0.1. */

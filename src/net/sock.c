@@ -40,7 +40,9 @@ static socklen_t sock_parse(const char *bind_addr, uint16_t port,
 	return 0;
 }
 
-int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
+/* A stream socket bound to bind_addr:port, not yet listening; -1 with
+ * errno on failure. */
+static int bound_socket(const char *bind_addr, uint16_t port, int reuseport)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sock_parse(bind_addr, port, &ss);
@@ -48,12 +50,12 @@ int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
 
 	if (!sl) {
 		errno = EINVAL;
-		return TERN_EIO;
+		return -1;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	            0);
 	if (fd < 0)
-		return TERN_EIO;
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (reuseport &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
@@ -66,15 +68,41 @@ int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sl) != 0)
 		goto fail;
-	if (listen(fd, 4096) != 0)
-		goto fail;
 	return fd;
 fail : {
 	int e = errno;
 	close(fd);
 	errno = e;
 }
-	return TERN_EIO;
+	return -1;
+}
+
+int sock_listen(const char *bind_addr, uint16_t port, int reuseport)
+{
+	int fd = bound_socket(bind_addr, port, reuseport);
+
+	if (fd < 0)
+		return TERN_EIO;
+	if (listen(fd, 4096) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return TERN_EIO;
+	}
+	return fd;
+}
+
+int sock_port_free(const char *bind_addr, uint16_t port)
+{
+	/* Without SO_REUSEPORT the bind conflicts with any socket listening
+	 * there, whether or not that one set SO_REUSEPORT. */
+	int fd = bound_socket(bind_addr, port, 0);
+
+	if (fd < 0)
+		return errno == EADDRINUSE ? TERN_EIO : 0;
+	close(fd);
+	return 0;
 }
 
 void sock_format(const struct sockaddr *sa, char *out, size_t cap, char *host)

@@ -20,6 +20,17 @@
 int sock_listen(const char *bind_addr, uint16_t port, int reuseport);
 
 /*
+ * Whether nothing listens on bind_addr:port yet, found by binding (not
+ * listening) a socket without SO_REUSEPORT and closing it. Returns 0, or
+ * TERN_EIO with errno EADDRINUSE. Sockets that set SO_REUSEPORT share a
+ * port with any other process of the same user that sets it too, so a
+ * second broker started on a busy port would bind, and clients would be
+ * split between the two without a word; probing first makes that an
+ * error. Other bind errors are left for sock_listen() to report.
+ */
+int sock_port_free(const char *bind_addr, uint16_t port);
+
+/*
  * Accepts one connection: non-blocking, close-on-exec, TCP_NODELAY. Writes
  * the peer as "host:port" into peer (SOCK_ADDRSTRLEN bytes) and the bare
  * host into host (SOCK_ADDRSTRLEN). Returns the fd, TERN_EAGAIN when none is

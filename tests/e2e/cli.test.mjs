@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KIND } from './lib/broker.mjs';
+import { KIND, startBroker } from './lib/broker.mjs';
+import { assertAlive } from './lib/util.mjs';
 
 const TERND = process.env.TERND || 'build/ternd';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tern-cli-'));
@@ -60,6 +61,22 @@ describe('ternd command line', { skip: KIND !== 'tern' && 'ternd only' }, () => 
     const r = ternd('-c', p, '--test-config');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /listener 18999: cannot load certfile '.*none\.crt'/);
+  });
+
+  test('a port another ternd listens on is refused, and that broker keeps serving', async () => {
+    // Workers share each port with SO_REUSEPORT, which a second process
+    // of the same user may join: without the check it would start and
+    // take half the connections.
+    const first = await startBroker();
+    try {
+      const p = conf('busy.conf', `listener ${first.port} 127.0.0.1\nallow_anonymous true\n`);
+      const r = ternd('-c', p, '--threads', '2');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`Cannot listen on 127\\.0\\.0\\.1 port ${first.port}: Address already in use`));
+      await assertAlive(first);
+    } finally {
+      await first.stop();
+    }
   });
 
   test('-d is refused with a reason; unknown options are refused', () => {
