@@ -248,6 +248,10 @@ struct load {
 	uint64_t conn_period; /* ns between two connects */
 	uint8_t *payload;
 	struct hist lat;
+	/* With a rate: how late each message was queued for its publisher's
+	 * socket, after its due time (ns). Latency counts that lateness too,
+	 * so this tells the load generator's share of a tail. */
+	struct hist send_lag;
 	struct stats st;
 	struct pubstat *ps; /* per publisher id, nps of them */
 	uint32_t nps;

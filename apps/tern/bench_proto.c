@@ -179,6 +179,7 @@ void bench_pub_fill(struct load *L, struct conn *c, uint64_t now)
 				return;
 			stamp = c->due;
 			c->due += L->period;
+			bench_hist_add(&L->send_lag, now - stamp);
 		} else {
 			stamp = bench_now();
 			if (stamp >= L->t_end)

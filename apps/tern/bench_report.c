@@ -118,6 +118,24 @@ static void per_publisher(const struct load *L)
 	printf("]");
 }
 
+/* With a rate, the JSON's send_lag_* fields: how long after its due time
+ * each message was queued (bench.h, send_lag), in µs. */
+static void send_lag(const struct load *L)
+{
+	static const double q[3] = {0.5, 0.99, 0.999};
+	double v[4];
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		v[i] = (double)(i == 3 ? L->send_lag.max
+		                       : bench_hist_quantile(&L->send_lag,
+		                                             q[i])) /
+		       1e3;
+	printf(",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f,"
+	       "\"send_lag_p999_us\":%.1f,\"send_lag_max_us\":%.1f",
+	       v[0], v[1], v[2], v[3]);
+}
+
 void bench_report_run(const struct load *L)
 {
 	const struct options *o = &L->o;
@@ -190,6 +208,16 @@ void bench_report_run(const struct load *L)
 		       " "
 		       "max %.1f\n",
 		       lat[0], lat[1], lat[2], lat[3], lat[4]);
+		if (o->rate > 0)
+			printf("  sent late   p99 %.1f  p99.9 %.1f  max %.1f "
+			       "us "
+			       "after the due time (latency includes it)\n",
+			       (double)bench_hist_quantile(&L->send_lag, 0.99) /
+			               1e3,
+			       (double)bench_hist_quantile(&L->send_lag,
+			                                   0.999) /
+			               1e3,
+			       (double)L->send_lag.max / 1e3);
 	} else if (L->st.errors) {
 		printf("  errors %" PRIu64 "\n", L->st.errors);
 	}
@@ -219,6 +247,8 @@ void bench_report_run(const struct load *L)
 	       (const char *[]){"complete", "idle", "timeout"}[L->tail],
 	       elapsed, rate, total_rate, lat[0], lat[1], lat[2], lat[3],
 	       lat[4], bcpu, ccpu, o->persistent ? "true" : "false", tls);
+	if (o->rate > 0 && o->mode != MODE_SUB)
+		send_lag(L);
 	if (o->per_pub)
 		per_publisher(L);
 	printf("}\n");
