@@ -22,7 +22,9 @@ status=0
 # User+system seconds of finished children so far, from the shell's `times`
 # (written to a file by this shell itself: a forked subshell would start its
 # children's times at zero).
-cputimes=build-fuzz/long/.times
+# One file per shell: two chains run side by side, and a shared file once
+# let one overwrite the other's start figure.
+cputimes=build-fuzz/long/.times.$$
 child_cpu() {
 	times >"$cputimes"
 	awk 'NR == 2 { split($1, u, "m"); split($2, s, "m")
@@ -53,4 +55,5 @@ for t in "$@"; do
 		>>build-fuzz/long/runs.log
 	[ "$rc" = 0 ] || status=1
 done
+rm -f "$cputimes" "$cputimes.0" "$cputimes.1"
 exit $status
