@@ -118,22 +118,16 @@ static void per_publisher(const struct load *L)
 	printf("]");
 }
 
-/* With a rate, the JSON's send_lag_* fields: how long after its due time
- * each message was queued (bench.h, send_lag), in µs. */
-static void send_lag(const struct load *L)
+/* p50, p90, p99, p99.9 and max of h, in µs: the five figures every
+ * latency line and JSON object of the reports gives. */
+static void hist_us(const struct hist *h, double out[5])
 {
-	static const double q[3] = {0.5, 0.99, 0.999};
-	double v[4];
+	static const double q[4] = {0.5, 0.9, 0.99, 0.999};
 	unsigned i;
 
 	for (i = 0; i < 4; i++)
-		v[i] = (double)(i == 3 ? L->send_lag.max
-		                       : bench_hist_quantile(&L->send_lag,
-		                                             q[i])) /
-		       1e3;
-	printf(",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f,"
-	       "\"send_lag_p999_us\":%.1f,\"send_lag_max_us\":%.1f",
-	       v[0], v[1], v[2], v[3]);
+		out[i] = (double)bench_hist_quantile(h, q[i]) / 1e3;
+	out[4] = (double)h->max / 1e3;
 }
 
 void bench_report_run(const struct load *L)
@@ -146,10 +140,8 @@ void bench_report_run(const struct load *L)
 	uint64_t pub_end = L->t_end < L->t_stop ? L->t_end : L->t_stop;
 	double elapsed = (double)(end - L->t_start) / NS_PER_S;
 	double sent_s = (double)(pub_end - L->t_start) / NS_PER_S;
-	double rate, total_rate, bcpu = -1, ccpu, lat[5], work;
-	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
+	double rate, total_rate, bcpu = -1, ccpu, lat[5], lag[5], work;
 	char tls[256];
-	unsigned i;
 
 	if (sent_s <= 0)
 		sent_s = 1e-9;
@@ -169,10 +161,8 @@ void bench_report_run(const struct load *L)
 	if (L->broker_ticks0 >= 0 && L->broker_ticks1 >= 0 && work > 0)
 		bcpu = (double)(L->broker_ticks1 - L->broker_ticks0) * 1e6 /
 		       (double)sysconf(_SC_CLK_TCK) / work;
-	for (i = 0; i < 5; i++)
-		lat[i] = (double)(i == 4 ? L->lat.max
-		                         : bench_hist_quantile(&L->lat, q[i])) /
-		         1e3;
+	hist_us(&L->lat, lat);
+	hist_us(&L->send_lag, lag);
 
 	printf("tern bench %s: MQTT %s over %s, QoS %u, ",
 	       bench_mode_name(o->mode), version_name(o->version),
@@ -212,12 +202,7 @@ void bench_report_run(const struct load *L)
 			printf("  sent late   p99 %.1f  p99.9 %.1f  max %.1f "
 			       "us "
 			       "after the due time (latency includes it)\n",
-			       (double)bench_hist_quantile(&L->send_lag, 0.99) /
-			               1e3,
-			       (double)bench_hist_quantile(&L->send_lag,
-			                                   0.999) /
-			               1e3,
-			       (double)L->send_lag.max / 1e3);
+			       lag[2], lag[3], lag[4]);
 	} else if (L->st.errors) {
 		printf("  errors %" PRIu64 "\n", L->st.errors);
 	}
@@ -247,8 +232,12 @@ void bench_report_run(const struct load *L)
 	       (const char *[]){"complete", "idle", "timeout"}[L->tail],
 	       elapsed, rate, total_rate, lat[0], lat[1], lat[2], lat[3],
 	       lat[4], bcpu, ccpu, o->persistent ? "true" : "false", tls);
+	/* With a rate: how long after its due time each message was queued
+	 * (bench.h, send_lag). */
 	if (o->rate > 0 && o->mode != MODE_SUB)
-		send_lag(L);
+		printf(",\"send_lag_p50_us\":%.1f,\"send_lag_p99_us\":%.1f,"
+		       "\"send_lag_p999_us\":%.1f,\"send_lag_max_us\":%.1f",
+		       lag[0], lag[2], lag[3], lag[4]);
 	if (o->per_pub)
 		per_publisher(L);
 	printf("}\n");
@@ -261,15 +250,9 @@ void bench_report_conn(const struct load *L)
 	double setup_s = (double)(L->t_all_ready - L->t_first_open) / NS_PER_S;
 	double rate = setup_s > 0 ? L->ready / setup_s : 0, lat[5];
 	double per_conn = -1, bcpu = -1, ccpu = 0;
-	static const double q[5] = {0.5, 0.9, 0.99, 0.999, 1.0};
 	char tls[256];
-	unsigned i;
 
-	for (i = 0; i < 5; i++)
-		lat[i] = (double)(i == 4 ? L->setup_lat.max
-		                         : bench_hist_quantile(&L->setup_lat,
-		                                               q[i])) /
-		         1e3;
+	hist_us(&L->setup_lat, lat);
 	if (a->rss_kb >= 0 && b->rss_kb >= 0 && L->ready)
 		per_conn = (double)(b->rss_kb - a->rss_kb) * 1024 / L->ready;
 	/* CPU from the first connect() to the last CONNACK. */
