@@ -82,32 +82,18 @@ static bool check_bearer(const struct http_api_req *r, const char *p, size_t n)
 	return tok && strlen(tok) == n && CRYPTO_memcmp(tok, p, n) == 0;
 }
 
-/* Decodes "user:password" from base64 and checks it. */
+/* Checks "user:password" sent as Basic credentials (base64 in p[0..n)). */
 static bool check_basic(const struct http_api_req *r, const char *p, size_t n)
 {
 	const struct config *cfg = r->w->b->cfg;
-	unsigned char dec[512];
-	char *colon;
-	int len;
+	struct http_basic c;
 
 	if (!cfg->admin_user || !r->w->auth || !r->w->auth->admin_pw ||
-	    !basic_allowed(r) || n == 0 || n % 4 || n > 4 * 127)
-		return false;
-	len = EVP_DecodeBlock(dec, (const unsigned char *)p, (int)n);
-	if (len < 0)
-		return false;
-	/* EVP_DecodeBlock counts the padding as zero bytes. */
-	len -= (p[n - 1] == '=') + (p[n - 2] == '=');
-	dec[len] = '\0';
-	colon = memchr(dec, ':', (size_t)len);
-	if (!colon)
-		return false;
-	*colon = '\0';
-	if (strcmp((char *)dec, cfg->admin_user) != 0)
+	    !basic_allowed(r) || http_basic_decode(p, n, &c) != 0 ||
+	    strcmp(c.user, cfg->admin_user) != 0)
 		return false;
 	return passwd_check(r->w->auth->admin_pw, cfg->admin_user,
-	                    (const uint8_t *)colon + 1,
-	                    (size_t)len - (size_t)(colon + 1 - (char *)dec));
+	                    (const uint8_t *)c.pass, c.plen);
 }
 
 static bool authorized(const struct http_api_req *r)
@@ -467,40 +453,6 @@ static const struct route routes[] = {
         {"GET", "/api/v1/stats", false, api_stats},
 };
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes p[0..n) into out (cap bytes, NUL-terminated); false if
- * malformed, empty, too long or holding a zero byte. */
-static bool url_decode(const char *p, size_t n, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)p[i];
-
-		if (c == '%') {
-			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
-			int lo = hi >= 0 ? hex_digit(p[i + 2]) : -1;
-
-			if (lo < 0)
-				return false;
-			c = hi * 16 + lo;
-			i += 2;
-		}
-		if (c == 0 || o + 1 >= cap)
-			return false;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return o > 0;
-}
-
 /*
  * Matches the path against a route: *id gets the decoded client id of a
  * with_id route. Returns 1 on a match, 0 if not, -1 for a bad id.
@@ -516,7 +468,9 @@ static int route_match(const struct route *rt, const struct http_str *path,
 		return path->len == n;
 	if (path->len <= n + 1 || path->p[n] != '/')
 		return 0;
-	return url_decode(path->p + n + 1, path->len - n - 1, id, cap) ? 1 : -1;
+	return http_pct_decode(path->p + n + 1, path->len - n - 1, id, cap) > 0
+	               ? 1
+	               : -1;
 }
 
 static void api_route(struct api *a)

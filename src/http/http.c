@@ -809,3 +809,89 @@ int http_ws_client_check(const struct http_response *r, const char *key,
 		                   "server chose a subprotocol not offered");
 	return 0;
 }
+
+/* ---- percent escapes and Basic credentials ---- */
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int http_pct_decode(const char *p, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)p[i];
+
+		if (c == '%') {
+			int hi = i + 2 < n ? hex_digit(p[i + 1]) : -1;
+			int lo = hi >= 0 ? hex_digit(p[i + 2]) : -1;
+
+			if (lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= cap)
+			return -1;
+		out[o++] = (char)c;
+	}
+	if (o == 0)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
+/*
+ * Whether p[0..n) is base64 as RFC 4648 §4 writes it: the alphabet, with
+ * '=' only as the last one or two characters of a multiple of four. (The
+ * OpenSSL decoder also skips surrounding whitespace; credentials have
+ * none.)
+ */
+static bool base64_strict(const char *p, size_t n)
+{
+	size_t pad = 0;
+
+	if (n == 0 || n % 4)
+		return false;
+	while (pad < 2 && p[n - 1 - pad] == '=')
+		pad++;
+	for (size_t i = 0; i < n - pad; i++)
+		if (!is_base64((unsigned char)p[i]))
+			return false;
+	return true;
+}
+
+int http_basic_decode(const char *p, size_t n, struct http_basic *c)
+{
+	unsigned char *dec = (unsigned char *)c->buf;
+	char *colon;
+	int len;
+
+	memset(c, 0, sizeof(*c));
+	/* 4 * 127 characters decode to 381 bytes, which leaves room for the
+	 * NUL in buf. */
+	if (n > 4 * 127 || !base64_strict(p, n))
+		return -1;
+	len = EVP_DecodeBlock(dec, (const unsigned char *)p, (int)n);
+	if (len < 0)
+		return -1;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	len -= (p[n - 1] == '=') + (p[n - 2] == '=');
+	colon = memchr(c->buf, ':', (size_t)len);
+	if (colon == NULL)
+		return -1;
+	for (char *u = c->buf; u < colon; u++)
+		if ((unsigned char)*u < 0x20 || *u == 0x7F)
+			return -1;
+	*colon = '\0';
+	c->user = c->buf;
+	c->pass = colon + 1;
+	c->plen = (size_t)len - (size_t)(colon + 1 - c->buf);
+	c->buf[len] = '\0';
+	return 0;
+}

@@ -57,6 +57,31 @@ size_t http_count(const struct http_request *req, const char *name);
 bool http_list_has(struct http_str value, const char *token);
 
 /*
+ * Percent-decodes p[0..n) (RFC 3986 §2.1) into out (cap bytes,
+ * NUL-terminated), as a path segment such as a client id in an admin API
+ * URL. Returns the decoded length, or -1 if an escape is malformed or the
+ * result is empty, holds a zero byte or does not fit.
+ */
+int http_pct_decode(const char *p, size_t n, char *out, size_t cap);
+
+/* Decoded "Authorization: Basic" credentials (RFC 7617). */
+struct http_basic {
+	char buf[384];    /* user id, NUL, password; 508 base64 chars at most */
+	const char *user; /* NUL-terminated, no control characters */
+	const char *pass; /* plen bytes, may hold any byte */
+	size_t plen;
+};
+
+/*
+ * Decodes the base64 credentials p[0..n) (what follows "Basic ") into *c,
+ * splitting them at the first ':'. Returns 0, or -1 if they are not base64
+ * of at most 381 bytes, hold no ':', or the user id holds a control
+ * character (RFC 7617 §2 forbids them; a NUL would let "admin\0x" pass as
+ * "admin" wherever the id is compared as a C string).
+ */
+int http_basic_decode(const char *p, size_t n, struct http_basic *c);
+
+/*
  * The outcome of checking a WebSocket upgrade request (RFC 6455 §4.2.1).
  * status 101: accept holds the Sec-WebSocket-Accept value (28 chars + NUL)
  * and `subprotocol` the chosen one from the client's comma-separated offer

@@ -104,6 +104,8 @@ describe('HTTP admin API and /metrics', { skip: KIND !== 'tern' && 'ternd only' 
     assert.match(r.headers.get('www-authenticate'), /^Basic /);
     assert.equal((await req(api, '/api/v1/stats', { headers: basic('admin', 'nope') })).status, 401);
     assert.equal((await req(api, '/api/v1/stats', { headers: basic('root', 'hunter2') })).status, 401);
+    // The right password under "admin" followed by a NUL: not "admin".
+    assert.equal((await req(api, '/api/v1/stats', { headers: basic('admin\0x', 'hunter2') })).status, 401);
     assert.equal((await req(api, '/api/v1/stats', { headers: bearer('wrong') })).status, 401);
     r = await req(api, '/api/v1/stats', { headers: basic('admin', 'hunter2') });
     assert.equal(r.status, 200, r.text);

@@ -7,11 +7,19 @@
  * and a subprotocol from the request on 101. The same bytes are parsed as
  * a response head (the client side of the upgrade) with the same
  * properties, and the client's check of a 101 must not accept a response
- * that lacks the accept value for its key.
+ * that lacks the accept value for its key. What the admin API decodes
+ * (a percent-encoded path segment, Basic credentials) is decoded from the
+ * raw bytes and from the request's path and Authorization header: a
+ * decoded segment has no NUL and decodes again from its %XX form, and
+ * decoded credentials hold a user id without control characters and come
+ * back the same from their canonical base64.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "base/error.h"
 #include "http/http.h"
@@ -92,6 +100,58 @@ static void check_deflate(const struct http_request *req)
 	CHECK(strncmp(d.response, base, sizeof(base) - 1) == 0);
 }
 
+static void check_pct(const char *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[256], again[256], enc[3 * 255];
+	int len = http_pct_decode(p, n, out, sizeof(out));
+
+	if (len < 0)
+		return;
+	CHECK(len > 0 && (size_t)len <= n && strlen(out) == (size_t)len);
+	for (int i = 0; i < len; i++) {
+		enc[3 * i] = '%';
+		enc[3 * i + 1] = hex[(unsigned char)out[i] >> 4];
+		enc[3 * i + 2] = hex[(unsigned char)out[i] & 15];
+	}
+	CHECK(http_pct_decode(enc, 3 * (size_t)len, again, sizeof(again)) ==
+	      len);
+	CHECK(memcmp(out, again, (size_t)len) == 0);
+}
+
+static void check_basic(const char *p, size_t n)
+{
+	struct http_basic c, c2;
+	unsigned char raw[384], b64[4 * 128 + 1];
+	size_t ulen;
+	int m;
+
+	if (http_basic_decode(p, n, &c) != 0)
+		return;
+	CHECK(c.user == c.buf && c.pass > c.user);
+	ulen = strlen(c.user);
+	CHECK(c.pass == c.user + ulen + 1 && ulen + 1 + c.plen <= 381);
+	for (size_t i = 0; i < ulen; i++)
+		CHECK((unsigned char)c.user[i] >= 0x20 && c.user[i] != 0x7F);
+	memcpy(raw, c.user, ulen);
+	raw[ulen] = ':';
+	memcpy(raw + ulen + 1, c.pass, c.plen);
+	m = EVP_EncodeBlock(b64, raw, (int)(ulen + 1 + c.plen));
+	CHECK(m > 0 && http_basic_decode((char *)b64, (size_t)m, &c2) == 0);
+	CHECK(strcmp(c.user, c2.user) == 0 && c.plen == c2.plen &&
+	      memcmp(c.pass, c2.pass, c.plen) == 0);
+}
+
+/* The admin API's decoders on a request: its path, Basic credentials. */
+static void check_api_decoders(const struct http_request *req)
+{
+	const struct http_header *h = http_find(req, "Authorization");
+
+	check_pct(req->path.p, req->path.len);
+	if (h && h->value.len > 6 && strncasecmp(h->value.p, "Basic ", 6) == 0)
+		check_basic(h->value.p + 6, h->value.len - 6);
+}
+
 /* The bytes as the server's answer to our upgrade. */
 static void check_response(const char *buf, size_t size)
 {
@@ -135,6 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	check_response(buf, size);
+	check_pct(buf, size);
+	check_basic(buf, size);
 	rc = http_parse_request(buf, size, &req, hdrs, MAX_HEADERS);
 	CHECK(rc == TERN_EAGAIN || rc == TERN_EMALFORMED ||
 	      rc == TERN_ETOOBIG || rc == TERN_EVERSION || rc > 0);
@@ -144,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_request(&req, buf, (size_t)rc);
 	check_upgrade(&req, buf, (size_t)rc);
 	check_deflate(&req);
+	check_api_decoders(&req);
 	/* The head alone parses the same; any shorter prefix needs more. */
 	CHECK(http_parse_request(buf, (size_t)rc, &req2, again, MAX_HEADERS) ==
 	      rc);

@@ -808,6 +808,69 @@ static void test_client_response_parse(void **state)
 	                 TERN_ETOOBIG);
 }
 
+/* Admin API client ids in paths: "%2F" is a slash, and what cannot be an
+ * id (empty, NUL, a broken escape, too long) is refused. */
+static void test_pct_decode(void **state)
+{
+	char out[8];
+
+	(void)state;
+
+	assert_int_equal(http_pct_decode("a%2Fb%2b", 8, out, sizeof(out)), 4);
+	assert_string_equal(out, "a/b+");
+	assert_int_equal(http_pct_decode("%41%c3%A9", 9, out, sizeof(out)), 3);
+	assert_string_equal(out, "A\xc3\xa9");
+	assert_int_equal(http_pct_decode("", 0, out, sizeof(out)), -1);
+	assert_int_equal(http_pct_decode("a%00", 4, out, sizeof(out)), -1);
+	assert_int_equal(http_pct_decode("a%4", 3, out, sizeof(out)), -1);
+	assert_int_equal(http_pct_decode("a%g1", 4, out, sizeof(out)), -1);
+	assert_int_equal(http_pct_decode("abcdefg", 7, out, sizeof(out)), 7);
+	assert_int_equal(http_pct_decode("abcdefgh", 8, out, sizeof(out)), -1);
+}
+
+static void test_basic_decode(void **state)
+{
+	struct http_basic c;
+
+	(void)state;
+
+	/* RFC 7617 §2's example. */
+	assert_int_equal(
+	        http_basic_decode("QWxhZGRpbjpvcGVuIHNlc2FtZQ==", 28, &c), 0);
+	assert_string_equal(c.user, "Aladdin");
+	assert_int_equal(c.plen, 11);
+	assert_memory_equal(c.pass, "open sesame", 11);
+	/* "u:a:b" splits at the first colon; "u:" has an empty password. */
+	assert_int_equal(http_basic_decode("dTphOmI=", 8, &c), 0);
+	assert_string_equal(c.user, "u");
+	assert_int_equal(c.plen, 3);
+	assert_int_equal(http_basic_decode("dTo=", 4, &c), 0);
+	assert_int_equal(c.plen, 0);
+	/* A NUL in the password is kept ("u:\0x"). */
+	assert_int_equal(http_basic_decode("dToAeA==", 8, &c), 0);
+	assert_int_equal(c.plen, 2);
+	assert_memory_equal(c.pass, "\0x", 2);
+	/* No colon ("abc"); "admin\0x:pw", which a C-string comparison would
+	 * read as "admin"; a tab in the user id. */
+	assert_int_equal(http_basic_decode("YWJj", 4, &c), -1);
+	assert_int_equal(http_basic_decode("YWRtaW4AeDpwdw==", 16, &c), -1);
+	assert_int_equal(http_basic_decode("YQliOmM=", 8, &c), -1);
+	/* Not base64 as written: whitespace, misplaced or too much padding,
+	 * a length that is no multiple of four, too long. */
+	assert_int_equal(http_basic_decode(" dTphOmI", 8, &c), -1);
+	assert_int_equal(http_basic_decode("dT=hOmI=", 8, &c), -1);
+	assert_int_equal(http_basic_decode("d===", 4, &c), -1);
+	assert_int_equal(http_basic_decode("dTphOmI", 7, &c), -1);
+	assert_int_equal(http_basic_decode("", 0, &c), -1);
+	{
+		char longer[513];
+
+		memset(longer, 'Q', sizeof(longer) - 1);
+		longer[512] = '\0';
+		assert_int_equal(http_basic_decode(longer, 512, &c), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +901,8 @@ int main(void)
 	        cmocka_unit_test(test_client_response_ok),
 	        cmocka_unit_test(test_client_response_refused),
 	        cmocka_unit_test(test_client_response_parse),
+	        cmocka_unit_test(test_pct_decode),
+	        cmocka_unit_test(test_basic_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
