@@ -17,15 +17,8 @@
 
 #include "base/error.h"
 #include "broker/acl.h"
+#include "fuzz.h"
 #include "mqtt/packet.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 #define MAX_WORDS 16
 /* An unlisted user whose name no input can hold as a topic level. */

@@ -11,16 +11,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fuzz.h"
 #include "net/cidr.h"
 #include "net/sock.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 static void fuzz_xff(const char *value, size_t len)
 {

@@ -13,14 +13,7 @@
 
 #include "base/error.h"
 #include "broker/config.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 /* Parses text and returns the result code; err receives the message. */
 static int parse(const char *text, struct config *c, char *err, size_t cap)

@@ -22,15 +22,8 @@
 #include <openssl/evp.h>
 
 #include "base/error.h"
+#include "fuzz.h"
 #include "http/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 #define MAX_HEADERS 16
 

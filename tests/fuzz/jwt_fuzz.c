@@ -26,14 +26,7 @@
 
 #include "broker/acl.h"
 #include "broker/jwt.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 #define NOW 1900000000LL
 

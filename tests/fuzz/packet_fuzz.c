@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "mqtt/packet.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_ITEMS 4096
 
@@ -19,12 +18,6 @@ struct scratch {
 	struct mqtt_sub_entry subs[MAX_ITEMS];
 	uint32_t ids[MAX_ITEMS];
 };
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 static uint32_t count_user_props(const struct mqtt_props *p)
 {

@@ -15,14 +15,7 @@
 
 #include "base/error.h"
 #include "broker/passwd.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 #define ITER_CAP 1000
 

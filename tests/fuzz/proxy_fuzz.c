@@ -14,15 +14,8 @@
 #include <sys/socket.h>
 
 #include "base/error.h"
+#include "fuzz.h"
 #include "net/proxy.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 /* A host field is NUL-terminated and, when set, a numeric address. */
 static void check_host(const char *host, bool local)

@@ -19,15 +19,8 @@
 
 #include "base/utf8.h"
 #include "broker/subs.h"
+#include "fuzz.h"
 #include "mqtt/packet.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 #define MAX_FILTERS 32
 

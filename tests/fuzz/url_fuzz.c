@@ -13,14 +13,7 @@
 
 #include "base/error.h"
 #include "client/url.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
+#include "fuzz.h"
 
 static const char *const names[] = {"mqtt", "mqtts", "ws", "wss"};
 

@@ -17,15 +17,8 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "fuzz.h"
 #include "net/ws.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			abort();                                               \
-	} while (0)
 
 /* What one run saw. */
 struct run {
