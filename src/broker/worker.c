@@ -254,8 +254,31 @@ fail:
 	return NULL;
 }
 
+/* Writes out every connection queued for a flush; closed ones are only
+ * taken off the list. Flushing may queue more (a will published on a
+ * write error): the list is empty on return. */
+static void worker_flush_all(struct worker *w)
+{
+	while (w->flush_list) {
+		struct conn *c = w->flush_list;
+
+		w->flush_list = c->flush_next;
+		c->in_flush = false;
+		if (c->state != CONN_CLOSED)
+			conn_flush(c);
+	}
+}
+
+/*
+ * Frees the connections closed this round. One may still be on the flush
+ * list: queued for a flush, then closed before the list was walked (a
+ * held-back publisher let go after the round's flush sends a PUBACK, then
+ * reads a malformed packet). So the list is emptied first.
+ */
 static void worker_free_dead(struct worker *w)
 {
+	if (w->dead)
+		worker_flush_all(w);
 	while (w->dead) {
 		struct conn *c = w->dead;
 
@@ -448,18 +471,6 @@ static void worker_drain_inbox(struct worker *w)
 	}
 	w->inbox_spare = items;
 	w->spare_cap = cap;
-}
-
-static void worker_flush_all(struct worker *w)
-{
-	while (w->flush_list) {
-		struct conn *c = w->flush_list;
-
-		w->flush_list = c->flush_next;
-		c->in_flush = false;
-		if (c->state != CONN_CLOSED)
-			conn_flush(c);
-	}
 }
 
 static void worker_tick(struct worker *w, uint64_t now)

@@ -6,7 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startBroker, KIND } from './lib/broker.mjs';
-import { RawClient } from './lib/raw.mjs';
+import { RawClient, enc } from './lib/raw.mjs';
 import { connect, closeAll, uid, sub, sleep, assertAlive } from './lib/util.mjs';
 
 let broker;
@@ -33,6 +33,30 @@ async function droppedCount() {
 }
 
 describe('slow consumer', () => {
+  // Found by broker_fuzz: a publisher held back by its own backlog had a
+  // PUBACK queued when the hold ended, then closed on the malformed packet
+  // after it, and its memory was freed while still queued for a flush
+  // (a use-after-free, seen under AddressSanitizer).
+  test('a publisher held back by its own backlog, then a malformed packet: closed, the broker goes on', { timeout: 20000 }, async () => {
+    const topic = uid('self');
+    const c = await RawClient.connect(broker.port);
+    try {
+      await c.connect({ version: 4, clientId: uid('selfpub') });
+      c.subscribe(1, [[topic, 1]]);
+      await c.expect('suback');
+      // 120 QoS 1 messages to its own subscription, never acknowledged:
+      // its queue passes the high-water mark and the broker holds the
+      // rest of the bytes unread until the hold times out; then packet
+      // type 0, which is malformed.
+      const bufs = [];
+      for (let i = 1; i <= 120; i++) bufs.push(enc.publish({ topic, qos: 1, id: i, payload: 'x' }));
+      bufs.push(Buffer.from([0x00, 0x00]));
+      c.send(Buffer.concat(bufs));
+      assert.ok(await c.closed(5000), 'closed after the malformed packet');
+    } finally { c.destroy(); }
+    await assertAlive(broker);
+  });
+
   test('a subscriber that stops reading loses messages at its bound; others get everything', { timeout: 60000 }, async () => {
     const topic = uid('flood');
     const N = 20000;
