@@ -487,6 +487,14 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 		           "packet type not allowed from a client");
 		return TERN_EPROTO;
 	}
+	/* Any second CONNECT is a protocol error (MQTT-3.1.0-2), checked
+	 * before decoding: an invalid one was answered as if it were the
+	 * first, with a 3.1.1 CONNACK "unacceptable protocol version" on a
+	 * v5 connection (found by broker_fuzz). */
+	if (c->state == CONN_ACTIVE && fh->type == MQTT_CONNECT) {
+		conn_close(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
+		return TERN_EPROTO;
+	}
 	rc = mqtt_decode(fh, body, fh->remaining, c->version, &p, &err);
 	if (rc != 0) {
 		if (fh->type == MQTT_CONNECT)
@@ -495,10 +503,6 @@ static int conn_dispatch(struct conn *c, const struct mqtt_fixed *fh,
 		conn_close(c, err.reason ? err.reason : MQTT_RC_MALFORMED,
 		           err.what ? err.what : tern_strerror(rc));
 		return rc;
-	}
-	if (c->state == CONN_ACTIVE && p.type == MQTT_CONNECT) {
-		conn_close(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
-		return TERN_EPROTO;
 	}
 	c->last_rx = clock_ms();
 	STAT_ADD(c->w->b, msgs_received, 1);

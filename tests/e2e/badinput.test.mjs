@@ -183,6 +183,19 @@ describe('CONNECT', () => {
       const c = await open(version);
       try { await refused(c, enc.connect({ version, clientId: uid() }), { reason: 0x82 }); } finally { c.destroy(); }
     });
+
+    // Found by broker_fuzz: an invalid second CONNECT was answered as a
+    // first one, with a 3.1.1 CONNACK 0x01 even on a v5 connection.
+    test(`v${version}: a second CONNECT that is itself invalid (level 6; name "t/x") → close, no CONNACK`, async () => {
+      for (const [name, level] of [['MQTT', 6], ['t/x', 3]]) {
+        const c = await open(version);
+        try {
+          c.sendRaw(rawConnectPacket({ name, level, rest: str(uid()) }));
+          const log = await refused(c, null, { reason: 0x82 });
+          assert.equal(log.filter((p) => p.type === 'connack').length, 1, `only the first CONNECT's CONNACK (${name} level ${level})`);
+        } finally { c.destroy(); }
+      }
+    });
   }
 
   test('v3: password without username → close (MQTT-3.1.2-22)', async () => {
