@@ -1,0 +1,360 @@
+/*
+ * libFuzzer target for the broker's handling of one client's packets in the
+ * state a connection carries: its protocol level, the maximums it
+ * negotiated, topic aliases both ways, packet ids in flight and QoS 2 ids,
+ * its subscriptions and session, its will. packet_fuzz checks packets one
+ * at a time and cannot reach any of this.
+ *
+ * A real broker (broker_init/broker_start, one worker thread) runs in this
+ * process on a loopback port. The first byte of an input picks a CONNECT
+ * (MQTT 3.1, 3.1.1 or 5; clean start or not; a will; for v5, Receive
+ * Maximum 2, Topic Alias Maximum 4, Maximum Packet Size 512 and a session
+ * expiry), and the remaining bytes follow it as they are, then the harness
+ * half-closes the socket. Checked:
+ *  - the broker closes every such connection within 5 s (the end of the
+ *    bytes is the end of the client), so no input wedges the worker;
+ *  - every complete packet the broker sent decodes at the client's level,
+ *    the first is a CONNACK, and for v5 none is over the client's 512
+ *    bytes and no topic alias is over its 4; a cut packet at the end only
+ *    where the connection was reset (the broker closed with input unread);
+ *  - every 64 inputs, another client connects, subscribes and gets its own
+ *    QoS 1 message back: the broker keeps serving others.
+ * The broker restarts every 4096 inputs, so sessions and retained messages
+ * from earlier inputs stay bounded; ASan and UBSan watch its thread too.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "broker/auth.h"
+#include "broker/broker.h"
+#include "broker/config.h"
+#include "fuzz.h"
+#include "mqtt/packet.h"
+
+#define RESTART_EVERY 4096
+#define ALIVE_EVERY   64
+#define MAX_REPLY     (1u << 20)
+
+static struct {
+	struct config cfg;
+	struct broker b;
+	bool up;
+	int port;
+	unsigned inputs;
+} g;
+
+static const char conf_fmt[] = "listener %d 127.0.0.1\n"
+                               "allow_anonymous true\n"
+                               "log_dest none\n"
+                               "max_inflight_messages 4\n"
+                               "max_queued_messages 16\n"
+                               "max_packet_size 4096\n"
+                               "memory_limit 67108864\n"
+                               "max_topic_levels 16\n"
+                               "max_subscriptions_per_client 32\n";
+
+static void broker_down(void)
+{
+	if (!g.up)
+		return;
+	broker_stop(&g.b);
+	config_free(&g.cfg);
+	g.up = false;
+}
+
+/* Starts a broker on a free port of 20000-32767 (a few tries). */
+static void broker_up(void)
+{
+	char text[sizeof(conf_fmt) + 16], err[256];
+
+	for (int i = 0; i < 32 && !g.up; i++) {
+		struct auth *auth = NULL;
+
+		g.port = 20000 + (int)((getpid() * 7919u + (unsigned)i * 131u) %
+		                       12768u);
+		snprintf(text, sizeof(text), conf_fmt, g.port);
+		config_init(&g.cfg);
+		CHECK(config_parse(&g.cfg, text, "broker_fuzz", err,
+		                   sizeof(err)) == 0);
+		CHECK(config_finish(&g.cfg) == 0);
+		CHECK(log_configure(0, NULL, 0, NULL, 0) == 0);
+		CHECK(auth_load(&g.cfg, &auth, err, sizeof(err)) == 0);
+		if (broker_init(&g.b, &g.cfg, auth, 1) == 0 &&
+		    broker_start(&g.b) == 0) {
+			g.up = true;
+			break;
+		}
+		broker_stop(&g.b);
+		config_free(&g.cfg);
+	}
+	CHECK(g.up);
+}
+
+static int dial(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)g.port)};
+	struct timeval tv = {.tv_sec = 5};
+	/* Closing with a reset keeps hundreds of thousands of connections
+	 * from sitting in TIME_WAIT; each is read to its end first. */
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	CHECK(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	return fd;
+}
+
+/* Sends all of p; false if the broker closed first (it may, mid-input). */
+static bool send_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* Appends an MQTT string (2-byte length, then the bytes). */
+static size_t put_str(uint8_t *out, size_t o, const char *s)
+{
+	size_t n = strlen(s);
+
+	out[o++] = (uint8_t)(n >> 8);
+	out[o++] = (uint8_t)n;
+	memcpy(out + o, s, n);
+	return o + n;
+}
+
+/*
+ * The CONNECT chosen by sel: bits 0-1 the level (3.1.1, 5, 5, 3.1), bit 2
+ * clean start, bit 3 a will, bits 4-5 its QoS (3 is left as it is: a
+ * protocol error), bit 6 will retain, bit 7 (v5) no session expiry.
+ * Returns its length; *version gets the level.
+ */
+static size_t make_connect(uint8_t sel, uint8_t *out, uint8_t *version)
+{
+	static const uint8_t levels[] = {MQTT_V311, MQTT_V5, MQTT_V5, MQTT_V31};
+	uint8_t v = levels[sel & 3], flags = 0, body[128];
+	size_t n = 0;
+
+	*version = v;
+	n = put_str(body, n, v == MQTT_V31 ? "MQIsdp" : "MQTT");
+	body[n++] = v;
+	flags |= sel & 4 ? 0x02 : 0;
+	if (sel & 8)
+		flags |= 0x04 | (uint8_t)(((sel >> 4) & 3) << 3) |
+		         (sel & 0x40 ? 0x20 : 0);
+	body[n++] = flags;
+	body[n++] = 0; /* keepalive 60 */
+	body[n++] = 60;
+	if (v == MQTT_V5) {
+		static const uint8_t props[] = {
+		        0x21, 0x00, 0x02, /* Receive Maximum 2 */
+		        0x22, 0x00, 0x04, /* Topic Alias Maximum 4 */
+		        0x27, 0,    0,
+		        0x02, 0x00, /* Maximum Packet Size 512 */
+		        0x11, 0,    0,
+		        0,    60, /* Session Expiry 60 s */
+		};
+		size_t plen = sel & 0x80 ? sizeof(props) - 5 : sizeof(props);
+
+		body[n++] = (uint8_t)plen;
+		memcpy(body + n, props, plen);
+		n += plen;
+	}
+	n = put_str(body, n, "fz");
+	if (sel & 8) {
+		if (v == MQTT_V5)
+			body[n++] = 0; /* will properties */
+		n = put_str(body, n, "fz/will");
+		n = put_str(body, n, "gone");
+	}
+	out[0] = 0x10;
+	out[1] = (uint8_t)n;
+	memcpy(out + 2, body, n);
+	return n + 2;
+}
+
+/* Every complete packet in r[0..n) is one the client can accept. */
+static void check_replies(const uint8_t *r, size_t n, uint8_t v, bool cut)
+{
+	size_t off = 0;
+	bool first = true;
+
+	while (off < n) {
+		struct mqtt_fixed fh;
+		struct mqtt_packet p;
+		struct mqtt_error err;
+		int h = mqtt_fixed_header(r + off, n - off, &fh);
+
+		if (h == TERN_EAGAIN ||
+		    (h > 0 && n - off - (size_t)h < fh.remaining)) {
+			CHECK(cut);
+			return;
+		}
+		CHECK(h > 0);
+		CHECK(mqtt_decode(&fh, r + off + h, fh.remaining, v, &p,
+		                  &err) == 0);
+		CHECK(!first || p.type == MQTT_CONNACK);
+		if (v == MQTT_V5) {
+			CHECK((size_t)h + fh.remaining <= 512);
+			if (p.type == MQTT_PUBLISH &&
+			    (p.u.publish.props.present &
+			     MQTT_PBIT(MQTT_PROP_TOPIC_ALIAS)))
+				CHECK(p.u.publish.props.topic_alias >= 1 &&
+				      p.u.publish.props.topic_alias <= 4);
+		}
+		first = false;
+		off += (size_t)h + fh.remaining;
+	}
+}
+
+/*
+ * Reads until the broker closes and returns how many bytes were kept (the
+ * first MAX_REPLY); *cut says whether the stream ends early: reset rather
+ * than closed (the broker closed with input unread), or longer than kept.
+ */
+static size_t read_to_close(int fd, uint8_t *buf, bool *cut)
+{
+	static uint8_t sink[65536];
+	size_t n = 0;
+
+	*cut = false;
+	for (;;) {
+		uint8_t *to = n < MAX_REPLY ? buf + n : sink;
+		size_t room = n < MAX_REPLY ? MAX_REPLY - n : sizeof(sink);
+		ssize_t r = recv(fd, to, room, 0);
+
+		if (r == 0)
+			return n;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == ECONNRESET) {
+			*cut = true;
+			return n;
+		}
+		/* EAGAIN here is the 5 s receive timeout: a wedged broker. */
+		CHECK(r > 0);
+		if (to == sink)
+			*cut = true;
+		else
+			n += (size_t)r;
+	}
+}
+
+/* Reads one whole packet into buf (cap bytes); false on close. */
+static bool read_packet(int fd, uint8_t *buf, size_t cap, struct mqtt_fixed *fh,
+                        size_t *hlen)
+{
+	size_t n = 0;
+
+	for (;;) {
+		int h = mqtt_fixed_header(buf, n, fh);
+		ssize_t r;
+
+		if (h > 0 && n >= (size_t)h + fh->remaining) {
+			*hlen = (size_t)h;
+			return true;
+		}
+		CHECK(h == TERN_EAGAIN || h > 0);
+		CHECK(n < cap && (h < 0 || (size_t)h + fh->remaining <= cap));
+		r = recv(fd, buf + n, h > 0 ? (size_t)h + fh->remaining - n : 1,
+		         0);
+		if (r <= 0)
+			return false;
+		n += (size_t)r;
+	}
+}
+
+/*
+ * A well-behaved v3.1.1 client: CONNECT, SUBSCRIBE alive/# at QoS 1, then
+ * a QoS 1 PUBLISH "x" to alive/1 that must come back (after any retained
+ * messages earlier inputs left under alive/#) and be acknowledged.
+ */
+static void check_alive(void)
+{
+	static const uint8_t hello[] = {
+	        0x10, 0x11, 0,   4, 'M', 'Q', 'T', 'T', 4,   0x02,
+	        0,    60,   0,   5, 'a', 'l', 'i', 'v', 'e', /* CONNECT, clean,
+	                                                        id "alive" */
+	        0x82, 0x0c, 0,   1, 0,   7,   'a', 'l', 'i', 'v',
+	        'e',  '/',  '#', 1, /* SUBSCRIBE 1: alive/# QoS 1 */
+	};
+	static const uint8_t pub[] = {0x32, 0x0c, 0,   7,   'a', 'l', 'i',
+	                              'v',  'e',  '/', '1', 0,   2,   'x'};
+	uint8_t buf[8192];
+	struct mqtt_fixed fh;
+	size_t h;
+	int fd = dial();
+	bool acked = false, got = false;
+
+	CHECK(send_all(fd, hello, sizeof(hello)));
+	CHECK(read_packet(fd, buf, sizeof(buf), &fh, &h));
+	CHECK(fh.type == MQTT_CONNACK && buf[h + 1] == 0);
+	CHECK(read_packet(fd, buf, sizeof(buf), &fh, &h));
+	CHECK(fh.type == MQTT_SUBACK && buf[h + 2] == 1);
+	CHECK(send_all(fd, pub, sizeof(pub)));
+	for (int i = 0; i < 64 && !(acked && got); i++) {
+		CHECK(read_packet(fd, buf, sizeof(buf), &fh, &h));
+		CHECK(fh.type == MQTT_PUBACK || fh.type == MQTT_PUBLISH);
+		acked |= fh.type == MQTT_PUBACK;
+		/* Ours: not retained, topic alive/1, payload "x". */
+		got |= fh.type == MQTT_PUBLISH && !(fh.flags & 1) &&
+		       fh.remaining == 12 &&
+		       memcmp(buf + h + 2, "alive/1", 7) == 0 &&
+		       buf[h + 11] == 'x';
+	}
+	CHECK(acked && got);
+	close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t reply[MAX_REPLY];
+	uint8_t hello[160], v;
+	size_t n;
+	bool cut;
+	int fd;
+
+	if (size < 1 || size > 16384)
+		return 0;
+	if (g.inputs == 0)
+		atexit(broker_down);
+	if (g.inputs % RESTART_EVERY == 0) {
+		broker_down();
+		broker_up();
+	}
+	g.inputs++;
+	fd = dial();
+	n = make_connect(data[0], hello, &v);
+	if (send_all(fd, hello, n))
+		send_all(fd, data + 1, size - 1);
+	shutdown(fd, SHUT_WR);
+	n = read_to_close(fd, reply, &cut);
+	close(fd);
+	check_replies(reply, n, v, cut);
+	if (g.inputs % ALIVE_EVERY == 1)
+		check_alive();
+	return 0;
+}
