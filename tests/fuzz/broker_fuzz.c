@@ -1,22 +1,34 @@
 /*
- * libFuzzer target for the broker's handling of one client's packets in the
+ * libFuzzer target for the broker's handling of one client's bytes in the
  * state a connection carries: its protocol level, the maximums it
  * negotiated, topic aliases both ways, packet ids in flight and QoS 2 ids,
- * its subscriptions and session, its will. packet_fuzz checks packets one
- * at a time and cannot reach any of this.
+ * its subscriptions and session, its will; over TCP and over WebSocket
+ * (frames, permessage-deflate, the HTTP upgrade and the other HTTP
+ * endpoints of a websockets listener). packet_fuzz, ws_fuzz and http_fuzz
+ * check those parsers one input at a time and reach none of this.
  *
  * A real broker (broker_init/broker_start, one worker thread) runs in this
- * process on a loopback port. The first byte of an input picks a CONNECT
- * (MQTT 3.1, 3.1.1 or 5; clean start or not; a will; for v5, Receive
- * Maximum 2, Topic Alias Maximum 4, Maximum Packet Size 512 and a session
- * expiry), and the remaining bytes follow it as they are, then the harness
- * half-closes the socket. Checked:
+ * process on two loopback ports, MQTT and websockets. An input is:
+ *  - byte 0: the CONNECT (MQTT 3.1, 3.1.1 or 5; clean start or not; a
+ *    will; for v5, Receive Maximum 2, Topic Alias Maximum 4, Maximum Packet
+ *    Size 512 and a session expiry), see make_connect;
+ *  - byte 1, bits 0-1: the transport. 0 TCP; 1 WebSocket, 2 WebSocket with
+ *    permessage-deflate (the harness upgrades and sends the CONNECT in a
+ *    masked binary frame); 3 HTTP: no CONNECT, the rest of the input is
+ *    the whole request (an upgrade, /metrics, the admin API with the token
+ *    "fuzz-token", the web client, anything);
+ *  - the rest, sent as it is, then the harness half-closes the socket.
+ * Checked:
  *  - the broker closes every such connection within 5 s (the end of the
  *    bytes is the end of the client), so no input wedges the worker;
  *  - every complete packet the broker sent decodes at the client's level,
  *    the first is a CONNACK, and for v5 none is over the client's 512
- *    bytes and no topic alias is over its 4; a cut packet at the end only
- *    where the connection was reset (the broker closed with input unread);
+ *    bytes and no topic alias is over its 4; over WebSocket the answer is
+ *    a 101, then valid server frames (unmasked; compressed messages
+ *    inflate; nothing after a close frame) carrying those packets; an
+ *    HTTP answer starts with a complete response head. A cut at the end
+ *    only where the connection was reset (the broker closed with input
+ *    unread);
  *  - every 64 inputs, another client connects, subscribes and gets its own
  *    QoS 1 message back: the broker keeps serving others.
  * The broker restarts every 4096 inputs, so sessions and retained messages
@@ -32,13 +44,16 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "base/log.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "fuzz.h"
+#include "http/http.h"
 #include "mqtt/packet.h"
+#include "net/ws.h"
 
 #define RESTART_EVERY 4096
 #define ALIVE_EVERY   64
@@ -48,19 +63,27 @@ static struct {
 	struct config cfg;
 	struct broker b;
 	bool up;
-	int port;
+	int port; /* MQTT; port + 1 is the websockets listener */
 	unsigned inputs;
+	bool verbose; /* BROKER_FUZZ_VERBOSE set: print the packet types and
+	               * HTTP status of each answer (to check seeds) */
 } g;
 
-static const char conf_fmt[] = "listener %d 127.0.0.1\n"
-                               "allow_anonymous true\n"
+static const char conf_fmt[] = "allow_anonymous true\n"
                                "log_dest none\n"
                                "max_inflight_messages 4\n"
                                "max_queued_messages 16\n"
                                "max_packet_size 4096\n"
                                "memory_limit 67108864\n"
                                "max_topic_levels 16\n"
-                               "max_subscriptions_per_client 32\n";
+                               "max_subscriptions_per_client 32\n"
+                               "admin_token fuzz-token\n"
+                               "listener %d 127.0.0.1\n"
+                               "listener %d 127.0.0.1\n"
+                               "protocol websockets\n"
+                               "ws_compression true\n"
+                               "ws_max_frame_size 65536\n"
+                               "trusted_proxies 127.0.0.0/8\n";
 
 static void broker_down(void)
 {
@@ -74,14 +97,14 @@ static void broker_down(void)
 /* Starts a broker on a free port of 20000-32767 (a few tries). */
 static void broker_up(void)
 {
-	char text[sizeof(conf_fmt) + 16], err[256];
+	char text[sizeof(conf_fmt) + 32], err[256];
 
 	for (int i = 0; i < 32 && !g.up; i++) {
 		struct auth *auth = NULL;
 
 		g.port = 20000 + (int)((getpid() * 7919u + (unsigned)i * 131u) %
-		                       12768u);
-		snprintf(text, sizeof(text), conf_fmt, g.port);
+		                       12767u);
+		snprintf(text, sizeof(text), conf_fmt, g.port, g.port + 1);
 		config_init(&g.cfg);
 		CHECK(config_parse(&g.cfg, text, "broker_fuzz", err,
 		                   sizeof(err)) == 0);
@@ -99,10 +122,10 @@ static void broker_up(void)
 	CHECK(g.up);
 }
 
-static int dial(void)
+static int dial(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)g.port)};
+	                        .sin_port = htons((uint16_t)port)};
 	struct timeval tv = {.tv_sec = 5};
 	/* Closing with a reset keeps hundreds of thousands of connections
 	 * from sitting in TIME_WAIT; each is read to its end first. */
@@ -225,6 +248,8 @@ static void check_replies(const uint8_t *r, size_t n, uint8_t v, bool cut)
 				CHECK(p.u.publish.props.topic_alias >= 1 &&
 				      p.u.publish.props.topic_alias <= 4);
 		}
+		if (g.verbose)
+			fprintf(stderr, " %d", p.type);
 		first = false;
 		off += (size_t)h + fh.remaining;
 	}
@@ -306,7 +331,7 @@ static void check_alive(void)
 	uint8_t buf[8192];
 	struct mqtt_fixed fh;
 	size_t h;
-	int fd = dial();
+	int fd = dial(g.port);
 	bool acked = false, got = false;
 
 	CHECK(send_all(fd, hello, sizeof(hello)));
@@ -329,31 +354,178 @@ static void check_alive(void)
 	close(fd);
 }
 
+enum transport { T_TCP, T_WS, T_WS_DEFLATE, T_HTTP };
+
+/* The upgrade request, with Chrome's permessage-deflate offer if asked. */
+static size_t ws_request(uint8_t *out, bool deflate)
+{
+	return (size_t)sprintf(
+	        (char *)out,
+	        "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n"
+	        "%s\r\n",
+	        deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+	                  "client_max_window_bits\r\n"
+	                : "");
+}
+
+/* p[0..n) (n < 126) as one masked binary frame. */
+static size_t ws_frame(uint8_t *out, const uint8_t *p, size_t n)
+{
+	static const uint8_t key[4] = {0x5a, 0xa5, 0x0f, 0xf0};
+
+	out[0] = 0x82;
+	out[1] = (uint8_t)(0x80 | n);
+	memcpy(out + 2, key, 4);
+	for (size_t i = 0; i < n; i++)
+		out[6 + i] = p[i] ^ key[i & 3];
+	return n + 6;
+}
+
+/* Appends the inflation of a compressed message z[0..zn) to out (cap). */
+static size_t inflate_message(const uint8_t *z, size_t zn, uint8_t *out,
+                              size_t o, size_t cap, bool *cut)
+{
+	static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+	z_stream zs = {0};
+	int rc;
+
+	CHECK(inflateInit2(&zs, -15) == Z_OK);
+	zs.next_out = out + o;
+	zs.avail_out = (uInt)(cap - o);
+	for (int part = 0; part < 2; part++) {
+		zs.next_in = (Bytef *)(part ? tail : z);
+		zs.avail_in = (uInt)(part ? sizeof(tail) : zn);
+		rc = inflate(&zs, Z_SYNC_FLUSH);
+		CHECK(rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END);
+		if (zs.avail_out == 0) {
+			*cut = true;
+			break;
+		}
+	}
+	o = cap - zs.avail_out;
+	inflateEnd(&zs);
+	return o;
+}
+
+/*
+ * The answer to an upgrade: a complete 101 head, then server frames, whose
+ * binary messages carry MQTT packets the client can accept.
+ */
+static void check_ws(uint8_t *r, size_t n, uint8_t v, bool deflate, bool cut)
+{
+	static uint8_t mqtt[MAX_REPLY];
+	struct http_header hdrs[16];
+	struct http_response resp;
+	struct ws_decoder d;
+	size_t in = 0, out = 0, m = 0;
+	uint16_t code;
+	int h = http_parse_response((const char *)r, n, &resp, hdrs, 16);
+
+	if (h == TERN_EAGAIN) {
+		CHECK(cut);
+		return;
+	}
+	CHECK(h > 0 && resp.status == 101);
+	ws_decoder_init_client(&d, 0);
+	d.compression = deflate &&
+	                http_response_find(&resp, "Sec-WebSocket-Extensions");
+	r += h;
+	n -= (size_t)h;
+	for (;;) {
+		int ev = ws_decode(&d, r, n, &in, &out, &code);
+
+		CHECK(ev >= 0);
+		if (ev == WS_EV_NONE)
+			break;
+		if (ev == WS_EV_CLOSE) {
+			CHECK(in ==
+			      n); /* nothing after a close (RFC 6455 §5.5.1) */
+			break;
+		}
+		if (ev != WS_EV_MESSAGE)
+			continue;
+		/* Plain bytes before the message, then the message inflated. */
+		memmove(mqtt + m, r, out - d.zlen);
+		m += out - d.zlen;
+		m = inflate_message(r + out - d.zlen, d.zlen, mqtt, m,
+		                    sizeof(mqtt), &cut);
+		/* Go on after it with the output consumed. */
+		r += in;
+		n -= in;
+		in = out = 0;
+		d.zlen = 0;
+		if (cut)
+			return check_replies(mqtt, m, v, cut);
+	}
+	memmove(mqtt + m, r, out);
+	m += out;
+	/* Half a frame at the end only where the stream was cut. */
+	CHECK(cut || (!d.in_frame && d.hdr_len == 0));
+	check_replies(mqtt, m, v, cut);
+}
+
+/* An HTTP answer starts with a complete response head. */
+static void check_http(const uint8_t *r, size_t n, bool cut)
+{
+	struct http_header hdrs[16];
+	struct http_response resp;
+	int h;
+
+	if (n == 0)
+		return; /* closed without an answer: a request never finished */
+	h = http_parse_response((const char *)r, n, &resp, hdrs, 16);
+	CHECK(h > 0 || (h == TERN_EAGAIN && cut));
+	CHECK(h < 0 || (resp.status >= 100 && resp.status <= 599));
+	if (g.verbose && h > 0)
+		fprintf(stderr, " HTTP %d", resp.status);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t reply[MAX_REPLY];
-	uint8_t hello[160], v;
-	size_t n;
+	uint8_t hello[1024], conn[160], v;
+	size_t n = 0, cn;
+	enum transport t;
 	bool cut;
 	int fd;
 
-	if (size < 1 || size > 16384)
+	if (size < 2 || size > 16384)
 		return 0;
-	if (g.inputs == 0)
+	if (g.inputs == 0) {
 		atexit(broker_down);
+		g.verbose = getenv("BROKER_FUZZ_VERBOSE") != NULL;
+	}
 	if (g.inputs % RESTART_EVERY == 0) {
 		broker_down();
 		broker_up();
 	}
 	g.inputs++;
-	fd = dial();
-	n = make_connect(data[0], hello, &v);
+	t = (enum transport)(data[1] & 3);
+	cn = make_connect(data[0], conn, &v);
+	fd = dial(t == T_TCP ? g.port : g.port + 1);
+	if (t == T_TCP) {
+		memcpy(hello, conn, cn);
+		n = cn;
+	} else if (t != T_HTTP) {
+		n = ws_request(hello, t == T_WS_DEFLATE);
+		n += ws_frame(hello + n, conn, cn);
+	}
 	if (send_all(fd, hello, n))
-		send_all(fd, data + 1, size - 1);
+		send_all(fd, data + 2, size - 2);
 	shutdown(fd, SHUT_WR);
 	n = read_to_close(fd, reply, &cut);
 	close(fd);
-	check_replies(reply, n, v, cut);
+	if (t == T_TCP)
+		check_replies(reply, n, v, cut);
+	else if (t == T_HTTP)
+		check_http(reply, n, cut);
+	else
+		check_ws(reply, n, v, t == T_WS_DEFLATE, cut);
+	if (g.verbose)
+		fprintf(stderr, " (%zu bytes%s)\n", n, cut ? ", cut" : "");
 	if (g.inputs % ALIVE_EVERY == 1)
 		check_alive();
 	return 0;
