@@ -8,7 +8,9 @@
  * check those parsers one input at a time and reach none of this.
  *
  * A real broker (broker_init/broker_start, one worker thread) runs in this
- * process on two loopback ports, MQTT and websockets. An input is:
+ * process on two loopback ports, MQTT and websockets, with `persistence
+ * true`, so persistent sessions go through the store and the
+ * acknowledgements that wait for it. An input is:
  *  - byte 0: the CONNECT (MQTT 3.1, 3.1.1 or 5; clean start or not; a
  *    will; for v5, Receive Maximum 2, Topic Alias Maximum 4, Maximum Packet
  *    Size 512 and a session expiry), see make_connect;
@@ -44,6 +46,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -67,9 +70,29 @@ static struct {
 	bool up;
 	int port; /* MQTT; port + 1 is the websockets listener */
 	unsigned inputs;
-	bool verbose; /* BROKER_FUZZ_VERBOSE set: print the packet types and
-	               * HTTP status of each answer (to check seeds) */
+	bool verbose;   /* BROKER_FUZZ_VERBOSE set: print the packet types and
+	                 * HTTP status of each answer (to check seeds) */
+	char store[64]; /* the store's directory, on tmpfs where there is one */
 } g;
+
+static const char *const store_files[] = {"tern.db", "tern.db-wal",
+                                          "tern.db-shm"};
+
+/* Removes the store (all of it, or only if it grew past 8 MiB). */
+static void store_clear(bool always)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/tern.db", g.store);
+	if (!always && (stat(path, &st) != 0 || st.st_size < (8 << 20)))
+		return;
+	for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]);
+	     i++) {
+		snprintf(path, sizeof(path), "%s/%s", g.store, store_files[i]);
+		unlink(path);
+	}
+}
 
 static const char conf_fmt[] = "allow_anonymous true\n"
                                "log_dest none\n"
@@ -80,6 +103,9 @@ static const char conf_fmt[] = "allow_anonymous true\n"
                                "max_topic_levels 16\n"
                                "max_subscriptions_per_client 32\n"
                                "admin_token fuzz-token\n"
+                               "persistence true\n"
+                               "persistence_location %s\n"
+                               "persistence_max_bytes 33554432\n"
                                "listener %d 127.0.0.1\n"
                                "listener %d 127.0.0.1\n"
                                "protocol websockets\n"
@@ -96,17 +122,32 @@ static void broker_down(void)
 	g.up = false;
 }
 
-/* Starts a broker on a free port of 20000-32767 (a few tries). */
+static void at_exit(void)
+{
+	broker_down();
+	store_clear(true);
+	rmdir(g.store);
+}
+
+/*
+ * Starts a broker on a free port of 20000-32767 (a few tries). Its store
+ * stays from one start to the next, so each start loads what the clients
+ * of the inputs before left (sessions, queues, QoS 2 ids, retained
+ * messages, wills), unless it grew past 8 MiB.
+ */
 static void broker_up(void)
 {
-	char text[sizeof(conf_fmt) + 32], err[256];
+	char text[sizeof(conf_fmt) + 96], err[256];
+
+	store_clear(false);
 
 	for (int i = 0; i < 32 && !g.up; i++) {
 		struct auth *auth = NULL;
 
 		g.port = 20000 + (int)((getpid() * 7919u + (unsigned)i * 131u) %
 		                       12767u);
-		snprintf(text, sizeof(text), conf_fmt, g.port, g.port + 1);
+		snprintf(text, sizeof(text), conf_fmt, g.store, g.port,
+		         g.port + 1);
 		config_init(&g.cfg);
 		CHECK(config_parse(&g.cfg, text, "broker_fuzz", err,
 		                   sizeof(err)) == 0);
@@ -493,7 +534,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || size > 16384)
 		return 0;
 	if (g.inputs == 0) {
-		atexit(broker_down);
+		/* fsync on tmpfs costs nothing; on a disk it would pace every
+		 * QoS 1/2 acknowledgement. */
+		snprintf(g.store, sizeof(g.store), "%s/broker_fuzz.XXXXXX",
+		         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+		CHECK(mkdtemp(g.store) != NULL);
+		atexit(at_exit);
 		g.verbose = getenv("BROKER_FUZZ_VERBOSE") != NULL;
 	}
 	if (g.inputs % RESTART_EVERY == 0) {
