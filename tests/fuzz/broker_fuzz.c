@@ -7,10 +7,11 @@
  * endpoints of a websockets listener). packet_fuzz, ws_fuzz and http_fuzz
  * check those parsers one input at a time and reach none of this.
  *
- * A real broker (broker_init/broker_start, one worker thread) runs in this
- * process on two loopback ports, MQTT and websockets, with `persistence
- * true`, so persistent sessions go through the store and the
- * acknowledgements that wait for it. An input is:
+ * A real broker (broker_init/broker_start, two worker threads, so that
+ * connections of one client id land on either and session takeovers,
+ * deliveries and kicks cross between them) runs in this process on two loopback
+ * ports, MQTT and websockets, with `persistence true`, so persistent sessions
+ * go through the store and the acknowledgements that wait for it. An input is:
  *  - byte 0: the CONNECT (MQTT 3.1, 3.1.1 or 5; clean start or not; a
  *    will; for v5, Receive Maximum 2, Topic Alias Maximum 4, Maximum Packet
  *    Size 512 and a session expiry), see make_connect;
@@ -154,7 +155,7 @@ static void broker_up(void)
 		CHECK(config_finish(&g.cfg) == 0);
 		CHECK(log_configure(0, NULL, 0, NULL, 0) == 0);
 		CHECK(auth_load(&g.cfg, &auth, err, sizeof(err)) == 0);
-		if (broker_init(&g.b, &g.cfg, auth, 1) == 0 &&
+		if (broker_init(&g.b, &g.cfg, auth, 2) == 0 &&
 		    broker_start(&g.b) == 0) {
 			g.up = true;
 			break;
