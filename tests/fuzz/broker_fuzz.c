@@ -15,6 +15,9 @@
  *  - byte 0: the CONNECT (MQTT 3.1, 3.1.1 or 5; clean start or not; a
  *    will; for v5, Receive Maximum 2, Topic Alias Maximum 4, Maximum Packet
  *    Size 512 and a session expiry), see make_connect;
+ *  - byte 1, bits 2-3: who the CONNECT says it is: anonymous, user "u"
+ *    with its password, "u" with a wrong one, or "+" without one (the
+ *    broker has a password file and an ACL with %c/%u patterns);
  *  - byte 1, bits 0-1: the transport. 0 TCP; 1 WebSocket, 2 WebSocket with
  *    permessage-deflate (the harness upgrades and sends the CONNECT in a
  *    masked binary frame); 3 HTTP: no CONNECT, the rest of the input is
@@ -40,9 +43,11 @@
  * from earlier inputs stay bounded; ASan and UBSan watch its thread too.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +61,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/passwd.h"
 #include "fuzz.h"
 #include "http/http.h"
 #include "mqtt/packet.h"
@@ -73,7 +79,8 @@ static struct {
 	unsigned inputs;
 	bool verbose;   /* BROKER_FUZZ_VERBOSE set: print the packet types and
 	                 * HTTP status of each answer (to check seeds) */
-	char store[64]; /* the store's directory, on tmpfs where there is one */
+	char store[64]; /* broker_fuzz.PID: the store, password and ACL files,
+	                 * on tmpfs where there is one */
 } g;
 
 static const char *const store_files[] = {"tern.db", "tern.db-wal",
@@ -107,6 +114,8 @@ static const char conf_fmt[] = "allow_anonymous true\n"
                                "persistence true\n"
                                "persistence_location %s\n"
                                "persistence_max_bytes 33554432\n"
+                               "password_file %s/passwd\n"
+                               "acl_file %s/acl\n"
                                "listener %d 127.0.0.1\n"
                                "listener %d 127.0.0.1\n"
                                "protocol websockets\n"
@@ -123,11 +132,84 @@ static void broker_down(void)
 	g.up = false;
 }
 
+/*
+ * One user ("u", password "p") and an ACL in Mosquitto's syntax: anonymous
+ * clients (the inputs' and the liveness check's) may use everything but
+ * fz/deny/#; "u" has its own tree and patterns, so publishes, subscribes
+ * and deliveries are checked and sometimes refused.
+ */
+static void write_auth_files(void)
+{
+	static const char acl[] = "topic readwrite #\n"
+	                          "topic deny fz/deny/#\n"
+	                          "user u\n"
+	                          "topic readwrite u/#\n"
+	                          "topic read alive/#\n"
+	                          "topic read $SYS/#\n"
+	                          "pattern readwrite p/%c/%u/#\n"
+	                          "pattern read r/%u\n";
+	char path[128], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/passwd", g.store);
+	CHECK(passwd_make_line("u", "p", 101, line, sizeof(line)) > 0);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fprintf(f, "%s\n", line);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/acl", g.store);
+	CHECK((f = fopen(path, "w")) != NULL);
+	fputs(acl, f);
+	fclose(f);
+}
+
+/* Removes dir and the files in it (one level: all there is here). */
+static void remove_dir(const char *dir)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/*
+ * Removes the directories of earlier runs that ended without at_exit (a
+ * crash, or libFuzzer's exit on SIGINT or a timeout): broker_fuzz.PID
+ * whose process is gone. Unbounded, they would fill tmpfs.
+ */
+static void remove_stale(const char *base)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d = opendir(base);
+	int pid;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (sscanf(e->d_name, "broker_fuzz.%d", &pid) != 1 ||
+		    pid <= 0 || (kill(pid, 0) != 0 && errno != ESRCH) ||
+		    kill(pid, 0) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+		remove_dir(path);
+	}
+	closedir(d);
+}
+
 static void at_exit(void)
 {
 	broker_down();
-	store_clear(true);
-	rmdir(g.store);
+	remove_dir(g.store);
 }
 
 /*
@@ -138,7 +220,7 @@ static void at_exit(void)
  */
 static void broker_up(void)
 {
-	char text[sizeof(conf_fmt) + 96], err[256];
+	char text[sizeof(conf_fmt) + 3 * sizeof(g.store) + 32], err[256];
 
 	store_clear(false);
 
@@ -147,8 +229,8 @@ static void broker_up(void)
 
 		g.port = 20000 + (int)((getpid() * 7919u + (unsigned)i * 131u) %
 		                       12767u);
-		snprintf(text, sizeof(text), conf_fmt, g.store, g.port,
-		         g.port + 1);
+		snprintf(text, sizeof(text), conf_fmt, g.store, g.store,
+		         g.store, g.port, g.port + 1);
 		config_init(&g.cfg);
 		CHECK(config_parse(&g.cfg, text, "broker_fuzz", err,
 		                   sizeof(err)) == 0);
@@ -213,16 +295,28 @@ static size_t put_str(uint8_t *out, size_t o, const char *s)
 	return o + n;
 }
 
+/* Who the CONNECT says it is (input byte 1, bits 2-3). */
+enum login { L_ANONYMOUS, L_USER, L_WRONG_PASSWORD, L_WILDCARD_USER };
+
 /*
  * The CONNECT chosen by sel: bits 0-1 the level (3.1.1, 5, 5, 3.1), bit 2
  * clean start, bit 3 a will, bits 4-5 its QoS (3 is left as it is: a
- * protocol error), bit 6 will retain, bit 7 (v5) no session expiry.
- * Returns its length; *version gets the level.
+ * protocol error), bit 6 will retain, bit 7 (v5) no session expiry; and
+ * by login. Returns its length; *version gets the level.
  */
-static size_t make_connect(uint8_t sel, uint8_t *out, uint8_t *version)
+static size_t make_connect(uint8_t sel, enum login login, uint8_t *out,
+                           uint8_t *version)
 {
 	static const uint8_t levels[] = {MQTT_V311, MQTT_V5, MQTT_V5, MQTT_V31};
-	uint8_t v = levels[sel & 3], flags = 0, body[128];
+	/* clang-format off */
+	static const uint8_t props[] = {
+		0x21, 0x00, 0x02,       /* Receive Maximum 2 */
+		0x22, 0x00, 0x04,       /* Topic Alias Maximum 4 */
+		0x27, 0, 0, 0x02, 0x00, /* Maximum Packet Size 512 */
+		0x11, 0, 0, 0, 60,      /* Session Expiry 60 s (last) */
+	};
+	/* clang-format on */
+	uint8_t v = levels[sel & 3], flags = 0, body[160];
 	size_t n = 0;
 
 	*version = v;
@@ -232,18 +326,12 @@ static size_t make_connect(uint8_t sel, uint8_t *out, uint8_t *version)
 	if (sel & 8)
 		flags |= 0x04 | (uint8_t)(((sel >> 4) & 3) << 3) |
 		         (sel & 0x40 ? 0x20 : 0);
+	if (login != L_ANONYMOUS)
+		flags |= 0x80 | (login == L_WILDCARD_USER ? 0 : 0x40);
 	body[n++] = flags;
 	body[n++] = 0; /* keepalive 60 */
 	body[n++] = 60;
 	if (v == MQTT_V5) {
-		static const uint8_t props[] = {
-		        0x21, 0x00, 0x02, /* Receive Maximum 2 */
-		        0x22, 0x00, 0x04, /* Topic Alias Maximum 4 */
-		        0x27, 0,    0,
-		        0x02, 0x00, /* Maximum Packet Size 512 */
-		        0x11, 0,    0,
-		        0,    60, /* Session Expiry 60 s */
-		};
 		size_t plen = sel & 0x80 ? sizeof(props) - 5 : sizeof(props);
 
 		body[n++] = (uint8_t)plen;
@@ -257,6 +345,14 @@ static size_t make_connect(uint8_t sel, uint8_t *out, uint8_t *version)
 		n = put_str(body, n, "fz/will");
 		n = put_str(body, n, "gone");
 	}
+	if (login == L_WILDCARD_USER)
+		n = put_str(body, n, "+");
+	else if (login != L_ANONYMOUS)
+		n = put_str(body, n, "u");
+	if (login == L_USER)
+		n = put_str(body, n, "p");
+	else if (login == L_WRONG_PASSWORD)
+		n = put_str(body, n, "x");
 	out[0] = 0x10;
 	out[1] = (uint8_t)n;
 	memcpy(out + 2, body, n);
@@ -537,9 +633,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (g.inputs == 0) {
 		/* fsync on tmpfs costs nothing; on a disk it would pace every
 		 * QoS 1/2 acknowledgement. */
-		snprintf(g.store, sizeof(g.store), "%s/broker_fuzz.XXXXXX",
-		         access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		CHECK(mkdtemp(g.store) != NULL);
+		const char *base =
+		        access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+
+		remove_stale(base);
+		snprintf(g.store, sizeof(g.store), "%s/broker_fuzz.%d", base,
+		         (int)getpid());
+		CHECK(mkdir(g.store, 0700) == 0 || errno == EEXIST);
+		write_auth_files();
 		atexit(at_exit);
 		g.verbose = getenv("BROKER_FUZZ_VERBOSE") != NULL;
 	}
@@ -549,7 +650,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	g.inputs++;
 	t = (enum transport)(data[1] & 3);
-	cn = make_connect(data[0], conn, &v);
+	cn = make_connect(data[0], (enum login)((data[1] >> 2) & 3), conn, &v);
 	fd = dial(t == T_TCP ? g.port : g.port + 1);
 	if (t == T_TCP) {
 		memcpy(hello, conn, cn);
