@@ -22,7 +22,9 @@
  *    permessage-deflate (the harness upgrades and sends the CONNECT in a
  *    masked binary frame); 3 HTTP: no CONNECT, the rest of the input is
  *    the whole request (an upgrade, /metrics, the admin API with the token
- *    "fuzz-token", the web client, anything);
+ *    "fuzz-token" or Basic admin:a, the web client, anything); with
+ *    transport 0 and bit 4 set, the input goes as it is, with no CONNECT
+ *    before it, to a listener that expects a PROXY protocol header;
  *  - the rest, sent as it is, then the harness half-closes the socket.
  * Checked:
  *  - the broker closes every such connection within 5 s (the end of the
@@ -75,7 +77,7 @@ static struct {
 	struct config cfg;
 	struct broker b;
 	bool up;
-	int port; /* MQTT; port + 1 is the websockets listener */
+	int port; /* MQTT; port + 1 websockets, port + 2 MQTT after PROXY */
 	unsigned inputs;
 	bool verbose;   /* BROKER_FUZZ_VERBOSE set: print the packet types and
 	                 * HTTP status of each answer (to check seeds) */
@@ -116,11 +118,17 @@ static const char conf_fmt[] = "allow_anonymous true\n"
                                "persistence_max_bytes 33554432\n"
                                "password_file %s/passwd\n"
                                "acl_file %s/acl\n"
+                               "admin_user admin\n"
+                               "admin_password_file %s/passwd\n"
+                               "max_connections_per_address 1000\n"
                                "listener %d 127.0.0.1\n"
                                "listener %d 127.0.0.1\n"
                                "protocol websockets\n"
                                "ws_compression true\n"
                                "ws_max_frame_size 65536\n"
+                               "trusted_proxies 127.0.0.0/8\n"
+                               "listener %d 127.0.0.1\n"
+                               "proxy_protocol true\n"
                                "trusted_proxies 127.0.0.0/8\n";
 
 static void broker_down(void)
@@ -133,7 +141,8 @@ static void broker_down(void)
 }
 
 /*
- * One user ("u", password "p") and an ACL in Mosquitto's syntax: anonymous
+ * Users "u" (password "p") and "admin" (password "a", also the admin API's
+ * Basic user), and an ACL in Mosquitto's syntax: anonymous
  * clients (the inputs' and the liveness check's) may use everything but
  * fz/deny/#; "u" has its own tree and patterns, so publishes, subscribes
  * and deliveries are checked and sometimes refused.
@@ -152,8 +161,10 @@ static void write_auth_files(void)
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/passwd", g.store);
-	CHECK(passwd_make_line("u", "p", 101, line, sizeof(line)) > 0);
 	CHECK((f = fopen(path, "w")) != NULL);
+	CHECK(passwd_make_line("u", "p", 101, line, sizeof(line)) > 0);
+	fprintf(f, "%s\n", line);
+	CHECK(passwd_make_line("admin", "a", 101, line, sizeof(line)) > 0);
 	fprintf(f, "%s\n", line);
 	fclose(f);
 	snprintf(path, sizeof(path), "%s/acl", g.store);
@@ -220,7 +231,7 @@ static void at_exit(void)
  */
 static void broker_up(void)
 {
-	char text[sizeof(conf_fmt) + 3 * sizeof(g.store) + 32], err[256];
+	char text[sizeof(conf_fmt) + 4 * sizeof(g.store) + 32], err[256];
 
 	store_clear(false);
 
@@ -228,9 +239,9 @@ static void broker_up(void)
 		struct auth *auth = NULL;
 
 		g.port = 20000 + (int)((getpid() * 7919u + (unsigned)i * 131u) %
-		                       12767u);
+		                       12766u);
 		snprintf(text, sizeof(text), conf_fmt, g.store, g.store,
-		         g.store, g.port, g.port + 1);
+		         g.store, g.store, g.port, g.port + 1, g.port + 2);
 		config_init(&g.cfg);
 		CHECK(config_parse(&g.cfg, text, "broker_fuzz", err,
 		                   sizeof(err)) == 0);
@@ -492,7 +503,7 @@ static void check_alive(void)
 	close(fd);
 }
 
-enum transport { T_TCP, T_WS, T_WS_DEFLATE, T_HTTP };
+enum transport { T_TCP, T_WS, T_WS_DEFLATE, T_HTTP, T_PROXY };
 
 /* The upgrade request, with Chrome's permessage-deflate offer if asked. */
 static size_t ws_request(uint8_t *out, bool deflate)
@@ -603,6 +614,25 @@ static void check_ws(uint8_t *r, size_t n, uint8_t v, bool deflate, bool cut)
 	check_replies(mqtt, m, v);
 }
 
+/*
+ * After a PROXY header (the input's own), the answer is MQTT whose level
+ * the harness does not know: its first packet, if any, is a CONNACK in
+ * the form of one of the levels.
+ */
+static void check_proxied(const uint8_t *r, size_t n)
+{
+	struct mqtt_fixed fh;
+	struct mqtt_packet p;
+	struct mqtt_error err;
+	int h = mqtt_fixed_header(r, n, &fh);
+
+	if (h <= 0 || n - (size_t)h < fh.remaining)
+		return;
+	CHECK(fh.type == MQTT_CONNACK);
+	CHECK(mqtt_decode(&fh, r + h, fh.remaining, MQTT_V311, &p, &err) == 0 ||
+	      mqtt_decode(&fh, r + h, fh.remaining, MQTT_V5, &p, &err) == 0);
+}
+
 /* An HTTP answer starts with a complete response head. */
 static void check_http(const uint8_t *r, size_t n, bool cut)
 {
@@ -650,12 +680,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	g.inputs++;
 	t = (enum transport)(data[1] & 3);
+	if (t == T_TCP && (data[1] & 0x10))
+		t = T_PROXY;
 	cn = make_connect(data[0], (enum login)((data[1] >> 2) & 3), conn, &v);
-	fd = dial(t == T_TCP ? g.port : g.port + 1);
+	fd = dial(t == T_TCP ? g.port : t == T_PROXY ? g.port + 2 : g.port + 1);
 	if (t == T_TCP) {
 		memcpy(hello, conn, cn);
 		n = cn;
-	} else if (t != T_HTTP) {
+	} else if (t == T_WS || t == T_WS_DEFLATE) {
 		n = ws_request(hello, t == T_WS_DEFLATE);
 		n += ws_frame(hello + n, conn, cn);
 	}
@@ -666,6 +698,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 	if (t == T_TCP)
 		check_replies(reply, n, v);
+	else if (t == T_PROXY)
+		check_proxied(reply, n);
 	else if (t == T_HTTP)
 		check_http(reply, n, cut);
 	else
