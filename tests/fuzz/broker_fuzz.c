@@ -88,14 +88,14 @@ static struct {
 static const char *const store_files[] = {"tern.db", "tern.db-wal",
                                           "tern.db-shm"};
 
-/* Removes the store (all of it, or only if it grew past 8 MiB). */
-static void store_clear(bool always)
+/* Removes the store if it grew past 8 MiB. */
+static void store_trim(void)
 {
 	char path[128];
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/tern.db", g.store);
-	if (!always && (stat(path, &st) != 0 || st.st_size < (8 << 20)))
+	if (stat(path, &st) != 0 || st.st_size < (8 << 20))
 		return;
 	for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]);
 	     i++) {
@@ -233,7 +233,7 @@ static void broker_up(void)
 {
 	char text[sizeof(conf_fmt) + 4 * sizeof(g.store) + 32], err[256];
 
-	store_clear(false);
+	store_trim();
 
 	for (int i = 0; i < 32 && !g.up; i++) {
 		struct auth *auth = NULL;
@@ -605,7 +605,6 @@ static void check_ws(uint8_t *r, size_t n, uint8_t v, bool deflate, bool cut)
 		r += in;
 		n -= in;
 		in = out = 0;
-		d.zlen = 0;
 		if (cut)
 			return check_replies(mqtt, m, v);
 	}
